@@ -1,0 +1,1 @@
+"""vlmpress training: teachers, networks, losses, data, training loop, export."""

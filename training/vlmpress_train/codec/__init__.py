@@ -1,0 +1,1 @@
+"""The codec: pre-editor, transforms, gains, entropy models, integer entropy-parameter network."""
