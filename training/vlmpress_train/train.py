@@ -55,8 +55,9 @@ class TrainConfig:
     val_levels: list[int] = field(default_factory=lambda: [1, 3, 5, 8])
     max_minutes: float = 0.0             # stop (with a checkpoint) after this wall time; 0 = no limit
     init_from: str = ""                  # start weights from another run's checkpoint (ablations)
-    semantic_ramp: float = 0.3           # fraction of steps over which lambda_T ramps up (pixels first)
-    semantic_ramp_start: float = 0.05    # lambda_T multiplier at step 0
+    pixel_only: float = 0.35             # first fraction of steps: rate + pixels only (no teacher: faster steps)
+    semantic_ramp: float = 0.15          # then lambda_T ramps up linearly over this fraction of steps
+    semantic_ramp_start: float = 0.1     # lambda_T multiplier when the ramp starts
     codec: CodecConfig = field(default_factory=CodecConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -105,31 +106,37 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def semantic_weight(cfg: TrainConfig, step: int) -> float:
-    """Curriculum: the codec first learns to reconstruct, then the teacher's terms take over."""
+    """Curriculum: the codec first learns to reconstruct, then the teacher's terms take over.
+
+    0 means the semantic terms are skipped entirely (the teacher is not run)."""
+    start = cfg.pixel_only * cfg.steps
     ramp = cfg.semantic_ramp * cfg.steps
-    if ramp <= 0 or step >= ramp:
+    if step < start:
+        return 0.0
+    if ramp <= 0 or step >= start + ramp:
         return 1.0
-    return cfg.semantic_ramp_start + (1 - cfg.semantic_ramp_start) * step / ramp
+    return cfg.semantic_ramp_start + (1 - cfg.semantic_ramp_start) * (step - start) / ramp
 
 
 def training_step(model: VariableRateCodec, teacher: torch.nn.Module, cfg: TrainConfig, x: torch.Tensor,
                   is_text: torch.Tensor, levels: torch.Tensor, sem_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
     """One forward pass of the full objective; returns the scalar loss and its parts for logging."""
     lc = cfg.loss
-    with torch.no_grad():
-        logits, toks = teacher.features(x)
     out = model(x, levels.float())
-    x_hat = out.x_hat.clamp(0, 1)
-    logits_hat, toks_hat = teacher.features(x_hat)
     bpp = rate_bpp([out.y_likelihood, out.z_likelihood], x.shape[-2] * x.shape[-1])
     mse = (out.x_hat - x).pow(2).flatten(1).mean(1)
-    l_tk = token_distortion(toks_hat, toks)
+    l_tk = torch.zeros_like(bpp)
     l_rk = torch.zeros_like(bpp)
-    if lc.rank in ("order", "both"):
-        l_rk = l_rk + rank_order_loss(logits_hat, logits, lc.top_k)
-    if lc.rank in ("spectrum", "both"):
-        t = min(1, len(toks) - 1)  # the 14x14 map for MobileNetV2
-        l_rk = l_rk + rank_spectrum_loss(toks_hat[t], toks[t])
+    if sem_weight > 0:
+        with torch.no_grad():
+            logits, toks = teacher.features(x)
+        logits_hat, toks_hat = teacher.features(out.x_hat.clamp(0, 1))
+        l_tk = token_distortion(toks_hat, toks)
+        if lc.rank in ("order", "both"):
+            l_rk = l_rk + rank_order_loss(logits_hat, logits, lc.top_k)
+        if lc.rank in ("spectrum", "both"):
+            t = min(1, len(toks) - 1)  # the 14x14 map for MobileNetV2
+            l_rk = l_rk + rank_spectrum_loss(toks_hat[t], toks[t])
     lam = [lc.level(int(l), cfg.codec.levels) for l in levels.tolist()]
     lam_pixel = torch.tensor([l.pixel for l in lam]) * torch.where(is_text, lc.text_pixel_boost, 1.0)
     lam_sem = torch.tensor([l.semantic for l in lam]) * sem_weight

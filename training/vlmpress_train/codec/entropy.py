@@ -8,6 +8,7 @@ value outside the table is coded as the escape followed by the value itself (see
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -76,10 +77,11 @@ class FactorizedPrior(nn.Module):
     @torch.no_grad()
     def pmf_tables(self, max_abs: int) -> list[tuple[int, np.ndarray]]:
         """Per channel: (offset, pmf over offset..offset+len-1), the support trimmed to TAIL_MASS."""
-        grid = torch.arange(-max_abs, max_abs + 1, dtype=torch.float32)
+        exact = copy.deepcopy(self).double()  # float64: tail masses far below float32 resolution
+        grid = torch.arange(-max_abs, max_abs + 1, dtype=torch.float64)
         v = grid.view(1, 1, -1).repeat(self.channels, 1, 1)
-        lower = torch.sigmoid(self._logits_cumulative(v - 0.5))[:, 0].double()
-        upper = torch.sigmoid(self._logits_cumulative(v + 0.5))[:, 0].double()
+        lower = torch.sigmoid(exact._logits_cumulative(v - 0.5))[:, 0]
+        upper = torch.sigmoid(exact._logits_cumulative(v + 0.5))[:, 0]
         out = []
         for c in range(self.channels):
             pmf = (upper[c] - lower[c]).clamp_min(0).numpy()
@@ -138,19 +140,3 @@ def quantize_pmf(pmf: np.ndarray, precision: int = CDF_PRECISION) -> np.ndarray:
             diff += 1
         i += 1
     return freq
-
-
-def freq_to_cdf(freq: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(freq)]).astype(np.int64)
-
-
-def code_length_bits(freq: np.ndarray, offset: int, symbols: np.ndarray, precision: int = CDF_PRECISION,
-                     escape_bits_per_value: int = 0) -> float:
-    """Ideal code length of integer `symbols` under one table (escape + raw value for tails)."""
-    idx = symbols.astype(np.int64) - offset
-    inside = (idx >= 0) & (idx < len(freq) - 1)
-    bits = float(np.sum(precision - np.log2(freq[idx[inside]])))
-    n_out = int((~inside).sum())
-    if n_out:
-        bits += n_out * (precision - math.log2(freq[-1]) + escape_bits_per_value)
-    return bits
