@@ -9,6 +9,7 @@ manifest.json (format in docs/model-format.md, schema in models/manifest.schema.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -161,6 +162,8 @@ def export_package(checkpoint: str | Path, out_dir: str | Path, name: str, extra
                   {"y_hat": {0: "n", 2: "yh", 3: "yw"}, "image": {0: "n", 2: "h", 3: "w"}})
     layers = export_integer_layers(model.h_s)
     onnx.save(build_entropy_graph(layers, cfg.nz), str(out / "entropy.onnx"))
+    # weights for fine-tuning and parity tests; not part of the id (the runtime never reads them)
+    torch.save({"model": model.state_dict(), "config": {"codec": dataclasses.asdict(cfg)}}, out / "checkpoint.pt")
     tables = build_tables(model)
     (out / "entropy_tables.json").write_text(json.dumps(tables, separators=(",", ":")))
     files = {k: f"{k}.onnx" for k in ("encoder", "entropy", "decoder")}

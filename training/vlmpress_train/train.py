@@ -49,6 +49,7 @@ class TrainConfig:
     warmup: int = 100
     grad_clip: float = 1.0
     threads: int = 2
+    device: str = "auto"                 # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     checkpoint_every: int = 200
     validate_every: int = 250
     val_images: int = 24
@@ -138,8 +139,9 @@ def training_step(model: VariableRateCodec, teacher: torch.nn.Module, cfg: Train
             t = min(1, len(toks) - 1)  # the 14x14 map for MobileNetV2
             l_rk = l_rk + rank_spectrum_loss(toks_hat[t], toks[t])
     lam = [lc.level(int(l), cfg.codec.levels) for l in levels.tolist()]
-    lam_pixel = torch.tensor([l.pixel for l in lam]) * torch.where(is_text, lc.text_pixel_boost, 1.0)
-    lam_sem = torch.tensor([l.semantic for l in lam]) * sem_weight
+    dev = x.device
+    lam_pixel = torch.tensor([l.pixel for l in lam], device=dev) * torch.where(is_text.to(dev), lc.text_pixel_boost, 1.0)
+    lam_sem = torch.tensor([l.semantic for l in lam], device=dev) * sem_weight
     loss = total_loss(lc, bpp=bpp, mse=mse, l_tk=l_tk, l_rk=l_rk, lam_pixel=lam_pixel, lam_sem=lam_sem).mean()
     parts = {"loss": loss.item(), "bpp": bpp.mean().item(), "mse": mse.mean().item(),
              "l_tk": l_tk.mean().item(), "l_rk": l_rk.mean().item()}
@@ -154,7 +156,7 @@ def validate(model: VariableRateCodec, teacher: torch.nn.Module, cfg: TrainConfi
     for level in cfg.val_levels:
         bpps, agree = [], 0
         for x in images:
-            out = model(x, torch.tensor([float(level)]))
+            out = model(x, torch.tensor([float(level)], device=x.device))
             bpps.append(rate_bpp([out.y_likelihood, out.z_likelihood], x.shape[-2] * x.shape[-1]).item())
             agree += int(teacher(out.x_hat.clamp(0, 1)).argmax(1) == teacher(x).argmax(1))
         result[f"q{level}"] = {"bpp": round(float(np.mean(bpps)), 4), "agree": round(agree / len(images), 4)}
@@ -168,27 +170,29 @@ def train(cfg: TrainConfig) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     seed_everything(cfg.seed)
-    model = VariableRateCodec(cfg.codec)
-    teacher = build_teacher(cfg)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if cfg.device == "auto" else cfg.device)
+    model = VariableRateCodec(cfg.codec).to(device)
+    teacher = build_teacher(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
     ckpt = run / "last.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state.get("elapsed", 0.0)
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         print(f"resumed from {ckpt} at step {step}")
     elif cfg.init_from:
-        model.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=False)["model"])
+        model.load_state_dict(torch.load(cfg.init_from, map_location=device, weights_only=False)["model"])
         print(f"initialised from {cfg.init_from}")
     if step >= cfg.steps:
         return ckpt
 
     data = TrainingImages(training_files(cfg.data_root), cfg.crop, cfg.text_fraction, cfg.seed + step)
     stream = iter(data)
-    val = [to_tensor(resize_center_crop(load_rgb(p), 256, 224))
+    val = [to_tensor(resize_center_crop(load_rgb(p), 256, 224)).to(device)
            for p in validation_split(Path(cfg.data_root) / "imagenet-dev")[: cfg.val_images]]
     level_rng = random.Random(cfg.seed + 7 * step)
     log = (run / "log.jsonl").open("a")
@@ -208,9 +212,9 @@ def train(cfg: TrainConfig) -> Path:
     try:
         while step < cfg.steps and not stop["now"]:
             batch = [next(stream) for _ in range(cfg.batch_size)]
-            x = torch.stack([b[0] for b in batch])
+            x = torch.stack([b[0] for b in batch]).to(device)
             is_text = torch.tensor([b[1] for b in batch])
-            levels = torch.tensor([level_rng.randint(1, cfg.codec.levels) for _ in batch])
+            levels = torch.tensor([level_rng.randint(1, cfg.codec.levels) for _ in batch], device=device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, step)
             loss, parts = training_step(model, teacher, cfg, x, is_text, levels, semantic_weight(cfg, step))
