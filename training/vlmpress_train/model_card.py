@@ -43,7 +43,8 @@ def render(package: Path, ev: dict[str, Any], ablation: dict[str, Any] | None, r
         f"{manifest['quality']['levels']} quality levels with learned gain vectors, integer entropy-parameter "
         "network (bit-exact decoding on any machine), no autoregressive context.",
         "- **Teacher (semantic receiver)**: ImageNet MobileNetV2 1.0/224, rebuilt in PyTorch from "
-        "`tf2_mobilenet_v2_1.0_224_ptq.tflite` (99/100 top-1 agreement with the TFLite runtime); tokens at "
+        "`tf2_mobilenet_v2_1.0_224_ptq.tflite` (top-1 agreement with the TFLite runtime 98.6 % on all 700 "
+        "imagenet-dev photos; true-label top-1 89.0 % vs 88.9 %); tokens at "
         "strides 8, 16, 32; logits for the rank term.",
         "- **Data**: imagenet-dev (600 photos, the 100-image validation split held out), coco-mini (159), "
         "cbsd68 (68), waterloo (33); rendered documents, tables, receipts and screens (15 % of samples); "
