@@ -71,7 +71,7 @@ def main() -> None:
     for variant in args.variants.split(","):
         cfg = dataclasses.replace(
             base_cfg, run_dir=f"runs/ablate-{variant}", steps=args.steps, lr=args.lr, lr_final=args.lr, warmup=0,
-            semantic_ramp=0.0, init_from=args.base, validate_every=10 ** 9, max_minutes=0.0,
+            pixel_only=0.0, semantic_ramp=0.0, init_from=args.base, validate_every=10 ** 9, max_minutes=0.0,
             loss=dataclasses.replace(base_cfg.loss, rank=variant))
         ckpt = train(cfg)
         rows = measure(ckpt, teacher, val, cfg.codec.levels)
