@@ -78,3 +78,13 @@ def test_config_overrides(tmp_path):
     p.write_text("steps: 10\ncodec:\n  n: 32\n")
     cfg = load_config(p, ["loss.rank=spectrum", "batch_size=2"])
     assert (cfg.steps, cfg.codec.n, cfg.loss.rank, cfg.batch_size) == (10, 32, "spectrum", 2)
+
+
+def test_ablation_compares_at_equal_rate():
+    from vlmpress_train.ablate import at_rate, tabulate
+
+    rows = [{"q": 1, "bpp": 0.2, "agree": 0.1, "l_tk": 0.9}, {"q": 2, "bpp": 0.4, "agree": 0.5, "l_tk": 0.5}]
+    assert abs(at_rate(rows, "agree", 0.3) - 0.3) < 1e-9
+    assert at_rate(rows, "agree", 0.5) is None  # never extrapolated
+    table = tabulate({"variants": {"order": {"rows": rows}}})
+    assert "| order | 30.0% |" in table
