@@ -49,7 +49,7 @@ class TrainingImages(torch.utils.data.IterableDataset):
             im = load_rgb(f)
             w, h = im.size
             s = max_side / min(w, h)
-            if s < 1:  # keep scale diversity: downscale big photos with a random-free fixed rule
+            if s < 1:  # big photos are stored downscaled: crops then hold whole objects, as the receiver sees them
                 im = im.resize((max(crop, round(w * s)), max(crop, round(h * s))), Image.BICUBIC)
             if min(im.size) >= crop:
                 self.photos.append(np.asarray(im))

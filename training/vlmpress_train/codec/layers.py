@@ -16,8 +16,8 @@ class SimpleGDN(nn.Module):
     """Simplified (L1) generalized divisive normalization: y = x / (beta + gamma * |x|).
 
     Cheaper than the square/sqrt form and as good for small codecs; `inverse=True` multiplies
-    instead (IGDN, used in the synthesis transform). beta and gamma are kept positive by
-    reparametrising through softplus-free clamping so ONNX export stays a plain Conv.
+    instead (IGDN, used in the synthesis transform). beta and gamma are kept positive by clamping
+    in the forward pass, which ONNX export folds into constants, so the graph stays a plain Conv.
     """
 
     def __init__(self, channels: int, inverse: bool = False) -> None:

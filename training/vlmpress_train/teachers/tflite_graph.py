@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 import tflite
 from tflite.BuiltinOperator import BuiltinOperator
-from tflite.BuiltinOptions import BuiltinOptions
 from tflite.Conv2DOptions import Conv2DOptions
 from tflite.DepthwiseConv2DOptions import DepthwiseConv2DOptions
 from tflite.Pool2DOptions import Pool2DOptions
