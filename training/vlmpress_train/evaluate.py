@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .data import validation_split
-from .images import list_images, load_rgb, resize_center_crop, to_tensor
+from .images import imagenet_label, list_images, load_rgb, resize_center_crop, to_tensor
 from .package_codec import PackageCodec
 from .teachers.tflite_graph import TFLiteClassifier
 
@@ -79,7 +79,7 @@ def evaluate(package: Path, shared: Path, levels: list[float], val_count: int = 
     ref_true = ref_true_v1 = 0
     for path in tqdm(val, desc="val", dynamic_ncols=True):
         img = np.asarray(resize_center_crop(load_rgb(path), 256, 224))
-        label = synsets.index(path.name.split("_")[0]) + 1
+        label = imagenet_label(path, synsets)
         p0, p0_v1 = teacher.top1(img), unseen.top1(img)
         ref_true += p0 == label
         ref_true_v1 += p0_v1 == label

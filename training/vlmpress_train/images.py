@@ -41,3 +41,9 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def imagenet_label(path: str | Path, synsets: list[str]) -> int:
+    """True class of an imagenet-dev file (`n01440764_tench.JPEG`) as an index of a 1001-way head
+    (background at 0, class i at i + 1)."""
+    return synsets.index(Path(path).name.split("_")[0]) + 1

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..images import list_images, load_rgb, resize_center_crop, to_tensor
+from ..images import imagenet_label, list_images, load_rgb, resize_center_crop, to_tensor
 from .tflite_graph import TFLiteClassifier
 
 
@@ -43,7 +43,7 @@ def main() -> None:
         p_tflite = int(np.argmax(interp.get_tensor(out["index"])[0].astype(np.int64)))
         with torch.no_grad():
             p_rebuild = int(net(to_tensor(im)).argmax(1))
-        label = synsets.index(f.name.split("_")[0]) + 1  # 1001-way heads: background at 0
+        label = imagenet_label(f, synsets)
         agree += p_rebuild == p_tflite
         true_rebuild += p_rebuild == label
         true_tflite += p_tflite == label
