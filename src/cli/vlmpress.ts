@@ -1,0 +1,149 @@
+/**
+ * `vlmpress` command line: encode, decode and inspect VLMP bitstreams with the shipped model.
+ *   vlmpress encode IN -q 4 -o OUT.vlmp   |  vlmpress encode IN --max-bytes 20000 -o OUT.vlmp
+ *   vlmpress decode IN.vlmp -o OUT.png    (format by extension: .png .webp .jpg/.jpeg)
+ *   vlmpress info IN.vlmp                 (JSON)
+ * Exit codes: 0 success, 1 bad input (the error's code is printed), 2 usage error.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { Codec, CodecError, isCodecError, outputFormatFromName, parseProviderList, type CodecOptions, type GraphOptimizationLevel } from '../codec/index.js';
+
+const USAGE = `usage:
+  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME]
+  vlmpress decode IN.vlmp -o OUT.(png|webp|jpg) [--jpeg-quality Q]
+  vlmpress info IN.vlmp
+options:
+  --models-dir DIR   load model packages from DIR instead of the bundled models/ (repeatable)
+  --threads N        ONNX Runtime threads per session (default: ONNX Runtime's choice)
+  --providers LIST   execution-provider preference, e.g. cuda,cpu (default cuda,cpu; CPU when CUDA is absent)
+  --json             print the encode/decode summary as JSON`;
+
+class UsageError extends Error {}
+/** A file the CLI cannot read or write: bad input, not a usage mistake. */
+class FileError extends Error {}
+
+function parse(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      output: { type: 'string', short: 'o' },
+      quality: { type: 'string', short: 'q' },
+      'max-bytes': { type: 'string' },
+      model: { type: 'string' },
+      'models-dir': { type: 'string', multiple: true },
+      threads: { type: 'string' },
+      providers: { type: 'string' },
+      optimization: { type: 'string' },
+      'jpeg-quality': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  return { values, positionals };
+}
+
+function number(name: string, text: string | undefined, integer = false): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || (integer && !Number.isSafeInteger(v))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got "${text}"`);
+  return v;
+}
+
+async function readInput(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (e) {
+    throw new FileError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse(argv);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = args;
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(USAGE + '\n');
+    return values.help ? 0 : 2;
+  }
+  const [command, input, ...extra] = positionals;
+  if (!['encode', 'decode', 'info'].includes(command!)) throw new UsageError(`unknown command "${command}"`);
+  if (!input) throw new UsageError(`${command} needs an input file`);
+  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if (command !== 'info' && !values.output) throw new UsageError(`${command} needs -o OUTPUT`);
+
+  const options: CodecOptions = { session: {} };
+  if (values['models-dir']) options.modelDirs = values['models-dir'];
+  const threads = number('threads', values.threads, true);
+  if (threads !== undefined) options.session!.intraOpThreads = threads;
+  if (values.providers) {
+    try {
+      options.session!.executionProviders = parseProviderList(values.providers);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  if (values.optimization) {
+    if (!['disabled', 'basic', 'extended', 'all'].includes(values.optimization)) throw new UsageError('--optimization must be disabled, basic, extended or all');
+    options.session!.graphOptimizationLevel = values.optimization as GraphOptimizationLevel;
+  }
+  const outputFormat = values.output && command === 'decode' ? outputFormatFromName(values.output) : undefined;
+  if (command === 'decode' && !outputFormat) throw new UsageError('decode output must end in .png, .webp, .jpg or .jpeg');
+  const quality = number('quality', values.quality);
+  const maxBytes = number('max-bytes', values['max-bytes'], true);
+  const jpegQuality = number('jpeg-quality', values['jpeg-quality'], true);
+
+  const data = await readInput(input);
+  const codec = await Codec.load(options);
+  try {
+    if (command === 'info') {
+      process.stdout.write(JSON.stringify(codec.inspect(data), null, 2) + '\n');
+      return 0;
+    }
+    if (command === 'encode') {
+      const encodeOptions: { quality?: number; maxBytes?: number; model?: string } = {};
+      if (quality !== undefined) encodeOptions.quality = quality;
+      if (maxBytes !== undefined) encodeOptions.maxBytes = maxBytes;
+      if (values.model) encodeOptions.model = values.model;
+      const r = await codec.encodeFile(data, encodeOptions);
+      await writeFile(values.output!, r.bitstream);
+      const summary = { output: values.output, bytes: r.bytes, bpp: r.bpp, quality: r.quality, width: r.width, height: r.height, model: r.model.name, probes: r.probes, source: r.source };
+      process.stdout.write(values.json ? JSON.stringify(summary) + '\n' : `${values.output}: ${r.bytes} bytes, ${r.bpp.toFixed(4)} bpp, quality ${r.quality}, ${r.width}x${r.height} (from ${r.source.bytes} bytes of ${r.source.format})\n`);
+      return 0;
+    }
+    const image = await codec.decodeToFile(data, outputFormat!, jpegQuality);
+    await writeFile(values.output!, image);
+    const info = codec.inspect(data);
+    const summary = { output: values.output, bytes: image.length, width: info.width, height: info.height, quality: info.quality, model: info.model.name };
+    process.stdout.write(values.json ? JSON.stringify(summary) + '\n' : `${values.output}: ${info.width}x${info.height} ${outputFormat}, ${image.length} bytes\n`);
+    return 0;
+  } finally {
+    await codec.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`vlmpress: ${e.message}\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else if (e instanceof FileError) {
+      process.stderr.write(`vlmpress: ${e.message}\n`);
+      process.exitCode = 1;
+    } else if (isCodecError(e)) {
+      process.stderr.write(`vlmpress: ${(e as CodecError).code}: ${(e as CodecError).message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`vlmpress: internal error: ${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = 70;
+    }
+  },
+);

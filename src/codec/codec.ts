@@ -1,0 +1,336 @@
+/**
+ * The vlmpress codec: image -> VLMP bitstream -> image, over one or more loaded model packages.
+ * Encoding and decoding follow docs/model-format.md step by step; the entropy decoder depends only on
+ * integers (decoded hyper-latents and the integer entropy graph), which is why a bitstream decodes
+ * identically everywhere.
+ */
+import { existsSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ort from 'onnxruntime-node';
+import { CodecKind, Flags, QUALITY_ONE, parseContainer, quantiseQuality, serialiseContainer, type Container } from './container.js';
+import { CodecError } from './errors.js';
+import { decodeImage, DEFAULT_MAX_PIXELS, encodeImage, type OutputFormat, type RgbImage } from './image-io.js';
+import { loadModelPackage, releaseModelPackage, type LoadOptions, type ModelPackage, type SessionSettings } from './model-package.js';
+import { cropChannels, fromTensor, paddedSize, roundHalfEven, toPaddedTensor } from './pixels.js';
+import { MAX_SYMBOL_MAGNITUDE, RansReader, RansWriter } from './rans.js';
+import { searchQualityForBudget } from './rate-control.js';
+
+/** The project root: the nearest folder above this module with the package.json (from src/ or dist/src/). */
+function projectRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+/** models/ of this installation (the shipped packages live in the project, never outside it). */
+export const BUNDLED_MODELS_DIR = path.join(projectRoot(), 'models');
+
+export interface CodecOptions {
+  /** model package folders; default: every folder with a manifest.json under the bundled models/ */
+  modelDirs?: string[];
+  /** name or id of the model used for encoding; default: the first one loaded */
+  defaultModel?: string;
+  session?: Partial<SessionSettings>;
+  /** pixel limit for inputs and for the size a bitstream announces */
+  maxPixels?: number;
+  log?: LoadOptions['log'];
+}
+
+export interface EncodeOptions {
+  /** 1..levels, fractional values interpolate gains (stored in 1/256 steps); default: the model's default */
+  quality?: number;
+  /** the highest quality (up to `quality` when given) whose bitstream fits in this many bytes */
+  maxBytes?: number;
+  /** model name or id; default: the codec's default model */
+  model?: string;
+}
+
+export interface EncodeResult {
+  bitstream: Uint8Array;
+  bytes: number;
+  /** bits per pixel of the whole container (header and checksum included) */
+  bpp: number;
+  /** the quality actually used (what the bitstream stores) */
+  quality: number;
+  width: number;
+  height: number;
+  model: { name: string; id: string };
+  /** encoder runs spent (1 without a byte budget) */
+  probes: number;
+  provider: string;
+}
+
+export interface BitstreamInfo {
+  version: number;
+  codec: string;
+  model: { idPrefix: string; name: string | null; id: string | null };
+  quality: number;
+  width: number;
+  height: number;
+  bytes: number;
+  bpp: number;
+  sections: { hyper: number; latent: number };
+  flags: { alphaFlattened: boolean };
+}
+
+interface PaddedInput {
+  tensor: ort.Tensor;
+  height: number;
+  width: number;
+  paddedHeight: number;
+  paddedWidth: number;
+}
+
+export async function findModelDirs(root = BUNDLED_MODELS_DIR): Promise<string[]> {
+  const entries = await readdir(root).catch(() => [] as string[]);
+  const dirs: string[] = [];
+  for (const e of entries.sort()) {
+    const dir = path.join(root, e);
+    if (await stat(path.join(dir, 'manifest.json')).then((s) => s.isFile(), () => false)) dirs.push(dir);
+  }
+  return dirs;
+}
+
+export class Codec {
+  private constructor(
+    private readonly models: ModelPackage[],
+    private readonly defaultPackage: ModelPackage,
+    readonly maxPixels: number,
+  ) {}
+
+  static async load(options: CodecOptions = {}): Promise<Codec> {
+    const dirs = options.modelDirs ?? (await findModelDirs());
+    if (dirs.length === 0) throw new CodecError('bad_model_package', `no model package found (looked in ${BUNDLED_MODELS_DIR})`);
+    const models: ModelPackage[] = [];
+    try {
+      for (const dir of dirs) {
+        const loadOptions: LoadOptions = {};
+        if (options.session) loadOptions.settings = options.session;
+        if (options.log) loadOptions.log = options.log;
+        models.push(await loadModelPackage(dir, loadOptions));
+      }
+      const prefixes = new Set(models.map((m) => m.manifest.id.slice(0, 16)));
+      if (prefixes.size !== models.length) throw new CodecError('bad_model_package', 'two model packages share an id prefix');
+      const codec = new Codec(models, models[0]!, options.maxPixels ?? DEFAULT_MAX_PIXELS);
+      const def = options.defaultModel ? codec.model(options.defaultModel) : models[0]!;
+      return new Codec(models, def, codec.maxPixels);
+    } catch (e) {
+      await Promise.all(models.map(releaseModelPackage));
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.models.map(releaseModelPackage));
+  }
+
+  get modelInfo(): { name: string; id: string; provider: string; levels: number; defaultQuality: number }[] {
+    return this.models.map((m) => ({ name: m.manifest.name, id: m.manifest.id, provider: m.provider, levels: m.manifest.quality.levels, defaultQuality: m.manifest.quality.default }));
+  }
+
+  get defaultModel(): { name: string; id: string } {
+    return { name: this.defaultPackage.manifest.name, id: this.defaultPackage.manifest.id };
+  }
+
+  /** A loaded model by name, full id or id prefix. */
+  model(nameOrId: string): ModelPackage {
+    const m = this.models.find((p) => p.manifest.name === nameOrId || p.manifest.id === nameOrId || (nameOrId.length >= 16 && p.manifest.id.startsWith(nameOrId)));
+    if (!m) throw new CodecError('unknown_model', `model "${nameOrId}" is not loaded (loaded: ${this.models.map((p) => p.manifest.name).join(', ')})`);
+    return m;
+  }
+
+  // -- encoding ---------------------------------------------------------------------------------
+
+  /** Decode an image file (any supported format) and encode it. */
+  async encodeFile(input: Uint8Array, options: EncodeOptions = {}): Promise<EncodeResult & { source: { format: string; width: number; height: number; bytes: number } }> {
+    const img = await decodeImage(input, this.maxPixels);
+    const result = await this.encodePixels(img, options, img.hadAlpha ? Flags.AlphaFlattened : 0);
+    return { ...result, source: { format: img.format, width: img.width, height: img.height, bytes: input.length } };
+  }
+
+  async encodePixels(img: RgbImage, options: EncodeOptions = {}, flags = 0): Promise<EncodeResult> {
+    const pkg = options.model ? this.model(options.model) : this.defaultPackage;
+    const { levels } = pkg.manifest.quality;
+    if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
+      throw new CodecError('invalid_argument', 'pixels must be packed RGB of width x height x 3 bytes');
+    }
+    if (img.width * img.height > this.maxPixels) {
+      throw new CodecError('image_too_large', `the image has ${img.width * img.height} pixels, the limit is ${this.maxPixels}`);
+    }
+    const quality = options.quality ?? (options.maxBytes === undefined ? pkg.manifest.quality.default : levels);
+    if (typeof quality !== 'number' || !Number.isFinite(quality) || quality < 1 || quality > levels) {
+      throw new CodecError('invalid_argument', `quality must be a number from 1 to ${levels}`, { quality });
+    }
+    if (options.maxBytes !== undefined && (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 1)) {
+      throw new CodecError('invalid_argument', 'maxBytes must be a positive integer', { maxBytes: options.maxBytes });
+    }
+    const padded = this.pad(pkg, img);
+    const at = async (qualityFixed: number) => {
+      const bitstream = await this.encodeAt(pkg, padded, qualityFixed, flags);
+      return { qualityFixed, bytes: bitstream.length, bitstream };
+    };
+    const qFixed = quantiseQuality(quality);
+    let chosen: { qualityFixed: number; bitstream: Uint8Array };
+    let probes = 1;
+    if (options.maxBytes === undefined) {
+      chosen = await at(qFixed);
+    } else {
+      const r = await searchQualityForBudget(at, QUALITY_ONE, qFixed, options.maxBytes);
+      chosen = r.best;
+      probes = r.probes;
+    }
+    const bytes = chosen.bitstream.length;
+    return {
+      bitstream: chosen.bitstream,
+      bytes,
+      bpp: (8 * bytes) / (img.width * img.height),
+      quality: chosen.qualityFixed / QUALITY_ONE,
+      width: img.width,
+      height: img.height,
+      model: { name: pkg.manifest.name, id: pkg.manifest.id },
+      probes,
+      provider: pkg.provider,
+    };
+  }
+
+  private pad(pkg: ModelPackage, img: RgbImage): PaddedInput {
+    const t = toPaddedTensor(img, pkg.manifest.paddingMultiple);
+    return {
+      tensor: new ort.Tensor('float32', t.data, [1, 3, t.height, t.width]),
+      height: img.height,
+      width: img.width,
+      paddedHeight: t.height,
+      paddedWidth: t.width,
+    };
+  }
+
+  private async entropyParameters(pkg: ModelPackage, zHat: Int32Array, zh: number, zw: number, yh: number, yw: number) {
+    const M = pkg.manifest.latentChannels;
+    const out = await pkg.entropy.run({ z_hat: new ort.Tensor('int32', zHat, [1, pkg.manifest.hyperChannels, zh, zw]) });
+    const up = pkg.manifest.upsample;
+    const meanQ = cropChannels(out['mean_q']!.data as Int32Array, M, up * zh, up * zw, yh, yw);
+    const scaleIndex = cropChannels(out['scale_index']!.data as Int32Array, M, up * zh, up * zw, yh, yw);
+    return { meanQ, scaleIndex };
+  }
+
+  private async encodeAt(pkg: ModelPackage, input: PaddedInput, qualityFixed: number, flags: number): Promise<Uint8Array> {
+    const m = pkg.manifest;
+    const enc = await pkg.encoder.run({ image: input.tensor, quality: new ort.Tensor('float32', Float32Array.of(qualityFixed / QUALITY_ONE), [1]) });
+    const y = enc['y']!.data as Float32Array;
+    const zHat = enc['z_hat']!.data as Int32Array;
+    const yh = input.paddedHeight / m.latentStride;
+    const yw = input.paddedWidth / m.latentStride;
+    const zh = Math.ceil(yh / m.upsample);
+    const zw = Math.ceil(yw / m.upsample);
+    const { meanQ, scaleIndex } = await this.entropyParameters(pkg, zHat, zh, zw, yh, yw);
+
+    const hyper = new RansWriter(zHat.length);
+    const zPlane = zh * zw;
+    for (let c = 0; c < m.hyperChannels; c++) {
+      const table = pkg.tables.hyper[c]!;
+      for (let i = 0; i < zPlane; i++) hyper.putValue(table, zHat[c * zPlane + i]!);
+    }
+    const latent = new RansWriter(y.length);
+    const denom = m.meanDenominator;
+    for (let i = 0; i < y.length; i++) {
+      let k = roundHalfEven(Math.fround(y[i]! - meanQ[i]! / denom));
+      if (k > MAX_SYMBOL_MAGNITUDE) k = MAX_SYMBOL_MAGNITUDE;
+      else if (k < -MAX_SYMBOL_MAGNITUDE) k = -MAX_SYMBOL_MAGNITUDE;
+      latent.putValue(pkg.tables.gaussian[scaleIndex[i]!]!, k);
+    }
+    return serialiseContainer({
+      version: 1,
+      codec: CodecKind.Learned,
+      flags,
+      modelIdPrefix: m.id.slice(0, 16),
+      qualityFixed,
+      width: input.width,
+      height: input.height,
+      hyper: hyper.finish(),
+      latent: latent.finish(),
+    });
+  }
+
+  // -- decoding ---------------------------------------------------------------------------------
+
+  /** Validate a bitstream's framing and name its model (no decoding). */
+  inspect(bitstream: Uint8Array): BitstreamInfo {
+    const c = parseContainer(bitstream);
+    const pkg = this.models.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
+    return {
+      version: c.version,
+      codec: 'vlmpress-learned',
+      model: { idPrefix: c.modelIdPrefix, name: pkg?.manifest.name ?? null, id: pkg?.manifest.id ?? null },
+      quality: c.qualityFixed / QUALITY_ONE,
+      width: c.width,
+      height: c.height,
+      bytes: c.byteLength,
+      bpp: (8 * c.byteLength) / (c.width * c.height),
+      sections: { hyper: c.hyper.length, latent: c.latent.length },
+      flags: { alphaFlattened: (c.flags & Flags.AlphaFlattened) !== 0 },
+    };
+  }
+
+  private resolveContainer(bitstream: Uint8Array): { c: Container; pkg: ModelPackage } {
+    const c = parseContainer(bitstream);
+    const pkg = this.models.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
+    if (!pkg) throw new CodecError('unknown_model', `the bitstream was made by model ${c.modelIdPrefix}…, which is not loaded`, { modelIdPrefix: c.modelIdPrefix });
+    const { levels } = pkg.manifest.quality;
+    if (c.qualityFixed < QUALITY_ONE || c.qualityFixed > levels * QUALITY_ONE) {
+      throw new CodecError('bad_header', `quality ${c.qualityFixed / QUALITY_ONE} is outside 1..${levels}`);
+    }
+    if (c.width * c.height > this.maxPixels) {
+      throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the limit is ${this.maxPixels}`);
+    }
+    return { c, pkg };
+  }
+
+  async decode(bitstream: Uint8Array): Promise<RgbImage & { quality: number; model: { name: string; id: string } }> {
+    const { c, pkg } = this.resolveContainer(bitstream);
+    const m = pkg.manifest;
+    const H = paddedSize(c.height, m.paddingMultiple);
+    const W = paddedSize(c.width, m.paddingMultiple);
+    const yh = H / m.latentStride;
+    const yw = W / m.latentStride;
+    const zh = Math.ceil(yh / m.upsample);
+    const zw = Math.ceil(yw / m.upsample);
+
+    const zHat = new Int32Array(m.hyperChannels * zh * zw);
+    const hyper = new RansReader(c.hyper);
+    const zPlane = zh * zw;
+    for (let ch = 0; ch < m.hyperChannels; ch++) {
+      const table = pkg.tables.hyper[ch]!;
+      for (let i = 0; i < zPlane; i++) {
+        const v = hyper.getValue(table);
+        if (v > m.hyperClip || v < -m.hyperClip) throw new CodecError('corrupt_payload', 'hyper-latent value outside the clip range');
+        zHat[ch * zPlane + i] = v;
+      }
+    }
+    hyper.assertFinished();
+
+    const { meanQ, scaleIndex } = await this.entropyParameters(pkg, zHat, zh, zw, yh, yw);
+    const yHat = new Float32Array(m.latentChannels * yh * yw);
+    const latent = new RansReader(c.latent);
+    const denom = m.meanDenominator;
+    for (let i = 0; i < yHat.length; i++) {
+      const table = pkg.tables.gaussian[scaleIndex[i]!];
+      if (!table) throw new Error(`entropy graph produced scale index ${scaleIndex[i]} outside the tables`);
+      yHat[i] = latent.getValue(table) + meanQ[i]! / denom;
+    }
+    latent.assertFinished();
+
+    const out = await pkg.decoder.run({
+      y_hat: new ort.Tensor('float32', yHat, [1, m.latentChannels, yh, yw]),
+      quality: new ort.Tensor('float32', Float32Array.of(c.qualityFixed / QUALITY_ONE), [1]),
+    });
+    const img = fromTensor(out['image']!.data as Float32Array, H, W, c.width, c.height);
+    return { ...img, quality: c.qualityFixed / QUALITY_ONE, model: { name: m.name, id: m.id } };
+  }
+
+  async decodeToFile(bitstream: Uint8Array, format: OutputFormat, quality?: number): Promise<Buffer> {
+    const img = await this.decode(bitstream);
+    return encodeImage(img, format, quality === undefined ? {} : { quality });
+  }
+}

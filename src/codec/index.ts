@@ -1,0 +1,11 @@
+/** The codec runtime's public surface: the gateway and the CLI import from here only. */
+export { Codec, BUNDLED_MODELS_DIR, findModelDirs } from './codec.js';
+export type { BitstreamInfo, CodecOptions, EncodeOptions, EncodeResult } from './codec.js';
+export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
+export type { CodecErrorCode } from './errors.js';
+export { decodeImage, encodeImage, outputFormatFromName, DEFAULT_MAX_PIXELS, INPUT_FORMATS, OUTPUT_FORMATS, OUTPUT_MIME } from './image-io.js';
+export type { DecodedInput, InputFormat, OutputFormat, RgbImage } from './image-io.js';
+export { looksLikeContainer, MAGIC, CONTAINER_VERSION } from './container.js';
+export { installedProviders, parseProviderList } from './execution-providers.js';
+export type { ExecutionProviderName } from './execution-providers.js';
+export type { GraphOptimizationLevel, SessionSettings } from './model-package.js';
