@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { CLI, readShared } from '../helpers.js';
+
+const exec = promisify(execFile);
+
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('vlmpress CLI', () => {
+  let dir: string;
+  let input: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-cli-'));
+    input = path.join(dir, 'in.jpg');
+    await writeFile(input, await sharp(readShared('data', 'kodak', 'kodim08.png')).extract({ left: 0, top: 0, width: 200, height: 150 }).jpeg({ quality: 95 }).toBuffer());
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  it('encodes, inspects and decodes', async () => {
+    const out = path.join(dir, 'a.vlmp');
+    const enc = await run('encode', input, '-q', '4', '-o', out, '--json');
+    assert.equal(enc.code, 0, enc.stderr);
+    const summary = JSON.parse(enc.stdout);
+    assert.deepEqual([summary.quality, summary.width, summary.height], [4, 200, 150]);
+    const info = await run('info', out);
+    assert.equal(info.code, 0, info.stderr);
+    const meta = JSON.parse(info.stdout);
+    assert.equal(meta.bytes, (await readFile(out)).length);
+    assert.equal(meta.model.name, 'vlmp-mbv2-cpu-v1');
+    assert.ok(Math.abs(meta.bpp - (8 * meta.bytes) / 30000) < 1e-9);
+    for (const ext of ['png', 'webp', 'jpg']) {
+      const img = path.join(dir, `out.${ext}`);
+      const dec = await run('decode', out, '-o', img);
+      assert.equal(dec.code, 0, dec.stderr);
+      const m = await sharp(img).metadata();
+      assert.deepEqual([m.width, m.height, m.format], [200, 150, ext === 'jpg' ? 'jpeg' : ext]);
+    }
+  });
+
+  it('fits a byte budget', async () => {
+    const out = path.join(dir, 'b.vlmp');
+    const enc = await run('encode', input, '--max-bytes', '1500', '-o', out, '--json');
+    assert.equal(enc.code, 0, enc.stderr);
+    assert.ok(JSON.parse(enc.stdout).bytes <= 1500);
+    assert.ok((await readFile(out)).length <= 1500);
+  });
+
+  it('exits 1 with the error code on bad input and 2 on usage errors', async () => {
+    const notStream = await run('decode', input, '-o', path.join(dir, 'x.png'));
+    assert.equal(notStream.code, 1);
+    assert.match(notStream.stderr, /bad_magic/);
+    const garbage = path.join(dir, 'garbage.png');
+    await writeFile(garbage, 'not an image at all');
+    const badImage = await run('encode', garbage, '-o', path.join(dir, 'x.vlmp'));
+    assert.equal(badImage.code, 1);
+    assert.match(badImage.stderr, /bad_image/);
+    assert.equal((await run('encode', path.join(dir, 'missing.png'), '-o', path.join(dir, 'x.vlmp'))).code, 1);
+    assert.match((await run('encode', input, '-q', '12', '-o', path.join(dir, 'x.vlmp'))).stderr, /invalid_argument/);
+    assert.equal((await run('encode', input)).code, 2);
+    assert.equal((await run('decode', input, '-o', path.join(dir, 'x.bmp'))).code, 2);
+    assert.equal((await run('frobnicate', input)).code, 2);
+    assert.equal((await run('encode', input, '-q', 'high', '-o', path.join(dir, 'x.vlmp'))).code, 2);
+    assert.equal((await run('encode', input, '--bogus', '-o', path.join(dir, 'x.vlmp'))).code, 2);
+  });
+});
