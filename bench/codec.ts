@@ -4,7 +4,7 @@
  * encode/decode times, bpp and PSNR, so speed is reported as a ratio to JPEG on this machine.
  * Timings are pixels-in / pixels-out for every codec (no file decoding in the measured time).
  *
- *   npm run build && node dist/bench/codec.js [--images 24] [--threads 0] [--providers cuda,cpu]
+ *   npm run build && node dist/bench/codec.js [--images 24] [--threads 0] [--providers cuda,cpu] [--arena]
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,7 +15,7 @@ import { psnr, sharedFile } from '../test/helpers.js';
 import { mean, median, table, timed } from './stats.js';
 
 const { values } = parseArgs({
-  options: { images: { type: 'string', default: '24' }, threads: { type: 'string', default: '0' }, providers: { type: 'string', default: 'cuda,cpu' } },
+  options: { images: { type: 'string', default: '24' }, threads: { type: 'string', default: '0' }, providers: { type: 'string', default: 'cuda,cpu' }, arena: { type: 'boolean', default: false } },
 });
 
 interface Row {
@@ -54,7 +54,7 @@ async function sharpRow(images: RgbImage[], format: 'jpeg' | 'webp', quality: nu
 
 async function main(): Promise<void> {
   const images = await loadKodak(Number(values.images));
-  const codec = await Codec.load({ session: { intraOpThreads: Number(values.threads), executionProviders: parseProviderList(values.providers!) } });
+  const codec = await Codec.load({ session: { intraOpThreads: Number(values.threads), executionProviders: parseProviderList(values.providers!), memoryArena: values.arena! } });
   const provider = codec.modelInfo[0]!.provider;
   // Warm-up: first runs allocate ORT arenas and JIT-compile the coder.
   const warm = await codec.encodePixels(images[0]!, { quality: 4 });
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     const d = median(r.decodeMs);
     out.push([r.codec, r.setting, e.toFixed(1), d.toFixed(1), (e / jEnc).toFixed(1), (d / jDec).toFixed(1), mean(r.bpp).toFixed(3), mean(r.psnr).toFixed(2)]);
   }
-  console.log(`Kodak, ${images.length} images ${images[0]!.width}x${images[0]!.height}; vlmpress threads=${values.threads} provider=${provider}; ratios against JPEG q70 in this run`);
+  console.log(`Kodak, ${images.length} images ${images[0]!.width}x${images[0]!.height}; vlmpress threads=${values.threads} provider=${provider} memory arena=${values.arena ? 'on' : 'off'}; ratios against JPEG q70 in this run`);
   console.log(table(out));
 }
 

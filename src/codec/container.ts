@@ -49,7 +49,7 @@ export interface Container extends ContainerHeader {
 
 const MAX_DIMENSION = 2 ** 24;
 
-function writeLeb128(out: number[], value: number): void {
+export function writeLeb128(out: number[], value: number): void {
   let v = value;
   do {
     let byte = v % 128;

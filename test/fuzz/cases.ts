@@ -3,6 +3,7 @@
  * and bench/fuzz (100,000). Every case is reproducible from (seed, index). The property: decoding
  * a case either succeeds or throws a CodecError; never another exception, a hang or a huge allocation.
  */
+import { writeLeb128 } from '../../src/codec/container.js';
 import { crc32c } from '../../src/codec/crc32c.js';
 import { rng } from '../helpers.js';
 
@@ -74,13 +75,7 @@ export function bitstreamCase(seeds: Uint8Array[], seed: number, index: number):
       if (rand() < 0.5) {
         const dims = [0, 1, 16, 1000, 7000, 2 ** 24, 2 ** 28][Math.floor(rand() * 7)]!;
         const leb: number[] = [];
-        let v = dims;
-        do {
-          let byte = v % 128;
-          v = Math.floor(v / 128);
-          if (v > 0) byte |= 0x80;
-          leb.push(byte);
-        } while (v > 0);
+        writeLeb128(leb, dims);
         let pos = 17;
         while (b[pos]! & 0x80) pos++;
         const rest = b.subarray(pos + 1);

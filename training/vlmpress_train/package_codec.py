@@ -2,9 +2,11 @@
 
 This mirrors, step for step, what the TypeScript runtime does (docs/model-format.md): pad, encoder
 graph, integer entropy graph, symbol formation, table lookup, decoder graph, crop. It does not write a
-bitstream (the product's rANS coder lives in the TypeScript runtime); it reports the exact code length
-the 16-bit tables assign to the symbols, which is what the rANS coder achieves to within its few bytes
-of final state. Used by evaluation and tests.
+bitstream (the product's rANS coder and VLMP container live in the TypeScript runtime, `src/codec`); it
+reports the exact code length the 16-bit tables assign to the symbols, which the rANS coder achieves to
+within a byte per stream, and `container_bytes_estimate` adds the VLMP v1 framing
+(docs/bitstream-format.md). Real sizes come from the `vlmpress` CLI; `tests/test_runtime_sizes.py`
+holds the two within a few bytes on the golden bitstreams.
 """
 
 from __future__ import annotations
@@ -18,6 +20,16 @@ import numpy as np
 import onnxruntime as ort
 
 RANS_FLUSH_BYTES = 8  # two 32-bit rANS states (hyper-latent and latent streams)
+CONTAINER_FIXED_BYTES = 17  # magic, version, codec, flags, 8-byte model id, 16-bit quality
+CRC_BYTES = 4
+
+
+def leb128_len(v: int) -> int:
+    n = 1
+    while v >= 128:
+        v >>= 7
+        n += 1
+    return n
 
 
 def zigzag(v: np.ndarray) -> np.ndarray:
@@ -37,6 +49,7 @@ class Encoded:
     mean_q: np.ndarray
     scale_index: np.ndarray
     bits: float              # payload bits (z + y), ideal code length under the tables
+    hyper_bits: float        # of which the hyper-latent z
     width: int
     height: int
 
@@ -90,10 +103,10 @@ class PackageCodec:
         y, z_hat = y[0], z_hat[0]
         mean_q, idx = self.entropy_parameters(z_hat, y.shape[1], y.shape[2])
         symbols = np.round(y - mean_q.astype(np.float32) / self.mean_denom).astype(np.int32)
-        bits = sum(self._table_bits(self.hyper[c], z_hat[c]) for c in range(z_hat.shape[0]))
+        bits = hyper_bits = sum(self._table_bits(self.hyper[c], z_hat[c]) for c in range(z_hat.shape[0]))
         for s in np.unique(idx):
             bits += self._table_bits(self.gauss[int(s)], symbols[idx == s])
-        return Encoded(z_hat, symbols, mean_q, idx, bits, w, h)
+        return Encoded(z_hat, symbols, mean_q, idx, bits, hyper_bits, w, h)
 
     def decode(self, enc: Encoded, quality: float) -> np.ndarray:
         mean_q, _ = self.entropy_parameters(enc.z_hat, enc.symbols.shape[1], enc.symbols.shape[2])
@@ -105,3 +118,11 @@ class PackageCodec:
     def bytes_estimate(self, enc: Encoded) -> int:
         """Payload bytes the rANS coder writes: ceil(ideal bits / 8) + its final states."""
         return int(math.ceil(enc.bits / 8)) + RANS_FLUSH_BYTES
+
+    def container_bytes_estimate(self, enc: Encoded) -> int:
+        """Size of the whole VLMP v1 bitstream: two rANS streams (each with its 4-byte state), the header
+        with its LEB128 fields, and the CRC-32C."""
+        hyper = int(math.ceil(enc.hyper_bits / 8)) + RANS_FLUSH_BYTES // 2
+        latent = int(math.ceil((enc.bits - enc.hyper_bits) / 8)) + RANS_FLUSH_BYTES // 2
+        fields = sum(leb128_len(v) for v in (enc.width, enc.height, hyper, latent))
+        return CONTAINER_FIXED_BYTES + fields + hyper + latent + CRC_BYTES
