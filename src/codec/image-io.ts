@@ -99,3 +99,13 @@ export function outputFormatFromName(name: string): OutputFormat | undefined {
 }
 
 export const OUTPUT_MIME: Record<OutputFormat, string> = { png: 'image/png', webp: 'image/webp', jpeg: 'image/jpeg' };
+
+/** Downscale (never upscale) so that the longer side is at most `maxSide`; Lanczos, like the backends do. */
+export async function fitWithin(img: RgbImage, maxSide: number): Promise<RgbImage> {
+  if (Math.max(img.width, img.height) <= maxSide) return img;
+  const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .resize(maxSide, maxSide, { fit: 'inside', kernel: 'lanczos3', withoutEnlargement: true })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+}

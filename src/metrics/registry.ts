@@ -1,0 +1,41 @@
+/** Every Prometheus metric the gateway exports, defined in one place (prom-client). */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'vlmpress_process_' });
+  const m = {
+    registry,
+    httpDuration: new Histogram({
+      name: 'vlmpress_http_request_duration_seconds',
+      help: 'HTTP request duration by route, method and status code',
+      labelNames: ['route', 'method', 'status'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    encodeDuration: new Histogram({
+      name: 'vlmpress_encode_duration_seconds',
+      help: 'Image decode + codec encode time per image',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    decodeDuration: new Histogram({
+      name: 'vlmpress_decode_duration_seconds',
+      help: 'Codec decode + image encode time per image',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    bytesIn: new Counter({ name: 'vlmpress_image_bytes_in_total', help: 'Bytes of original images received', registers: [registry] }),
+    bytesOut: new Counter({ name: 'vlmpress_bitstream_bytes_out_total', help: 'Bytes of bitstreams produced', registers: [registry] }),
+    bytesSaved: new Counter({ name: 'vlmpress_bytes_saved_total', help: 'Original bytes minus bitstream bytes, summed over encoded images', registers: [registry] }),
+    quality: new Histogram({ name: 'vlmpress_encode_quality', help: 'Quality chosen per encoded image', buckets: [1, 2, 3, 4, 5, 6, 7, 8], registers: [registry] }),
+    bpp: new Histogram({ name: 'vlmpress_encode_bits_per_pixel', help: 'Bits per pixel of encoded images', buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2], registers: [registry] }),
+    cacheHits: new Counter({ name: 'vlmpress_encode_cache_hits_total', help: 'Encode requests answered from the store without encoding', registers: [registry] }),
+    queueJobs: new Gauge({ name: 'vlmpress_queue_jobs', help: 'Codec jobs by state', labelNames: ['state'] as const, registers: [registry] }),
+    errors: new Counter({ name: 'vlmpress_errors_total', help: 'Error responses by code', labelNames: ['code'] as const, registers: [registry] }),
+    modelInfo: new Gauge({ name: 'vlmpress_model_info', help: 'Loaded codec models (value 1)', labelNames: ['name', 'id', 'provider'] as const, registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

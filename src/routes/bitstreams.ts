@@ -1,0 +1,48 @@
+/** Stored bitstreams and decoding: GET /bitstreams/:id, GET /bitstreams/:id/image, POST /decompress. */
+import type { FastifyInstance } from 'fastify';
+import { OUTPUT_FORMATS, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
+import { HttpError } from '../server/errors.js';
+import type { GatewayContext } from '../server/context.js';
+import { ID_PATTERN } from '../store/bitstream-store.js';
+
+function outputFormat(raw: unknown): OutputFormat {
+  const f = (typeof raw === 'string' ? raw : 'png').toLowerCase();
+  const format = f === 'jpg' ? 'jpeg' : f;
+  if (!(OUTPUT_FORMATS as readonly string[]).includes(format)) throw new HttpError(400, 'invalid_request', `format must be one of ${OUTPUT_FORMATS.join(', ')}`);
+  return format as OutputFormat;
+}
+
+export async function bitstreamRoutes(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
+  const load = async (id: string) => {
+    if (!ID_PATTERN.test(id)) throw new HttpError(400, 'invalid_request', 'a bitstream id is 64 lowercase hex digits');
+    const found = await ctx.store.get(id);
+    if (!found) throw new HttpError(404, 'not_found', `no bitstream ${id}`);
+    return found;
+  };
+
+  app.get<{ Params: { id: string } }>('/bitstreams/:id', async (req, reply) => {
+    const { bitstream } = await load(req.params.id);
+    return reply.type('application/vnd.vlmpress').header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(bitstream));
+  });
+
+  const decodeTo = async (bitstream: Uint8Array, format: OutputFormat) => {
+    const r = await ctx.runner.decode({ bitstream, format });
+    ctx.metrics.decodeDuration.observe(r.timings.decodeMs / 1000);
+    return r;
+  };
+
+  app.get<{ Params: { id: string }; Querystring: { format?: string } }>('/bitstreams/:id/image', async (req, reply) => {
+    const format = outputFormat(req.query.format);
+    const { bitstream } = await load(req.params.id);
+    const r = await decodeTo(bitstream, format);
+    return reply.type(OUTPUT_MIME[format]).header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(r.image));
+  });
+
+  app.post<{ Querystring: { format?: string } }>('/decompress', async (req, reply) => {
+    const format = outputFormat(req.query.format);
+    const body = req.body;
+    if (!Buffer.isBuffer(body) || body.length === 0) throw new HttpError(400, 'invalid_request', 'send the bitstream as the body (Content-Type: application/vnd.vlmpress or application/octet-stream)');
+    const r = await decodeTo(new Uint8Array(body.buffer, body.byteOffset, body.length), format);
+    return reply.type(OUTPUT_MIME[format]).header('x-vlmpress-quality', String(r.quality)).send(Buffer.from(r.image));
+  });
+}

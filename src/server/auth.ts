@@ -1,0 +1,24 @@
+/** Bearer API keys (VLMPRESS_API_KEYS). Health, readiness and metrics stay open for probes and scrapers. */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { HttpError } from './errors.js';
+
+const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export function installAuth(app: FastifyInstance, keys: string[]): void {
+  if (keys.length === 0) return;
+  const digests = keys.map(digest);
+  app.addHook('onRequest', async (req) => {
+    if (OPEN_ROUTES.has(req.url.split('?')[0]!)) return;
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    if (!match) throw new HttpError(401, 'unauthorized', 'missing Authorization: Bearer <api key>');
+    const d = digest(match[1]!.trim());
+    // Compare digests in constant time so response timing reveals nothing about the keys.
+    if (!digests.some((k) => timingSafeEqual(k, d))) throw new HttpError(401, 'unauthorized', 'invalid API key');
+  });
+}

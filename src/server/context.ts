@@ -1,0 +1,22 @@
+/** What routes share: configuration, the job runner, the store, metrics. Built once per app. */
+import type { Metrics } from '../metrics/registry.js';
+import type { BitstreamStore } from '../store/bitstream-store.js';
+import type { JobRunner } from '../workers/jobs.js';
+import type { GatewayConfig } from './config.js';
+
+export interface ModelSummary {
+  name: string;
+  id: string;
+  provider: string;
+  levels: number;
+}
+
+export interface GatewayContext {
+  config: GatewayConfig;
+  runner: JobRunner;
+  store: BitstreamStore;
+  metrics: Metrics;
+  /** the model new bitstreams are made with (known once the runner is ready) */
+  defaultModel(): ModelSummary;
+  readiness(): Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
+}

@@ -1,0 +1,61 @@
+/**
+ * One error shape for every response: `{ error: { code, message } }` with a 4xx status for anything
+ * the client can fix; 5xx only for our own faults (logged) and overload (503).
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { isCodecError, type CodecErrorCode } from '../codec/index.js';
+import { JobTimeoutError, ShuttingDownError } from '../workers/jobs.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+const CODEC_STATUS: Partial<Record<CodecErrorCode, number>> = {
+  image_too_large: 413,
+  unsupported_image_format: 415,
+  budget_too_small: 422,
+  unknown_model: 422,
+  bad_model_package: 500,
+};
+
+export function installErrorHandler(app: FastifyInstance, onError: (code: string) => void): void {
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    let status = 500;
+    let code = 'internal_error';
+    let message = 'internal error';
+    let details: Record<string, unknown> | undefined;
+    if (err instanceof HttpError) {
+      ({ status, code, message, details } = err);
+    } else if (isCodecError(err)) {
+      status = CODEC_STATUS[err.code] ?? 400;
+      code = err.code;
+      message = err.message;
+      details = err.details;
+    } else if (err instanceof JobTimeoutError) {
+      [status, code, message] = [503, 'job_timeout', err.message];
+    } else if (err instanceof ShuttingDownError) {
+      [status, code, message] = [503, 'shutting_down', err.message];
+    } else if ('validation' in err && err.validation) {
+      [status, code, message] = [400, 'invalid_request', err.message];
+    } else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      status = err.statusCode;
+      code = status === 413 ? 'body_too_large' : status === 415 ? 'unsupported_media_type' : /JSON_BODY$/.test(err.code ?? '') ? 'invalid_json' : 'bad_request';
+      message = err.message;
+    }
+    if (status >= 500 && code === 'internal_error') req.log.error({ err }, 'request failed');
+    onError(code);
+    void reply.status(status).send({ error: { code, message, ...(details ? { details } : {}) } });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    onError('not_found');
+    void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } });
+  });
+}

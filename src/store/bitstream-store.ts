@@ -1,0 +1,37 @@
+/**
+ * Where bitstreams live. Content-addressed: a bitstream's id is the SHA-256 of its bytes, so storing
+ * the same bitstream twice is a no-op and a stored one can never be silently replaced. A cache index
+ * maps (image, settings, model) to the id, so an identical request is encoded once.
+ */
+import { createHash } from 'node:crypto';
+
+export interface StoredMeta {
+  width: number;
+  height: number;
+  quality: number;
+  model: { name: string; id: string };
+  source: { format: string; width: number; height: number; bytes: number };
+  createdAt: string;
+}
+
+export interface BitstreamStore {
+  readonly kind: 'filesystem' | 'redis';
+  put(bitstream: Uint8Array, meta: StoredMeta): Promise<string>;
+  get(id: string): Promise<{ bitstream: Uint8Array; meta: StoredMeta } | null>;
+  lookup(cacheKey: string): Promise<string | null>;
+  remember(cacheKey: string, id: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function bitstreamId(bitstream: Uint8Array): string {
+  return createHash('sha256').update(bitstream).digest('hex');
+}
+
+export const ID_PATTERN = /^[0-9a-f]{64}$/;
+
+/** The cache key of an encode request: everything that changes the bitstream. */
+export function cacheKey(image: Uint8Array, settings: { quality: number; maxBytes?: number; maxSide: number; modelId: string }): string {
+  const h = createHash('sha256').update(image);
+  h.update(JSON.stringify([settings.quality, settings.maxBytes ?? null, settings.maxSide, settings.modelId]));
+  return h.digest('hex');
+}

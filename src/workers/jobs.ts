@@ -1,0 +1,76 @@
+/**
+ * The two jobs the gateway runs and the interface of the drivers that run them: the embedded
+ * worker-thread pool (no Redis) and BullMQ queues (with Redis). Both execute `processor.ts`, so both
+ * modes give the same results.
+ */
+import type { CodecErrorCode, OutputFormat } from '../codec/index.js';
+
+export interface EncodeJob {
+  kind: 'encode';
+  /** the image file (JPEG, PNG, WebP, AVIF, GIF, TIFF) */
+  image: Uint8Array;
+  quality: number;
+  maxBytes?: number;
+  /** longer side limit applied before encoding */
+  maxSide: number;
+}
+
+export interface EncodeJobResult {
+  bitstream: Uint8Array;
+  bytes: number;
+  bpp: number;
+  quality: number;
+  width: number;
+  height: number;
+  model: { name: string; id: string };
+  source: { format: string; width: number; height: number; bytes: number };
+  resized: boolean;
+  probes: number;
+  timings: { decodeInputMs: number; encodeMs: number };
+}
+
+export interface DecodeJob {
+  kind: 'decode';
+  bitstream: Uint8Array;
+  format: OutputFormat;
+}
+
+export interface DecodeJobResult {
+  image: Uint8Array;
+  format: OutputFormat;
+  width: number;
+  height: number;
+  quality: number;
+  model: { name: string; id: string };
+  timings: { decodeMs: number };
+}
+
+export type Job = EncodeJob | DecodeJob;
+
+/** Errors cross thread and queue boundaries as plain data, then become CodecErrors again. */
+export type JobOutcome<T> = { ok: true; value: T } | { ok: false; error: { code: CodecErrorCode; message: string; details?: Record<string, unknown> } };
+
+export interface JobRunner {
+  readonly mode: 'embedded' | 'redis';
+  encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult>;
+  decode(job: Omit<DecodeJob, 'kind'>): Promise<DecodeJobResult>;
+  /** resolves when the codec is loaded wherever jobs run; rejects with the reason when it cannot be */
+  ready(): Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }>;
+  counts(): Promise<{ waiting: number; active: number }>;
+  /** stop accepting jobs, finish the running ones, release resources */
+  close(): Promise<void>;
+}
+
+export class ShuttingDownError extends Error {
+  constructor() {
+    super('the gateway is shutting down');
+    this.name = 'ShuttingDownError';
+  }
+}
+
+export class JobTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the job did not finish within ${timeoutMs} ms`);
+    this.name = 'JobTimeoutError';
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The job processor: the CPU-heavy work behind every endpoint, run inside a worker thread (embedded
+ * mode) or a BullMQ worker process. Pure codec calls; it never sees HTTP or queues.
+ */
+import { Codec, CodecError, decodeImage, encodeImage, fitWithin, Flags, isCodecError, type ExecutionProviderName } from '../codec/index.js';
+import type { DecodeJob, DecodeJobResult, EncodeJob, EncodeJobResult, Job, JobOutcome } from './jobs.js';
+
+export interface ProcessorOptions {
+  ortThreads: number;
+  executionProviders: ExecutionProviderName[];
+  maxPixels: number;
+  modelDirs?: string[];
+}
+
+let codecPromise: Promise<Codec> | undefined;
+
+export function codecFor(options: ProcessorOptions): Promise<Codec> {
+  codecPromise ??= Codec.load({
+    session: { intraOpThreads: options.ortThreads, executionProviders: options.executionProviders },
+    maxPixels: options.maxPixels,
+    ...(options.modelDirs ? { modelDirs: options.modelDirs } : {}),
+  });
+  return codecPromise;
+}
+
+export async function closeCodec(): Promise<void> {
+  const c = codecPromise;
+  codecPromise = undefined;
+  if (c) await (await c).close();
+}
+
+async function encode(codec: Codec, job: EncodeJob): Promise<EncodeJobResult> {
+  const t0 = performance.now();
+  const input = await decodeImage(job.image, codec.maxPixels);
+  const pixels = await fitWithin(input, job.maxSide);
+  const t1 = performance.now();
+  const r = await codec.encodePixels(pixels, { quality: job.quality, ...(job.maxBytes !== undefined ? { maxBytes: job.maxBytes } : {}) }, input.hadAlpha ? Flags.AlphaFlattened : 0);
+  const t2 = performance.now();
+  return {
+    bitstream: r.bitstream,
+    bytes: r.bytes,
+    bpp: r.bpp,
+    quality: r.quality,
+    width: r.width,
+    height: r.height,
+    model: r.model,
+    source: { format: input.format, width: input.width, height: input.height, bytes: job.image.length },
+    resized: pixels !== input,
+    probes: r.probes,
+    timings: { decodeInputMs: t1 - t0, encodeMs: t2 - t1 },
+  };
+}
+
+async function decode(codec: Codec, job: DecodeJob): Promise<DecodeJobResult> {
+  const t0 = performance.now();
+  const img = await codec.decode(job.bitstream);
+  const file = await encodeImage(img, job.format);
+  return {
+    image: new Uint8Array(file.buffer, file.byteOffset, file.length),
+    format: job.format,
+    width: img.width,
+    height: img.height,
+    quality: img.quality,
+    model: img.model,
+    timings: { decodeMs: performance.now() - t0 },
+  };
+}
+
+export async function runJob(codec: Codec, job: Job): Promise<JobOutcome<EncodeJobResult | DecodeJobResult>> {
+  try {
+    const value = job.kind === 'encode' ? await encode(codec, job) : await decode(codec, job);
+    return { ok: true, value };
+  } catch (e) {
+    if (isCodecError(e)) return { ok: false, error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
+    throw e;
+  }
+}
+
+export function unwrap<T>(outcome: JobOutcome<unknown>): T {
+  if (outcome.ok) return outcome.value as T;
+  throw new CodecError(outcome.error.code, outcome.error.message, outcome.error.details);
+}
