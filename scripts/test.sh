@@ -29,18 +29,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # Node.js (codec runtime, CLI, gateway): packages from the lockfile, then a TypeScript build.
-# onnxruntime-node's install script would download CUDA provider libraries; tests run on the CPU, so
-# it is skipped (docs/codec-runtime.md says how to install the CUDA provider).
-command -v node >/dev/null || { echo "error: Node.js 20 or newer is required" >&2; exit 1; }
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "error: Node.js 20 or newer is required (found $(node --version))" >&2; exit 1; }
-export ONNXRUNTIME_NODE_INSTALL=skip npm_config_onnxruntime_node_install=skip
-stamp=node_modules/.package-lock.sha256
-want="$(sha256sum package-lock.json | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-  echo "$want" > "$stamp"
-fi
-npm run --silent build
+source scripts/npm-install.sh
 
 echo "== node --test (src/, test/) =="
 mapfile -t node_tests < <(find dist/test -name '*.test.js' | sort)
