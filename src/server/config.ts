@@ -47,26 +47,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     const v = env[name]?.trim();
     return v ? v : undefined;
   };
-  const int = (name: string, def: number, min: number, max: number): number => {
+  const number = (name: string, def: number, min: number, max: number, integer: boolean): number => {
     const raw = str(name);
     if (raw === undefined) return def;
     const v = Number(raw);
-    if (!Number.isSafeInteger(v) || v < min || v > max) {
-      problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+    if (!(integer ? Number.isSafeInteger(v) : Number.isFinite(v)) || v < min || v > max) {
+      problems.push(`${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got "${raw}"`);
       return def;
     }
     return v;
   };
-  const num = (name: string, def: number, min: number, max: number): number => {
-    const raw = str(name);
-    if (raw === undefined) return def;
-    const v = Number(raw);
-    if (!Number.isFinite(v) || v < min || v > max) {
-      problems.push(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
-      return def;
-    }
-    return v;
-  };
+  const int = (name: string, def: number, min: number, max: number) => number(name, def, min, max, true);
+  const num = (name: string, def: number, min: number, max: number) => number(name, def, min, max, false);
   const url = (name: string, protocols: string[]): string | undefined => {
     const raw = str(name);
     if (raw === undefined) return undefined;

@@ -3,7 +3,7 @@
  * worker-thread pool (no Redis) and BullMQ queues (with Redis). Both execute `processor.ts`, so both
  * modes give the same results.
  */
-import type { CodecErrorCode, OutputFormat } from '../codec/index.js';
+import type { CodecErrorCode, EncodeResult, OutputFormat } from '../codec/index.js';
 
 export interface EncodeJob {
   kind: 'encode';
@@ -15,17 +15,10 @@ export interface EncodeJob {
   maxSide: number;
 }
 
-export interface EncodeJobResult {
-  bitstream: Uint8Array;
-  bytes: number;
-  bpp: number;
-  quality: number;
-  width: number;
-  height: number;
-  model: { name: string; id: string };
+/** The codec's encode result (minus the provider, reported by readiness) plus what the job adds. */
+export interface EncodeJobResult extends Omit<EncodeResult, 'provider'> {
   source: { format: string; width: number; height: number; bytes: number };
   resized: boolean;
-  probes: number;
   timings: { decodeInputMs: number; encodeMs: number };
 }
 
