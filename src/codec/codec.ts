@@ -12,7 +12,7 @@ import ort from 'onnxruntime-node';
 import { CodecKind, Flags, QUALITY_ONE, parseContainer, quantiseQuality, serialiseContainer, type Container } from './container.js';
 import { CodecError } from './errors.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, encodeImage, type OutputFormat, type RgbImage } from './image-io.js';
-import { loadModelPackage, releaseModelPackage, type LoadOptions, type ModelPackage, type SessionSettings } from './model-package.js';
+import { loadModelPackage, readManifest, releaseModelPackage, type LoadOptions, type ModelPackage, type SessionSettings } from './model-package.js';
 import { cropChannels, fromTensor, paddedSize, roundHalfEven, toPaddedTensor } from './pixels.js';
 import { MAX_SYMBOL_MAGNITUDE, RansReader, RansWriter } from './rans.js';
 import { searchQualityForBudget } from './rate-control.js';
@@ -91,6 +91,18 @@ export async function findModelDirs(root = BUNDLED_MODELS_DIR): Promise<string[]
     if (await stat(path.join(dir, 'manifest.json')).then((s) => s.isFile(), () => false)) dirs.push(dir);
   }
   return dirs;
+}
+
+/** The bundled models as the gateway describes them, from their manifests alone (no graphs loaded). */
+export async function describeModels(dirs?: string[]): Promise<{ name: string; id: string; levels: number; defaultQuality: number }[]> {
+  const found = dirs ?? (await findModelDirs());
+  if (found.length === 0) throw new CodecError('bad_model_package', `no model package found (looked in ${BUNDLED_MODELS_DIR})`);
+  const out = [];
+  for (const dir of found) {
+    const m = await readManifest(dir);
+    out.push({ name: m.name, id: m.id, levels: m.quality.levels, defaultQuality: m.quality.default });
+  }
+  return out;
 }
 
 export class Codec {

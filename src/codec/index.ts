@@ -1,5 +1,5 @@
 /** The codec runtime's public surface: the gateway and the CLI import from here only. */
-export { Codec, BUNDLED_MODELS_DIR, findModelDirs } from './codec.js';
+export { Codec, BUNDLED_MODELS_DIR, describeModels, findModelDirs } from './codec.js';
 export type { BitstreamInfo, CodecOptions, EncodeOptions, EncodeResult } from './codec.js';
 export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
 export type { CodecErrorCode } from './errors.js';

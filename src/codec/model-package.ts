@@ -126,8 +126,8 @@ export interface LoadOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
-export async function loadModelPackage(dir: string, options: LoadOptions = {}): Promise<ModelPackage> {
-  const settings = { ...DEFAULT_SESSION_SETTINGS, ...options.settings };
+/** Read and validate a package's manifest without loading its graphs (what the gateway needs to describe a model). */
+export async function readManifest(dir: string): Promise<ModelManifest & { hashes: Record<string, string> }> {
   let manifestText: string;
   try {
     manifestText = await readFile(path.join(dir, 'manifest.json'), 'utf8');
@@ -140,7 +140,12 @@ export async function loadModelPackage(dir: string, options: LoadOptions = {}): 
   } catch {
     bad(dir, 'manifest.json is not JSON');
   }
-  const { hashes, ...manifest } = parseManifest(dir, raw);
+  return parseManifest(dir, raw);
+}
+
+export async function loadModelPackage(dir: string, options: LoadOptions = {}): Promise<ModelPackage> {
+  const settings = { ...DEFAULT_SESSION_SETTINGS, ...options.settings };
+  const { hashes, ...manifest } = await readManifest(dir);
 
   // Hash every file; the package id is the hash of the four hex digests in this order.
   const keys = ['encoder', 'entropy', 'decoder', 'tables'] as const;

@@ -33,6 +33,15 @@ export function createMetrics() {
     cacheHits: new Counter({ name: 'vlmpress_encode_cache_hits_total', help: 'Encode requests answered from the store without encoding', registers: [registry] }),
     queueJobs: new Gauge({ name: 'vlmpress_queue_jobs', help: 'Codec jobs by state', labelNames: ['state'] as const, registers: [registry] }),
     errors: new Counter({ name: 'vlmpress_errors_total', help: 'Error responses by code', labelNames: ['code'] as const, registers: [registry] }),
+    imageFetches: new Counter({ name: 'vlmpress_image_fetches_total', help: 'Image URL fetches by outcome (ok or the error code)', labelNames: ['outcome'] as const, registers: [registry] }),
+    proxyImages: new Counter({ name: 'vlmpress_proxy_images_total', help: 'Images rewritten by the LVLM proxy, by how (encoded, cached, client_bitstream)', labelNames: ['how'] as const, registers: [registry] }),
+    upstreamDuration: new Histogram({
+      name: 'vlmpress_upstream_request_duration_seconds',
+      help: 'Time from forwarding a request upstream to its response headers, by backend, route and status (error: no response)',
+      labelNames: ['backend', 'route', 'status'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
     modelInfo: new Gauge({ name: 'vlmpress_model_info', help: 'Loaded codec models (value 1)', labelNames: ['name', 'id', 'provider'] as const, registers: [registry] }),
   };
   return m;

@@ -3,9 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { OUTPUT_FORMATS, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
 import { HttpError } from '../server/errors.js';
 import type { GatewayContext } from '../server/context.js';
+import { decodeBitstream } from '../server/image-service.js';
 import { ID_PATTERN } from '../store/bitstream-store.js';
 
-function outputFormat(raw: unknown): OutputFormat {
+export function outputFormat(raw: unknown): OutputFormat {
   const f = (typeof raw === 'string' ? raw : 'png').toLowerCase();
   const format = f === 'jpg' ? 'jpeg' : f;
   if (!(OUTPUT_FORMATS as readonly string[]).includes(format)) throw new HttpError(400, 'invalid_request', `format must be one of ${OUTPUT_FORMATS.join(', ')}`);
@@ -25,11 +26,7 @@ export async function bitstreamRoutes(app: FastifyInstance, ctx: GatewayContext)
     return reply.type('application/vnd.vlmpress').header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(bitstream));
   });
 
-  const decodeTo = async (bitstream: Uint8Array, format: OutputFormat) => {
-    const r = await ctx.runner.decode({ bitstream, format });
-    ctx.metrics.decodeDuration.observe(r.timings.decodeMs / 1000);
-    return r;
-  };
+  const decodeTo = (bitstream: Uint8Array, format: OutputFormat) => decodeBitstream(ctx, bitstream, format);
 
   app.get<{ Params: { id: string }; Querystring: { format?: string } }>('/bitstreams/:id/image', async (req, reply) => {
     const format = outputFormat(req.query.format);

@@ -11,7 +11,12 @@ import { healthRoutes } from '../routes/health.js';
 import { FsBitstreamStore } from '../store/fs-store.js';
 import type { BitstreamStore } from '../store/bitstream-store.js';
 import type { JobRunner } from '../workers/jobs.js';
+import { QueueRunner } from '../workers/queue-runner.js';
 import { ThreadPoolRunner } from '../workers/thread-pool.js';
+import { loadBackends } from '../lvlm-proxy/backends.js';
+import { proxyRoutes } from '../lvlm-proxy/routes.js';
+import { RedisBitstreamStore } from '../store/redis-store.js';
+import { connectRedis } from './redis.js';
 import { installAuth } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayContext, ModelSummary } from './context.js';
@@ -32,10 +37,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: config.maxBodyBytes,
   });
   const metrics = createMetrics();
+  // Redis mode: jobs go to queue workers and (by default) bitstreams to Redis; embedded mode: threads and files.
+  const redis = config.redisUrl ? await connectRedis({ url: config.redisUrl, name: 'vlmpress-gateway' }) : undefined;
   const runner =
     options.runner ??
-    new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels });
-  const store = options.store ?? new FsBitstreamStore(config.dataDir);
+    (redis && config.redisUrl
+      ? new QueueRunner({ redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, jobTimeoutMs: config.jobTimeoutMs, attempts: config.jobAttempts, backoffMs: config.jobBackoffMs })
+      : new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels }));
+  const store = options.store ?? (config.store === 'redis' && redis ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds) : new FsBitstreamStore(config.dataDir));
+  const backends = await loadBackends(config);
 
   // Load the codec in every worker before accepting traffic; a broken model package stops start-up.
   const { models } = await runner.ready();
@@ -48,15 +58,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     store,
     metrics,
     defaultModel: () => model,
+    backends,
     async readiness() {
-      const checks: Record<string, { ok: boolean; detail?: string }> = {};
-      try {
-        const r = await runner.ready();
-        checks['models'] = { ok: true, detail: r.models.map((m) => `${m.name} (${m.provider})`).join(', ') };
-      } catch (e) {
-        checks['models'] = { ok: false, detail: (e as Error).message };
-      }
-      return { ready: Object.values(checks).every((c) => c.ok), checks };
+      const checks = await runner.health();
+      checks['store'] = { ok: true, detail: store.kind };
+      return { ready: Object.values(checks).every((c) => c.ok), mode: runner.mode, checks };
     },
   };
 
@@ -72,10 +78,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(async (a) => healthRoutes(a, ctx));
   await app.register(async (a) => compressRoutes(a, ctx));
   await app.register(async (a) => bitstreamRoutes(a, ctx));
+  await app.register(async (a) => proxyRoutes(a, ctx));
 
   app.addHook('onClose', async () => {
     await runner.close();
     await store.close();
+    await redis?.quit().catch(() => redis.disconnect());
   });
   return app;
 }

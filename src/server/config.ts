@@ -31,8 +31,34 @@ export interface GatewayConfig {
   ortThreads: number;
   executionProviders: ExecutionProviderName[];
   jobTimeoutMs: number;
+  /** Redis mode: attempts per job (crashed or lost workers) and the first retry delay (exponential) */
+  jobAttempts: number;
+  jobBackoffMs: number;
+  /** Redis mode: jobs one worker process runs at once (default: its thread count) */
+  workerConcurrency: number;
+  /** namespace of every Redis key (queues, store, worker heartbeats) */
+  redisPrefix: string;
+  /** where bitstreams live: the filesystem (default without Redis) or Redis (default with it) */
+  store: 'filesystem' | 'redis';
+  /** Redis store: seconds a bitstream lives after its last write (0 = forever) */
+  storeTtlSeconds: number;
+  /** optional JSON file listing several upstream LVLM backends (see docs/backends.md) */
+  backendsFile: string | undefined;
+  /** resolution profile of the one-backend shortcut (VLMPRESS_UPSTREAM_URL) */
+  upstreamProfile: ResolutionProfile;
+  upstreamTimeoutMs: number;
+  /** image URL fetching: byte cap, timeout, and an allowlist of non-public CIDRs (tests only) */
+  fetchMaxBytes: number;
+  fetchTimeoutMs: number;
+  fetchAllowCidrs: string[];
+  /** format of the reconstruction forwarded upstream (png keeps it exact) */
+  proxyImageFormat: 'png' | 'webp' | 'jpeg';
   logLevel: string;
 }
+
+/** what a backend's vision encoder sees; the policy (issue 5) downscales to it before encoding */
+export const RESOLUTION_PROFILES = ['none', 'openai', 'anthropic', 'qwen2-vl', 'llava'] as const;
+export type ResolutionProfile = (typeof RESOLUTION_PROFILES)[number];
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -78,25 +104,57 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   } catch (e) {
     problems.push(`VLMPRESS_EXECUTION_PROVIDERS: ${(e as Error).message}`);
   }
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], def: T): T => {
+    const raw = str(name);
+    if (raw === undefined) return def;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      problems.push(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+      return def;
+    }
+    return raw as T;
+  };
+  const list = (name: string) => (str(name) ?? '').split(',').map((k) => k.trim()).filter(Boolean);
   const logLevel = str('LOG_LEVEL') ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) problems.push(`LOG_LEVEL must be a pino level, got "${logLevel}"`);
 
+  const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
+  const workerThreads = int('VLMPRESS_WORKER_THREADS', Math.max(1, Math.min(4, os.availableParallelism() - 1)), 1, 256);
+  const maxBodyBytes = int('VLMPRESS_MAX_BODY_BYTES', 32 * 2 ** 20, 1024, 2 ** 30);
+  const store = oneOf('VLMPRESS_STORE', ['filesystem', 'redis'] as const, redisUrl ? 'redis' : 'filesystem');
+  if (store === 'redis' && !redisUrl) problems.push('VLMPRESS_STORE=redis needs REDIS_URL');
+  const redisPrefix = str('VLMPRESS_REDIS_PREFIX') ?? 'vlmpress';
+  if (!/^[\w.-]{1,64}$/.test(redisPrefix)) problems.push(`VLMPRESS_REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-", got "${redisPrefix}"`);
+  const fetchAllowCidrs = list('VLMPRESS_FETCH_ALLOW_CIDRS');
+  for (const c of fetchAllowCidrs) if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(c)) problems.push(`VLMPRESS_FETCH_ALLOW_CIDRS: "${c}" is not a CIDR`);
   const config: GatewayConfig = {
     port: int('PORT', 8080, 0, 65535),
     host: str('HOST') ?? '0.0.0.0',
-    redisUrl: url('REDIS_URL', ['redis:', 'rediss:']),
+    redisUrl,
     upstreamUrl: url('VLMPRESS_UPSTREAM_URL', ['http:', 'https:']),
     upstreamApiKey: str('VLMPRESS_UPSTREAM_API_KEY'),
-    apiKeys: (str('VLMPRESS_API_KEYS') ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+    apiKeys: list('VLMPRESS_API_KEYS'),
     dataDir: path.resolve(str('VLMPRESS_DATA_DIR') ?? './data'),
-    maxBodyBytes: int('VLMPRESS_MAX_BODY_BYTES', 32 * 2 ** 20, 1024, 2 ** 30),
+    maxBodyBytes,
     maxPixels: int('VLMPRESS_MAX_PIXELS', 40_000_000, 1, 400_000_000),
     defaultQuality: num('VLMPRESS_DEFAULT_QUALITY', 4, 1, 8),
     maxSide: int('VLMPRESS_MAX_SIDE', 2048, 16, 16384),
-    workerThreads: int('VLMPRESS_WORKER_THREADS', Math.max(1, Math.min(4, os.availableParallelism() - 1)), 1, 256),
+    workerThreads,
     ortThreads: int('VLMPRESS_ORT_THREADS', 1, 0, 256),
     executionProviders,
     jobTimeoutMs: int('VLMPRESS_JOB_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    jobAttempts: int('VLMPRESS_JOB_ATTEMPTS', 2, 1, 20),
+    jobBackoffMs: int('VLMPRESS_JOB_BACKOFF_MS', 500, 0, 600_000),
+    workerConcurrency: int('VLMPRESS_WORKER_CONCURRENCY', workerThreads, 1, 1024),
+    redisPrefix,
+    store,
+    storeTtlSeconds: int('VLMPRESS_STORE_TTL_SECONDS', 7 * 24 * 3600, 0, 10 * 365 * 24 * 3600),
+    backendsFile: str('VLMPRESS_BACKENDS_FILE'),
+    upstreamProfile: oneOf('VLMPRESS_UPSTREAM_PROFILE', RESOLUTION_PROFILES, 'openai'),
+    upstreamTimeoutMs: int('VLMPRESS_UPSTREAM_TIMEOUT_MS', 300_000, 100, 3_600_000),
+    fetchMaxBytes: int('VLMPRESS_FETCH_MAX_BYTES', maxBodyBytes, 1024, 2 ** 30),
+    fetchTimeoutMs: int('VLMPRESS_FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
+    fetchAllowCidrs,
+    proxyImageFormat: oneOf('VLMPRESS_PROXY_IMAGE_FORMAT', ['png', 'webp', 'jpeg'] as const, 'png'),
     logLevel,
   };
   if (problems.length) throw new ConfigError(problems);

@@ -2,6 +2,7 @@
 import type { Metrics } from '../metrics/registry.js';
 import type { BitstreamStore } from '../store/bitstream-store.js';
 import type { JobRunner } from '../workers/jobs.js';
+import type { Backends } from '../lvlm-proxy/backends.js';
 import type { GatewayConfig } from './config.js';
 
 export interface ModelSummary {
@@ -18,5 +19,7 @@ export interface GatewayContext {
   metrics: Metrics;
   /** the model new bitstreams are made with (known once the runner is ready) */
   defaultModel(): ModelSummary;
-  readiness(): Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
+  /** the upstream LVLM backends of the proxy (empty when none is configured) */
+  backends: Backends;
+  readiness(): Promise<{ ready: boolean; mode: string; checks: Record<string, { ok: boolean; detail?: string }> }>;
 }

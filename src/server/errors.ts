@@ -26,6 +26,10 @@ const CODEC_STATUS: Partial<Record<CodecErrorCode, number>> = {
   bad_model_package: 500,
 };
 
+export function codecErrorStatus(code: CodecErrorCode): number {
+  return CODEC_STATUS[code] ?? 400;
+}
+
 export function installErrorHandler(app: FastifyInstance, onError: (code: string) => void): void {
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
     let status = 500;
@@ -35,7 +39,7 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
     if (err instanceof HttpError) {
       ({ status, code, message, details } = err);
     } else if (isCodecError(err)) {
-      status = CODEC_STATUS[err.code] ?? 400;
+      status = codecErrorStatus(err.code);
       code = err.code;
       message = err.message;
       details = err.details;

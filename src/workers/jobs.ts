@@ -43,12 +43,17 @@ export type Job = EncodeJob | DecodeJob;
 /** Errors cross thread and queue boundaries as plain data, then become CodecErrors again. */
 export type JobOutcome<T> = { ok: true; value: T } | { ok: false; error: { code: CodecErrorCode; message: string; details?: Record<string, unknown> } };
 
+/** Readiness checks by name (models, redis, workers). */
+export type RunnerHealth = Record<string, { ok: boolean; detail?: string }>;
+
 export interface JobRunner {
   readonly mode: 'embedded' | 'redis';
   encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult>;
   decode(job: Omit<DecodeJob, 'kind'>): Promise<DecodeJobResult>;
   /** resolves when the codec is loaded wherever jobs run; rejects with the reason when it cannot be */
   ready(): Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }>;
+  /** what /readyz reports for the job side */
+  health(): Promise<RunnerHealth>;
   counts(): Promise<{ waiting: number; active: number }>;
   /** stop accepting jobs, finish the running ones, release resources */
   close(): Promise<void>;

@@ -3,7 +3,7 @@
  * without Redis. Same processor and results as the BullMQ driver.
  */
 import { Piscina } from 'piscina';
-import { JobTimeoutError, ShuttingDownError, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobOutcome, type JobRunner } from './jobs.js';
+import { JobTimeoutError, ShuttingDownError, type RunnerHealth, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobOutcome, type JobRunner } from './jobs.js';
 import { unwrap, type ProcessorOptions } from './processor.js';
 
 export interface ThreadPoolOptions extends ProcessorOptions {
@@ -56,6 +56,15 @@ export class ThreadPoolRunner implements JobRunner {
     // Warm every thread so the first requests do not pay for session creation.
     const all = await Promise.all(Array.from({ length: this.pool.options.maxThreads }, () => this.run<{ models: { name: string; id: string; provider: string; levels: number }[] }>({ kind: 'ready' })));
     return all[0]!;
+  }
+
+  async health(): Promise<RunnerHealth> {
+    try {
+      const r = await this.ready();
+      return { models: { ok: true, detail: r.models.map((m) => `${m.name} (${m.provider})`).join(', ') } };
+    } catch (e) {
+      return { models: { ok: false, detail: (e as Error).message } };
+    }
   }
 
   async counts(): Promise<{ waiting: number; active: number }> {

@@ -1,35 +1,33 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
-import { buildApp } from '../../src/server/app.js';
 import { loadConfig } from '../../src/server/config.js';
 import { closeCodecs, readShared, sha256, sharedCodec } from '../helpers.js';
+import { MODES, startGateway, type TestGateway } from './harness.js';
 
-async function start(env: Record<string, string>): Promise<{ app: FastifyInstance; base: string; dir: string }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-gw-'));
-  const config = loadConfig({ VLMPRESS_DATA_DIR: dir, VLMPRESS_WORKER_THREADS: '1', LOG_LEVEL: 'silent', ...env });
-  const app = await buildApp({ config });
-  const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { app, base: address, dir };
-}
+after(closeCodecs);
 
-describe('gateway HTTP API (embedded mode)', () => {
-  let gw: { app: FastifyInstance; base: string; dir: string };
+for (const mode of MODES) describe(`gateway HTTP API (${mode} mode)`, () => {
+  let gw: TestGateway;
   let png: Buffer;
+  let imageServer: ReturnType<typeof createServer>;
+  let imageUrl: string;
   before(async () => {
-    gw = await start({ VLMPRESS_MAX_BODY_BYTES: String(2 * 2 ** 20) });
+    gw = await startGateway(mode, { VLMPRESS_MAX_BODY_BYTES: String(2 * 2 ** 20), VLMPRESS_FETCH_ALLOW_CIDRS: '127.0.0.0/8' });
     png = await sharp(readShared('data', 'kodak', 'kodim07.png')).extract({ left: 100, top: 100, width: 160, height: 120 }).png().toBuffer();
+    imageServer = createServer((req, res) => {
+      if (req.url === '/a.png') return void res.writeHead(200, { 'content-type': 'image/png' }).end(png);
+      if (req.url === '/page.html') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html></html>');
+      res.writeHead(302, { location: 'http://10.0.0.1/a.png' }).end();
+    });
+    await new Promise<void>((resolve) => imageServer.listen(0, '127.0.0.1', resolve));
+    imageUrl = `http://127.0.0.1:${(imageServer.address() as { port: number }).port}`;
   });
   after(async () => {
-    await gw.app.close();
-    await rm(gw.dir, { recursive: true, force: true });
-    await closeCodecs();
+    await gw.close();
+    await new Promise((resolve) => imageServer.close(resolve));
   });
-
   const compressMultipart = (quality?: string, accept?: string) => {
     const form = new FormData();
     form.set('image', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'a.png');
@@ -81,7 +79,11 @@ describe('gateway HTTP API (embedded mode)', () => {
       [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: png.toString('base64'), quality: 11 }) }), 400, 'invalid_request'],
       [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"nope":1}' }), 400, 'invalid_request'],
       [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{broken' }), 400, 'invalid_json'],
-      [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 'http://127.0.0.1/x.png' }) }), 400, 'unsupported_image_source'],
+      [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 'http://169.254.169.254/latest/meta-data/' }) }), 400, 'image_url_blocked'],
+      [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: `${imageUrl}/redirect` }) }), 400, 'image_url_blocked'],
+      [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: `${imageUrl}/page.html` }) }), 415, 'unsupported_image_format'],
+      [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 'file:///etc/passwd' }) }), 400, 'invalid_image_url'],
+      [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: png.toString('base64'), task: 42 }) }), 400, 'invalid_request'],
       [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 'A'.repeat(3 * 2 ** 20) }) }), 413, 'body_too_large'],
       [fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' }), 415, 'unsupported_media_type'],
       [fetch(`${gw.base}/bitstreams/xyz`), 400, 'invalid_request'],
@@ -100,10 +102,19 @@ describe('gateway HTTP API (embedded mode)', () => {
     }
   });
 
+  it('fetches an image URL (loopback allowed for this test only) and compresses it like the bytes', async () => {
+    const byUrl = (await (await fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: `${imageUrl}/a.png`, quality: 2 }) })).json()) as Record<string, any>;
+    const byBytes = (await (await fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: png.toString('base64'), quality: 2 }) })).json()) as Record<string, any>;
+    assert.equal(byUrl.id, byBytes.id);
+    assert.equal(byUrl.source.bytes, png.length);
+  });
+
   it('reports health, readiness and metrics', async () => {
     assert.deepEqual(await (await fetch(`${gw.base}/healthz`)).json(), { status: 'ok' });
-    const ready = (await (await fetch(`${gw.base}/readyz`)).json()) as { ready: boolean };
-    assert.equal(ready.ready, true);
+    const ready = (await (await fetch(`${gw.base}/readyz`)).json()) as { ready: boolean; mode: string; checks: Record<string, unknown> };
+    assert.equal(ready.ready, true, JSON.stringify(ready));
+    assert.equal(ready.mode, mode);
+    if (mode === 'redis') assert.deepEqual(Object.keys(ready.checks).sort(), ['redis', 'store', 'workers']);
     const text = await (await fetch(`${gw.base}/metrics`)).text();
     for (const name of ['vlmpress_http_request_duration_seconds_bucket', 'vlmpress_bytes_saved_total', 'vlmpress_encode_duration_seconds_count', 'vlmpress_model_info', 'vlmpress_queue_jobs', 'vlmpress_errors_total']) {
       assert.ok(text.includes(name), name);
@@ -113,7 +124,7 @@ describe('gateway HTTP API (embedded mode)', () => {
 
 describe('gateway API keys', () => {
   it('requires a Bearer key on the API but not on probes', async () => {
-    const gw = await start({ VLMPRESS_API_KEYS: 'k1, k2' });
+    const gw = await startGateway('embedded', { VLMPRESS_API_KEYS: 'k1, k2' });
     try {
       assert.equal((await fetch(`${gw.base}/healthz`)).status, 200);
       const none = await fetch(`${gw.base}/bitstreams/${'0'.repeat(64)}`);
@@ -122,8 +133,7 @@ describe('gateway API keys', () => {
       assert.equal((await fetch(`${gw.base}/bitstreams/${'0'.repeat(64)}`, { headers: { authorization: 'Bearer nope' } })).status, 401);
       assert.equal((await fetch(`${gw.base}/bitstreams/${'0'.repeat(64)}`, { headers: { authorization: 'Bearer k2' } })).status, 404);
     } finally {
-      await gw.app.close();
-      await rm(gw.dir, { recursive: true, force: true });
+      await gw.close();
     }
   });
 });

@@ -1,0 +1,167 @@
+/**
+ * The OpenAI-compatible proxy: POST /v1/chat/completions compresses every image of the request
+ * (stored, then decoded, and the reconstruction forwarded in its place) and relays the backend's
+ * answer unchanged; GET /v1/models lists the models of every backend.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { decidePolicy, type PolicyDecision } from '../policy/policy.js';
+import { policyRequest } from '../policy/request-fields.js';
+import { HttpError } from '../server/errors.js';
+import type { GatewayContext } from '../server/context.js';
+import { compressAndStore, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../server/image-service.js';
+import type { Backend } from './backends.js';
+import { findImageParts } from './image-parts.js';
+import { callUpstream, clientGone, relayResponse } from './upstream.js';
+
+interface ImageReport {
+  id: string;
+  originalBytes: number;
+  compressedBytes: number;
+  quality: number;
+  how: 'encoded' | 'cached' | 'client_bitstream';
+}
+
+/** Per-request settings: `vlmpress: {...}` in the body (removed before forwarding) over x-vlmpress-* headers. */
+function requestOptions(req: FastifyRequest, body: Record<string, unknown>, levels: number) {
+  const fields: Record<string, unknown> = {};
+  for (const [header, field] of [['x-vlmpress-quality', 'quality'], ['x-vlmpress-max-bytes', 'max_bytes'], ['x-vlmpress-task', 'task']] as const) {
+    const v = req.headers[header];
+    if (typeof v === 'string') fields[field] = v;
+  }
+  const own = body['vlmpress'];
+  delete body['vlmpress'];
+  if (own !== undefined) {
+    if (typeof own !== 'object' || own === null || Array.isArray(own)) throw new HttpError(400, 'invalid_request', 'vlmpress must be an object like {"quality": 3}');
+    const unknown = Object.keys(own).filter((k) => !['quality', 'max_bytes', 'task'].includes(k));
+    if (unknown.length) throw new HttpError(400, 'invalid_request', `vlmpress: unknown field(s) ${unknown.join(', ')} (quality, max_bytes, task)`);
+    Object.assign(fields, own);
+  }
+  return policyRequest(fields, levels);
+}
+
+function promptText(messages: unknown[]): string {
+  const texts: string[] = [];
+  for (const m of messages) {
+    const content = (m as { content?: unknown }).content;
+    if (typeof content === 'string') texts.push(content);
+    else if (Array.isArray(content)) for (const p of content) if (typeof (p as { text?: unknown }).text === 'string') texts.push((p as { text: string }).text);
+  }
+  return texts.join('\n').slice(0, 100_000);
+}
+
+export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
+  const observe = (backend: Backend, route: string, status: string, t0: number) =>
+    ctx.metrics.upstreamDuration.observe({ backend: backend.name, route, status }, (performance.now() - t0) / 1000);
+  const clientAuthorization = (req: FastifyRequest) => (ctx.config.apiKeys.length === 0 ? req.headers.authorization : undefined);
+
+  async function rewriteImage(url: string, field: string, policy: PolicyDecision): Promise<{ url: string; report: ImageReport }> {
+    const format = ctx.config.proxyImageFormat;
+    const ref = await readImageReference(ctx, url, field);
+    return withField(field, async () => {
+      if (ref.kind === 'bitstream') {
+        // Compressed by the client already: decode, never re-encode.
+        const decoded = await decodeBitstream(ctx, ref.bytes, format);
+        const id = await storeClientBitstream(ctx, ref.bytes, decoded);
+        return { url: dataUrl(format, decoded.image), report: { id, originalBytes: ref.bytes.length, compressedBytes: ref.bytes.length, quality: decoded.quality, how: 'client_bitstream' } };
+      }
+      const out = await compressAndStore(ctx, ref.bytes, policy);
+      const decoded = await decodeBitstream(ctx, out.bitstream, format);
+      return {
+        url: dataUrl(format, decoded.image),
+        report: { id: out.id, originalBytes: ref.bytes.length, compressedBytes: out.bitstream.length, quality: out.meta.quality, how: out.cached ? 'cached' : 'encoded' },
+      };
+    });
+  }
+
+  app.post('/v1/chat/completions', async (req, reply) => {
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_request', 'the body must be a JSON chat completion request');
+    const request = body as Record<string, unknown>;
+    if (typeof request['model'] !== 'string' || request['model'].length === 0) throw new HttpError(400, 'invalid_request', 'model is required');
+    if (!Array.isArray(request['messages'])) throw new HttpError(400, 'invalid_request', 'messages must be an array');
+    if (!ctx.backends.configured) throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');
+    const backend = ctx.backends.route(request['model']);
+    if (!backend) throw new HttpError(404, 'model_not_found', `no backend serves model "${request['model']}"`);
+
+    const options = requestOptions(req, request, ctx.defaultModel().levels);
+    const policy = decidePolicy(ctx.config, { ...options, profile: backend.profile, prompt: options.prompt ?? promptText(request['messages']) });
+    const slots = findImageParts(request['messages']);
+    const results = await Promise.all(slots.map((s) => rewriteImage(s.url, s.field, policy)));
+    results.forEach((r, i) => {
+      slots[i]!.set(r.url);
+      ctx.metrics.proxyImages.inc({ how: r.report.how });
+    });
+
+    void reply.header('x-vlmpress-backend', backend.name).header('x-vlmpress-images', String(results.length));
+    if (results.length) {
+      const list = (f: (r: ImageReport) => string | number) => results.map((r) => String(f(r.report))).join(',');
+      void reply
+        .header('x-vlmpress-original-bytes', list((r) => r.originalBytes))
+        .header('x-vlmpress-compressed-bytes', list((r) => r.compressedBytes))
+        .header('x-vlmpress-quality', list((r) => r.quality))
+        .header('x-vlmpress-ids', list((r) => r.id))
+        .header('x-vlmpress-policy', `${policy.source}; ${policy.reason}`);
+    }
+
+    const t0 = performance.now();
+    let res: Response;
+    try {
+      res = await callUpstream({
+        backend,
+        path: '/chat/completions',
+        method: 'POST',
+        body: JSON.stringify(request),
+        timeoutMs: ctx.config.upstreamTimeoutMs,
+        clientAuthorization: clientAuthorization(req),
+        clientHeaders: req.headers,
+        signal: clientGone(req, reply),
+      });
+    } catch (e) {
+      observe(backend, 'chat_completions', 'error', t0);
+      throw e;
+    }
+    observe(backend, 'chat_completions', String(res.status), t0);
+    return relayResponse(reply, res);
+  });
+
+  app.get('/v1/models', async (req, reply) => {
+    if (!ctx.backends.configured) throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');
+    const list = ctx.backends.list;
+    const answers = await Promise.all(
+      list.map(async (backend) => {
+        const t0 = performance.now();
+        try {
+          const res = await callUpstream({ backend, path: '/models', method: 'GET', timeoutMs: Math.min(ctx.config.upstreamTimeoutMs, 30_000), clientAuthorization: clientAuthorization(req), clientHeaders: req.headers });
+          observe(backend, 'models', String(res.status), t0);
+          return { backend, res };
+        } catch (e) {
+          observe(backend, 'models', 'error', t0);
+          return { backend, error: e as Error };
+        }
+      }),
+    );
+    // One backend: its answer exactly, errors included.
+    const only = answers[0]!;
+    if (list.length === 1 && only.res) return relayResponse(reply, only.res);
+    if (list.length === 1) throw only.error;
+    // Several: the union; a backend that cannot be asked contributes the names it is configured with.
+    const seen = new Set<string>();
+    const data: Record<string, unknown>[] = [];
+    for (const a of answers) {
+      let models: Record<string, unknown>[] = [];
+      if (a.res?.ok) {
+        const json = (await a.res.json().catch(() => null)) as { data?: unknown } | null;
+        if (Array.isArray(json?.data)) models = json.data.filter((m): m is Record<string, unknown> => typeof m === 'object' && m !== null && typeof (m as { id?: unknown }).id === 'string');
+      } else {
+        await a.res?.body?.cancel();
+        models = a.backend.models.filter((m) => !m.includes('*')).map((id) => ({ id, object: 'model', created: 0, owned_by: a.backend.name }));
+      }
+      for (const m of models) {
+        if (seen.has(m['id'] as string)) continue;
+        seen.add(m['id'] as string);
+        data.push(m);
+      }
+    }
+    return { object: 'list', data };
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * Talking to an upstream backend: forward a request with the backend's credentials and send its
+ * answer back unchanged (status, body bytes, content type: JSON, SSE streams and errors alike).
+ * A client that goes away aborts the upstream request, so no tokens are generated for nobody.
+ */
+import { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from '../server/errors.js';
+import type { Backend } from './backends.js';
+
+/** Headers from the client that mean something to an OpenAI-compatible server. */
+const FORWARD_REQUEST_HEADERS = ['accept', 'openai-organization', 'openai-project', 'openai-beta', 'x-request-id', 'idempotency-key'];
+/** Response headers that do not describe the bytes we relay (fetch already removed the transfer coding). */
+const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding', 'proxy-authenticate', 'upgrade', 'trailer', 'te', 'set-cookie']);
+
+export interface UpstreamCall {
+  backend: Backend;
+  /** path under the backend's base URL, e.g. /chat/completions */
+  path: string;
+  method: 'GET' | 'POST';
+  body?: string;
+  /** time allowed until the response headers arrive; a stream may then run as long as it runs */
+  timeoutMs: number;
+  /** the client's own Authorization, forwarded only when the gateway has no keys of its own and the backend none either */
+  clientAuthorization?: string | undefined;
+  clientHeaders?: FastifyRequest['headers'];
+  signal?: AbortSignal;
+}
+
+export async function callUpstream(call: UpstreamCall): Promise<Response> {
+  const headers: Record<string, string> = { 'user-agent': 'vlmpress-proxy/0.1' };
+  for (const name of FORWARD_REQUEST_HEADERS) {
+    const v = call.clientHeaders?.[name];
+    if (typeof v === 'string') headers[name] = v;
+  }
+  if (call.body !== undefined) headers['content-type'] = 'application/json';
+  if (call.backend.apiKey) headers['authorization'] = `Bearer ${call.backend.apiKey}`;
+  else if (call.clientAuthorization) headers['authorization'] = call.clientAuthorization;
+
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(call.signal?.reason);
+  call.signal?.addEventListener('abort', onAbort, { once: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, call.timeoutMs);
+  try {
+    return await fetch(`${call.backend.url}${call.path}`, { method: call.method, headers, ...(call.body !== undefined ? { body: call.body } : {}), signal: controller.signal, redirect: 'manual' });
+  } catch (e) {
+    if (timedOut) throw new HttpError(504, 'upstream_timeout', `backend ${call.backend.name} did not answer within ${call.timeoutMs} ms`);
+    if (call.signal?.aborted) throw new HttpError(499, 'client_closed_request', 'the client closed the connection');
+    throw new HttpError(502, 'upstream_unavailable', `backend ${call.backend.name} is unreachable: ${((e as Error).cause as Error | undefined)?.message ?? (e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+    call.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Relay an upstream response: same status, same body bytes, streamed as they arrive. */
+export function relayResponse(reply: FastifyReply, res: Response): FastifyReply {
+  void reply.status(res.status);
+  res.headers.forEach((value, name) => {
+    if (!DROP_RESPONSE_HEADERS.has(name)) void reply.header(name, value);
+  });
+  if (!res.body) return reply.send();
+  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    // Proxies in front of us must not buffer the stream.
+    void reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
+  }
+  return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>));
+}
+
+/** An AbortSignal that fires when the client disconnects before the response is complete. */
+export function clientGone(req: FastifyRequest, reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
+  });
+  void req;
+  return controller.signal;
+}

@@ -1,0 +1,119 @@
+/**
+ * What /compress and the LVLM proxy share: turn an image reference (base64, data URL, http(s) URL,
+ * or an already-compressed vlmpress data URL) into bytes, encode and store an image under a policy
+ * (once per identical image + settings + model), and decode a stored bitstream for forwarding.
+ */
+import { isCodecError, looksLikeContainer, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
+import type { PolicyDecision } from '../policy/policy.js';
+import { cacheKey, type StoredMeta } from '../store/bitstream-store.js';
+import type { DecodeJobResult } from '../workers/jobs.js';
+import type { GatewayContext } from './context.js';
+import { codecErrorStatus, HttpError } from './errors.js';
+import { fetchImageUrl, isFetchableUrl, UrlFetchError } from './url-fetcher.js';
+
+export const BITSTREAM_MIME = 'application/vnd.vlmpress';
+
+export type ImageReference = { kind: 'image'; bytes: Uint8Array; origin: 'inline' | 'url' } | { kind: 'bitstream'; bytes: Uint8Array };
+
+const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?((?:;[\w-]+=[\w.-]+)*);base64,/i;
+
+function base64Bytes(b64: string, field: string): Uint8Array {
+  if (b64.length === 0 || !/^[A-Za-z0-9+/=\s_-]+$/.test(b64)) throw new HttpError(400, 'invalid_request', `${field} must be base64, a data URL or an http(s) URL`);
+  const buf = Buffer.from(b64, 'base64');
+  if (buf.length === 0) throw new HttpError(400, 'invalid_request', `${field} is empty`);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+}
+
+/** Resolve what a client sent as an image: bytes inline, bytes behind a URL, or a vlmpress bitstream. */
+export async function readImageReference(ctx: GatewayContext, text: string, field: string): Promise<ImageReference> {
+  if (isFetchableUrl(text)) {
+    try {
+      const got = await fetchImageUrl(text, { maxBytes: ctx.config.fetchMaxBytes, timeoutMs: ctx.config.fetchTimeoutMs, allowCidrs: ctx.config.fetchAllowCidrs });
+      ctx.metrics.imageFetches.inc({ outcome: 'ok' });
+      return looksLikeContainer(got.bytes) ? { kind: 'bitstream', bytes: got.bytes } : { kind: 'image', bytes: got.bytes, origin: 'url' };
+    } catch (e) {
+      if (e instanceof UrlFetchError) {
+        ctx.metrics.imageFetches.inc({ outcome: e.code });
+        throw new HttpError(e.status, e.code, `${field}: ${e.message}`, e.details);
+      }
+      throw e;
+    }
+  }
+  const m = DATA_URL.exec(text);
+  if (m) {
+    const bytes = base64Bytes(text.slice(m[0].length), field);
+    if (m[1]?.toLowerCase() === BITSTREAM_MIME) return { kind: 'bitstream', bytes };
+    return { kind: 'image', bytes, origin: 'inline' };
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(text)) {
+    throw new HttpError(400, 'invalid_image_url', `${field}: only data URLs and http(s) URLs are accepted`);
+  }
+  const bytes = base64Bytes(text, field);
+  return looksLikeContainer(bytes) ? { kind: 'bitstream', bytes } : { kind: 'image', bytes, origin: 'inline' };
+}
+
+/** Codec errors for one image of many name the field they came from. */
+export async function withField<T>(field: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    if (isCodecError(e)) throw new HttpError(codecErrorStatus(e.code), e.code, `${field}: ${e.message}`, e.details);
+    throw e;
+  }
+}
+
+export interface CompressOutcome {
+  id: string;
+  bitstream: Uint8Array;
+  meta: StoredMeta;
+  /** answered from the store without encoding */
+  cached: boolean;
+  probes: number;
+  timings: Record<string, number>;
+}
+
+export async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision): Promise<CompressOutcome> {
+  const model = ctx.defaultModel();
+  const settings = { quality: policy.quality, maxSide: policy.maxSide, modelId: model.id, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) };
+  const key = cacheKey(image, settings);
+  ctx.metrics.bytesIn.inc(image.length);
+  const id = await ctx.store.lookup(key);
+  const hit = id ? await ctx.store.get(id) : null;
+  if (hit && id) {
+    ctx.metrics.cacheHits.inc();
+    ctx.metrics.bytesSaved.inc(Math.max(0, image.length - hit.bitstream.length));
+    return { id, ...hit, cached: true, probes: 0, timings: {} };
+  }
+  const r = await ctx.runner.encode({ image, quality: policy.quality, maxSide: policy.maxSide, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) });
+  const meta: StoredMeta = { width: r.width, height: r.height, quality: r.quality, model: r.model, source: r.source, createdAt: new Date().toISOString() };
+  const stored = await ctx.store.put(r.bitstream, meta);
+  await ctx.store.remember(key, stored);
+  ctx.metrics.encodeDuration.observe((r.timings.decodeInputMs + r.timings.encodeMs) / 1000);
+  ctx.metrics.bytesOut.inc(r.bytes);
+  ctx.metrics.bytesSaved.inc(Math.max(0, image.length - r.bytes));
+  ctx.metrics.quality.observe(r.quality);
+  ctx.metrics.bpp.observe(r.bpp);
+  return { id: stored, bitstream: r.bitstream, meta, cached: false, probes: r.probes, timings: r.timings };
+}
+
+export async function decodeBitstream(ctx: GatewayContext, bitstream: Uint8Array, format: OutputFormat): Promise<DecodeJobResult> {
+  const r = await ctx.runner.decode({ bitstream, format });
+  ctx.metrics.decodeDuration.observe(r.timings.decodeMs / 1000);
+  return r;
+}
+
+/** Store a bitstream a client compressed itself (after a decode proved it valid). */
+export async function storeClientBitstream(ctx: GatewayContext, bitstream: Uint8Array, decoded: DecodeJobResult): Promise<string> {
+  return ctx.store.put(bitstream, {
+    width: decoded.width,
+    height: decoded.height,
+    quality: decoded.quality,
+    model: decoded.model,
+    source: { format: 'vlmpress', width: decoded.width, height: decoded.height, bytes: bitstream.length },
+    createdAt: new Date().toISOString(),
+  });
+}
+
+export function dataUrl(format: OutputFormat, bytes: Uint8Array): string {
+  return `data:${OUTPUT_MIME[format]};base64,${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')}`;
+}

@@ -1,0 +1,57 @@
+/**
+ * Redis bitstream store (the default with REDIS_URL, so every gateway replica sees the same
+ * bitstreams): one hash per bitstream (`data`, `meta`) and one string per cache key, both with the
+ * configured TTL. Content addressing makes writes idempotent; reads re-hash the bytes, so a damaged
+ * value is reported, never served.
+ */
+import type { Redis } from 'ioredis';
+import { bitstreamId, ID_PATTERN, type BitstreamStore, type StoredMeta } from './bitstream-store.js';
+import { StoreCorruptionError } from './fs-store.js';
+
+export class RedisBitstreamStore implements BitstreamStore {
+  readonly kind = 'redis' as const;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    /** seconds; 0 keeps values forever */
+    private readonly ttlSeconds: number,
+  ) {}
+
+  private key(kind: 'bitstream' | 'cache', id: string): string {
+    return `${this.prefix}:${kind}:${id}`;
+  }
+
+  async put(bitstream: Uint8Array, meta: StoredMeta): Promise<string> {
+    const id = bitstreamId(bitstream);
+    const key = this.key('bitstream', id);
+    // HSETNX: a second put of the same bytes keeps the first metadata (its createdAt) and only refreshes the TTL.
+    const tx = this.redis.multi().hsetnx(key, 'data', Buffer.from(bitstream)).hsetnx(key, 'meta', JSON.stringify(meta));
+    if (this.ttlSeconds > 0) tx.expire(key, this.ttlSeconds);
+    const results = await tx.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+    return id;
+  }
+
+  async get(id: string): Promise<{ bitstream: Uint8Array; meta: StoredMeta } | null> {
+    if (!ID_PATTERN.test(id)) return null;
+    const [data, meta] = await this.redis.hmgetBuffer(this.key('bitstream', id), 'data', 'meta');
+    if (!data) return null;
+    if (bitstreamId(data) !== id) throw new StoreCorruptionError(id);
+    return { bitstream: new Uint8Array(data), meta: meta ? (JSON.parse(meta.toString('utf8')) as StoredMeta) : ({} as StoredMeta) };
+  }
+
+  async lookup(cacheKey: string): Promise<string | null> {
+    if (!ID_PATTERN.test(cacheKey)) return null;
+    const id = await this.redis.get(this.key('cache', cacheKey));
+    return id && ID_PATTERN.test(id) ? id : null;
+  }
+
+  async remember(cacheKey: string, id: string): Promise<void> {
+    if (this.ttlSeconds > 0) await this.redis.set(this.key('cache', cacheKey), id, 'EX', this.ttlSeconds);
+    else await this.redis.set(this.key('cache', cacheKey), id);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,149 @@
+/**
+ * Redis job driver (REDIS_URL set): the gateway adds encode/decode jobs to BullMQ queues and awaits
+ * their results through queue events; `npm run worker` processes run them (queue-worker.ts) with the
+ * same processor as the embedded pool. Binary inputs and outputs travel as Redis values with a TTL.
+ */
+import { randomUUID } from 'node:crypto';
+import { Queue, QueueEvents, type Job as BullJob } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CodecError, describeModels } from '../codec/index.js';
+import { bullConnection, redactUrl } from '../server/redis.js';
+import { JobTimeoutError, ShuttingDownError, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobRunner, type RunnerHealth } from './jobs.js';
+import { blobKey, blobTtlSeconds, bullPrefix, QUEUES, workerKey, type DecodeQueueData, type EncodeQueueData, type QueueName, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
+
+export interface QueueRunnerOptions {
+  redis: Redis;
+  redisUrl: string;
+  prefix: string;
+  jobTimeoutMs: number;
+  attempts: number;
+  backoffMs: number;
+  modelDirs?: string[];
+}
+
+export class QueueRunner implements JobRunner {
+  readonly mode = 'redis' as const;
+  private readonly queues: Record<QueueName, Queue>;
+  private readonly events: Record<QueueName, QueueEvents>;
+  private readonly blobTtl: number;
+  private closing = false;
+
+  constructor(private readonly options: QueueRunnerOptions) {
+    const common = { prefix: bullPrefix(options.prefix) };
+    this.queues = {
+      encode: new Queue(QUEUES.encode, { ...common, connection: bullConnection(options.redisUrl, 'vlmpress-gateway') }),
+      decode: new Queue(QUEUES.decode, { ...common, connection: bullConnection(options.redisUrl, 'vlmpress-gateway') }),
+    };
+    this.events = {
+      encode: new QueueEvents(QUEUES.encode, { ...common, connection: bullConnection(options.redisUrl, 'vlmpress-gateway-events') }),
+      decode: new QueueEvents(QUEUES.decode, { ...common, connection: bullConnection(options.redisUrl, 'vlmpress-gateway-events') }),
+    };
+    // Connection errors surface through the commands that fail; the events only need a listener.
+    for (const q of Object.values(this.queues)) q.on('error', () => {});
+    for (const e of Object.values(this.events)) e.on('error', () => {});
+    this.blobTtl = blobTtlSeconds(options.jobTimeoutMs, options.attempts, options.backoffMs);
+  }
+
+  private async run(queue: QueueName, input: Uint8Array, data: Omit<EncodeQueueData, 'input'> | Omit<DecodeQueueData, 'input'>): Promise<{ value: Record<string, unknown>; output: Buffer | null }> {
+    if (this.closing) throw new ShuttingDownError();
+    const { redis, prefix, jobTimeoutMs, attempts, backoffMs } = this.options;
+    const inputKey = blobKey(prefix, randomUUID());
+    await redis.set(inputKey, Buffer.from(input.buffer, input.byteOffset, input.length), 'EX', this.blobTtl);
+    let job: BullJob | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      job = await this.queues[queue].add(queue, { ...data, input: inputKey }, {
+        attempts,
+        backoff: { type: 'exponential', delay: backoffMs },
+        removeOnComplete: { age: 600, count: 1000 },
+        removeOnFail: { age: 24 * 3600, count: 10_000 },
+      });
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new JobTimeoutError(jobTimeoutMs)), jobTimeoutMs);
+      });
+      const ret = (await Promise.race([job.waitUntilFinished(this.events[queue]), timeout])) as QueueReturn;
+      if (!ret.ok) throw new CodecError(ret.error.code, ret.error.message, ret.error.details);
+      const output = ret.output ? await redis.getdelBuffer(ret.output) : null;
+      return { value: ret.value as unknown as Record<string, unknown>, output };
+    } catch (e) {
+      if (e instanceof JobTimeoutError && job) {
+        // Nobody is waiting any more: drop the job if no worker has taken it yet.
+        await job.remove().catch(() => {});
+        await redis.del(inputKey).catch(() => {});
+      }
+      if (e instanceof CodecError || e instanceof JobTimeoutError) throw e;
+      throw new Error(`${queue} job failed in the worker: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult> {
+    const { image, ...settings } = job;
+    const { value, output } = await this.run('encode', image, settings);
+    if (!output) throw new Error('encode job finished but its bitstream expired before it was collected');
+    return { ...(value as unknown as Omit<EncodeJobResult, 'bitstream'>), bitstream: new Uint8Array(output) };
+  }
+
+  async decode(job: Omit<DecodeJob, 'kind'>): Promise<DecodeJobResult> {
+    const { bitstream, ...settings } = job;
+    const { value, output } = await this.run('decode', bitstream, settings);
+    if (!output) throw new Error('decode job finished but its image expired before it was collected');
+    return { ...(value as unknown as Omit<DecodeJobResult, 'image'>), image: new Uint8Array(output) };
+  }
+
+  /** Live workers, from their heartbeats. */
+  async workers(): Promise<WorkerHeartbeat[]> {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.options.redis.scan(cursor, 'MATCH', workerKey(this.options.prefix, '*'), 'COUNT', 100);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    if (keys.length === 0) return [];
+    const values = await this.options.redis.mget(keys);
+    return values.flatMap((v) => (v ? [JSON.parse(v) as WorkerHeartbeat] : []));
+  }
+
+  async ready(): Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }> {
+    // The gateway loads no graphs in this mode: it describes the bundled models from their manifests.
+    const models = await describeModels(this.options.modelDirs);
+    await Promise.all(Object.values(this.queues).map((q) => q.waitUntilReady()));
+    await Promise.all(Object.values(this.events).map((e) => e.waitUntilReady()));
+    return { models: models.map((m) => ({ name: m.name, id: m.id, provider: 'queue workers', levels: m.levels })) };
+  }
+
+  async health(): Promise<RunnerHealth> {
+    const checks: RunnerHealth = {};
+    try {
+      await this.options.redis.ping();
+      checks['redis'] = { ok: true, detail: redactUrl(this.options.redisUrl) };
+    } catch (e) {
+      checks['redis'] = { ok: false, detail: (e as Error).message };
+      return checks;
+    }
+    const [models, workers] = await Promise.all([describeModels(this.options.modelDirs), this.workers()]);
+    const serving = workers.filter((w) => w.models.some((m) => m.id === models[0]!.id));
+    checks['workers'] = serving.length
+      ? { ok: true, detail: `${serving.length} worker(s): ${serving.map((w) => `${w.host}:${w.pid} (${w.models.map((m) => m.provider).join('/')})`).join(', ')}` }
+      : { ok: false, detail: `no live worker serves ${models[0]!.name}; start one with npm run worker` };
+    return checks;
+  }
+
+  async counts(): Promise<{ waiting: number; active: number }> {
+    let waiting = 0;
+    let active = 0;
+    for (const q of Object.values(this.queues)) {
+      const c = await q.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+      waiting += (c['waiting'] ?? 0) + (c['prioritized'] ?? 0) + (c['delayed'] ?? 0);
+      active += c['active'] ?? 0;
+    }
+    return { waiting, active };
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...Object.values(this.events).map((e) => e.close()), ...Object.values(this.queues).map((q) => q.close())]);
+  }
+}

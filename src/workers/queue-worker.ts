@@ -1,0 +1,106 @@
+/**
+ * A queue worker (Redis mode): BullMQ workers on the encode and decode queues hand each job to a
+ * pool of worker threads running the shared processor, so the CPU-heavy codec never blocks the
+ * event loop that renews job locks. A heartbeat key tells gateways what this worker serves.
+ */
+import os from 'node:os';
+import { UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
+import type { Logger } from 'pino';
+import { isCodecError } from '../codec/index.js';
+import type { GatewayConfig } from '../server/config.js';
+import { bullConnection, connectRedis } from '../server/redis.js';
+import { JobTimeoutError } from './jobs.js';
+import { blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_S, QUEUES, workerKey, type DecodeQueueData, type EncodeQueueData, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
+import { ThreadPoolRunner } from './thread-pool.js';
+
+export interface QueueWorkerHandle {
+  heartbeat: WorkerHeartbeat;
+  /** stop taking jobs, finish the active ones, then release the pool and connections */
+  close(): Promise<void>;
+}
+
+export async function startQueueWorker(config: GatewayConfig, log: Logger, options: { modelDirs?: string[] } = {}): Promise<QueueWorkerHandle> {
+  if (!config.redisUrl) throw new Error('the queue worker needs REDIS_URL');
+  const redisUrl = config.redisUrl;
+  const redis = await connectRedis({ url: redisUrl, name: 'vlmpress-worker' });
+  const pool = new ThreadPoolRunner({
+    threads: config.workerThreads,
+    jobTimeoutMs: config.jobTimeoutMs,
+    ortThreads: config.ortThreads,
+    executionProviders: config.executionProviders,
+    maxPixels: config.maxPixels,
+    ...(options.modelDirs ? { modelDirs: options.modelDirs } : {}),
+  });
+  let models;
+  try {
+    ({ models } = await pool.ready());
+  } catch (e) {
+    await pool.close();
+    redis.disconnect();
+    throw e;
+  }
+  const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  const heartbeat: WorkerHeartbeat = { id, host: os.hostname(), pid: process.pid, models, concurrency: config.workerConcurrency, startedAt: new Date().toISOString() };
+  const beat = () => redis.set(workerKey(config.redisPrefix, id), JSON.stringify(heartbeat), 'EX', HEARTBEAT_TTL_S).catch((e: Error) => log.warn({ err: e }, 'heartbeat failed'));
+  await beat();
+  const beatTimer = setInterval(() => void beat(), HEARTBEAT_INTERVAL_MS);
+  beatTimer.unref();
+  const outputTtl = blobTtlSeconds(config.jobTimeoutMs, config.jobAttempts, config.jobBackoffMs);
+
+  const process_ = async (job: BullJob): Promise<QueueReturn> => {
+    const data = job.data as EncodeQueueData | DecodeQueueData;
+    const input = await redis.getBuffer(data.input);
+    if (!input) throw new UnrecoverableError(`input ${data.input} expired before the job ran`);
+    const bytes = new Uint8Array(input.buffer, input.byteOffset, input.length);
+    try {
+      let ret: QueueReturn;
+      const output = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-out`);
+      if (job.name === QUEUES.encode) {
+        const { bitstream, ...value } = await pool.encode({ ...(data as EncodeQueueData), image: bytes });
+        await redis.set(output, Buffer.from(bitstream), 'EX', outputTtl);
+        ret = { ok: true, value, output };
+      } else {
+        const { image, ...value } = await pool.decode({ ...(data as DecodeQueueData), bitstream: bytes });
+        await redis.set(output, Buffer.from(image), 'EX', outputTtl);
+        ret = { ok: true, value, output };
+      }
+      await redis.del(data.input);
+      return ret;
+    } catch (e) {
+      // Bad input is an answer, not a failure: no retries, the gateway turns it into a 4xx.
+      if (isCodecError(e)) {
+        await redis.del(data.input);
+        return { ok: false, error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
+      }
+      // A job that ran out of time would run out again; a crashed thread is worth another attempt.
+      if (e instanceof JobTimeoutError) throw new UnrecoverableError(e.message);
+      throw e;
+    }
+  };
+
+  const workers = [QUEUES.encode, QUEUES.decode].map((name) => {
+    const w = new Worker(name, process_, {
+      connection: bullConnection(redisUrl, `vlmpress-worker-${name}`),
+      prefix: bullPrefix(config.redisPrefix),
+      concurrency: config.workerConcurrency,
+      // The lock outlives the slowest legitimate job, so a busy worker is never mistaken for a dead one.
+      lockDuration: Math.max(30_000, config.jobTimeoutMs + 5_000),
+    });
+    w.on('failed', (job, err) => log.warn({ queue: name, job: job?.id, attempts: job?.attemptsMade, err: err.message }, 'job failed'));
+    w.on('error', (err) => log.error({ queue: name, err: err.message }, 'worker error'));
+    return w;
+  });
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  log.info({ worker: id, models: models.map((m) => `${m.name} (${m.provider})`), concurrency: config.workerConcurrency, threads: config.workerThreads }, 'queue worker ready');
+
+  return {
+    heartbeat,
+    async close() {
+      clearInterval(beatTimer);
+      await Promise.all(workers.map((w) => w.close()));
+      await pool.close();
+      await redis.del(workerKey(config.redisPrefix, id)).catch(() => {});
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
