@@ -1,0 +1,233 @@
+/**
+ * The OpenAI-compatible proxy, driven by the official `openai` client against a real gateway on
+ * loopback, with a fake upstream LVLM (a real HTTP server) that records what it receives. Runs in
+ * both job modes.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import OpenAI from 'openai';
+import sharp from 'sharp';
+import { closeCodecs, readShared, sha256, sharedCodec } from '../helpers.js';
+import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
+import { MODES, startGateway, type TestGateway } from './harness.js';
+
+after(closeCodecs);
+
+const dataUrlOf = (mime: string, bytes: Uint8Array) => `data:${mime};base64,${Buffer.from(bytes).toString('base64')}`;
+
+/** The pixels of a forwarded data URL image. */
+async function forwardedPixels(url: string): Promise<{ format: string; sha: string }> {
+  const m = /^data:(image\/[a-z]+);base64,(.*)$/s.exec(url);
+  assert.ok(m, `forwarded image is a data URL: ${url.slice(0, 40)}`);
+  const buf = Buffer.from(m[2]!, 'base64');
+  const meta = await sharp(buf).metadata();
+  return { format: meta.format!, sha: sha256(await sharp(buf).removeAlpha().raw().toBuffer()) };
+}
+
+async function reconstructionSha(gw: TestGateway, id: string): Promise<string> {
+  const bitstream = new Uint8Array(await (await fetch(`${gw.base}/bitstreams/${id}`, { headers: { authorization: 'Bearer gateway-key' } })).arrayBuffer());
+  return sha256((await (await sharedCodec()).decode(bitstream)).data);
+}
+
+function imageParts(body: any): any[] {
+  return body.messages.flatMap((m: any) => (Array.isArray(m.content) ? m.content.filter((p: any) => p.type === 'image_url') : []));
+}
+
+for (const mode of MODES) describe(`LVLM proxy with the openai client (${mode} mode)`, () => {
+  let upstream: FakeUpstream;
+  let gw: TestGateway;
+  let client: OpenAI;
+  let png: Buffer;
+  let jpeg: Buffer;
+  let imageServer: ReturnType<typeof createServer>;
+  let imageBase: string;
+
+  before(async () => {
+    upstream = await startFakeUpstream();
+    gw = await startGateway(mode, { VLMPRESS_UPSTREAM_URL: upstream.url, VLMPRESS_UPSTREAM_API_KEY: 'upstream-secret', VLMPRESS_API_KEYS: 'gateway-key', VLMPRESS_FETCH_ALLOW_CIDRS: '127.0.0.0/8' });
+    client = new OpenAI({ apiKey: 'gateway-key', baseURL: `${gw.base}/v1`, maxRetries: 0 });
+    png = await sharp(readShared('data', 'kodak', 'kodim23.png')).extract({ left: 200, top: 100, width: 192, height: 128 }).png().toBuffer();
+    jpeg = await sharp(readShared('data', 'kodak', 'kodim07.png')).resize(200, 150).jpeg({ quality: 90 }).toBuffer();
+    imageServer = createServer((req, res) => {
+      if (req.url === '/photo.jpg') return void res.writeHead(200, { 'content-type': 'image/jpeg' }).end(jpeg);
+      res.writeHead(302, { location: 'http://192.168.1.1/photo.jpg' }).end();
+    });
+    await new Promise<void>((resolve) => imageServer.listen(0, '127.0.0.1', resolve));
+    imageBase = `http://127.0.0.1:${(imageServer.address() as { port: number }).port}`;
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+    await new Promise((resolve) => imageServer.close(resolve));
+  });
+
+  it('replaces every image with its reconstruction and returns the upstream answer unchanged', async () => {
+    const before = upstream.received.length;
+    const { data, response } = await client.chat.completions
+      .create({
+        model: 'fake-vlm',
+        messages: [
+          { role: 'system', content: 'You describe images.' },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'What is in these pictures?' },
+              { type: 'image_url', image_url: { url: dataUrlOf('image/png', png), detail: 'high' } },
+              { type: 'image_url', image_url: { url: `${imageBase}/photo.jpg` } },
+            ],
+          },
+        ],
+        // @ts-expect-error vlmpress's own per-request settings travel in the body and are removed before forwarding
+        vlmpress: { quality: 2 },
+      })
+      .withResponse();
+    assert.equal(data.choices[0]!.message.content, 'fake saw 2 image(s)');
+    assert.equal(data.usage?.total_tokens, 13);
+    assert.equal(response.headers.get('x-request-id'), 'upstream-req-1', 'upstream headers pass through');
+    assert.equal(response.headers.get('x-vlmpress-images'), '2');
+    assert.equal(response.headers.get('x-vlmpress-quality'), '2,2');
+    assert.equal(response.headers.get('x-vlmpress-original-bytes'), `${png.length},${jpeg.length}`);
+    const compressed = response.headers.get('x-vlmpress-compressed-bytes')!.split(',').map(Number);
+    assert.ok(compressed[0]! < png.length / 10 && compressed[1]! < jpeg.length, String(compressed));
+
+    assert.equal(upstream.received.length, before + 1);
+    const got = upstream.received.at(-1)!;
+    assert.equal(got.headers.authorization, 'Bearer upstream-secret', 'the upstream gets its own key, never the gateway key');
+    assert.equal(got.body.vlmpress, undefined);
+    assert.equal(got.body.messages[0].content, 'You describe images.');
+    assert.equal(got.body.messages[1].content[0].text, 'What is in these pictures?');
+    const parts = imageParts(got.body);
+    assert.equal(parts[0].image_url.detail, 'high', 'other image fields are kept');
+    const ids = response.headers.get('x-vlmpress-ids')!.split(',');
+    for (const [i, part] of parts.entries()) {
+      const f = await forwardedPixels(part.image_url.url);
+      assert.equal(f.format, 'png');
+      assert.equal(f.sha, await reconstructionSha(gw, ids[i]!), `image ${i} is the codec's reconstruction of the stored bitstream`);
+    }
+  });
+
+  it('streams server-sent events through as they come', async () => {
+    const stream = await client.chat.completions.create({
+      model: 'fake-vlm',
+      stream: true,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Describe.' }, { type: 'image_url', image_url: { url: dataUrlOf('image/png', png) } }] }],
+    });
+    const pieces: string[] = [];
+    for await (const chunk of stream) pieces.push(chunk.choices[0]?.delta?.content ?? '');
+    assert.equal(pieces.join(''), 'fake saw 1 image(s)');
+    assert.ok(pieces.filter(Boolean).length >= 4, 'arrives in several chunks');
+    assert.equal(upstream.received.at(-1)!.body.stream, true);
+  });
+
+  it('passes upstream errors through with their status and body', async () => {
+    await assert.rejects(
+      client.chat.completions.create({ model: 'fail-429', messages: [{ role: 'user', content: 'hi' }] }),
+      (e: unknown) => e instanceof OpenAI.RateLimitError && e.status === 429 && e.message.includes('upstream says 429') && (e.error as { code?: string }).code === 'fake_failure',
+    );
+    await assert.rejects(client.chat.completions.create({ model: 'fail-503', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof OpenAI.APIError && e.status === 503);
+  });
+
+  it('decodes an image the client compressed itself, without re-encoding it', async () => {
+    const res = await fetch(`${gw.base}/compress`, { method: 'POST', headers: { authorization: 'Bearer gateway-key', 'content-type': 'application/json', accept: 'application/vnd.vlmpress' }, body: JSON.stringify({ image: png.toString('base64'), quality: 5 }) });
+    const bitstream = new Uint8Array(await res.arrayBuffer());
+    const { response } = await client.chat.completions
+      .create({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrlOf('application/vnd.vlmpress', bitstream) } }] }] })
+      .withResponse();
+    assert.equal(response.headers.get('x-vlmpress-compressed-bytes'), String(bitstream.length));
+    assert.equal(response.headers.get('x-vlmpress-original-bytes'), String(bitstream.length));
+    assert.equal(response.headers.get('x-vlmpress-quality'), '5');
+    assert.equal(response.headers.get('x-vlmpress-ids'), sha256(bitstream));
+    const f = await forwardedPixels(imageParts(upstream.received.at(-1)!.body)[0].image_url.url);
+    assert.equal(f.sha, sha256((await (await sharedCodec()).decode(bitstream)).data));
+  });
+
+  it('takes settings from x-vlmpress-* headers', async () => {
+    const { response } = await client.chat.completions
+      .create({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrlOf('image/png', png) } }] }] }, { headers: { 'x-vlmpress-max-bytes': '900' } })
+      .withResponse();
+    assert.ok(Number(response.headers.get('x-vlmpress-compressed-bytes')) <= 900);
+    assert.match(response.headers.get('x-vlmpress-policy')!, /^budget/);
+    const q = await client.chat.completions
+      .create({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrlOf('image/png', png) } }] }] }, { headers: { 'x-vlmpress-quality': '6.5' } })
+      .withResponse();
+    assert.equal(q.response.headers.get('x-vlmpress-quality'), '6.5');
+  });
+
+  it('lists the upstream models', async () => {
+    const models = [];
+    for await (const m of client.models.list()) models.push(m.id);
+    assert.deepEqual(models, ['fake-vlm']);
+  });
+
+  it('rejects bad requests with 4xx errors the client understands, and forwards nothing', async () => {
+    const before = upstream.received.length;
+    const image = (url: string) => [{ role: 'user' as const, content: [{ type: 'image_url' as const, image_url: { url } }] }];
+    const cases: [() => Promise<unknown>, number, string][] = [
+      [() => client.chat.completions.create({ model: 'fake-vlm', messages: image(`${imageBase}/redirect-to-private`) }), 400, 'image_url_blocked'],
+      [() => client.chat.completions.create({ model: 'fake-vlm', messages: image('http://[::1]:9/x.png') }), 400, 'image_url_blocked'],
+      [() => client.chat.completions.create({ model: 'fake-vlm', messages: image('ftp://example.com/x.png') }), 400, 'invalid_image_url'],
+      [() => client.chat.completions.create({ model: 'fake-vlm', messages: image(dataUrlOf('image/png', Buffer.from('not a png'))) }), 400, 'bad_image'],
+      [() => client.chat.completions.create({ model: 'fake-vlm', messages: image(dataUrlOf('application/vnd.vlmpress', Buffer.from('VLMP\x01garbage'))) }), 400, 'truncated'],
+      // @ts-expect-error unknown vlmpress field
+      [() => client.chat.completions.create({ model: 'fake-vlm', messages: image(dataUrlOf('image/png', png)), vlmpress: { qualty: 3 } }), 400, 'invalid_request'],
+      [() => client.chat.completions.create({ model: 'fake-vlm', messages: image(dataUrlOf('image/png', png)) }, { headers: { 'x-vlmpress-quality': '42' } }), 400, 'invalid_request'],
+      // @ts-expect-error messages missing
+      [() => client.chat.completions.create({ model: 'fake-vlm' }), 400, 'invalid_request'],
+      [() => new OpenAI({ apiKey: 'wrong', baseURL: `${gw.base}/v1`, maxRetries: 0 }).models.list(), 401, 'unauthorized'],
+    ];
+    for (const [call, status, code] of cases) {
+      await assert.rejects(call(), (e: unknown) => {
+        assert.ok(e instanceof OpenAI.APIError, String(e));
+        assert.equal(e.status, status, e.message);
+        assert.equal((e.error as { code?: string }).code, code, e.message);
+        return true;
+      });
+    }
+    assert.equal(upstream.received.length, before, 'nothing reached the upstream');
+  });
+});
+
+describe('LVLM proxy with several backends', () => {
+  let a: FakeUpstream;
+  let b: FakeUpstream;
+  let gw: TestGateway;
+  let client: OpenAI;
+  before(async () => {
+    a = await startFakeUpstream({ models: ['alpha-vl', 'shared'], name: 'a' });
+    b = await startFakeUpstream({ models: ['beta-1', 'beta-2', 'shared'], name: 'b' });
+    const file = path.join(await mkdtemp(path.join(tmpdir(), 'vlmpress-backends-')), 'backends.json');
+    await writeFile(file, JSON.stringify({
+      backends: [
+        { name: 'a', url: a.url, api_key_env: 'TEST_KEY_A', profile: 'qwen2-vl', models: ['alpha-vl'] },
+        { name: 'b', url: b.url, profile: 'llava', models: ['beta*'] },
+      ],
+    }));
+    process.env['TEST_KEY_A'] = 'key-a';
+    gw = await startGateway('embedded', { VLMPRESS_BACKENDS_FILE: file });
+    client = new OpenAI({ apiKey: 'client-own-key', baseURL: `${gw.base}/v1`, maxRetries: 0 });
+  });
+  after(async () => {
+    await gw.close();
+    await a.close();
+    await b.close();
+  });
+
+  it('routes by model, merges the model lists and refuses unknown models', async () => {
+    const r1 = await client.chat.completions.create({ model: 'alpha-vl', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    assert.equal(r1.data.choices[0]!.message.content, 'a saw 0 image(s)');
+    assert.equal(r1.response.headers.get('x-vlmpress-backend'), 'a');
+    assert.equal(a.received.at(-1)!.headers.authorization, 'Bearer key-a');
+    const r2 = await client.chat.completions.create({ model: 'beta-2', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(r2.choices[0]!.message.content, 'b saw 0 image(s)');
+    // No gateway keys and no backend key: the client's own key goes through; backend a uses its configured key.
+    assert.equal(b.received.at(-1)!.headers.authorization, 'Bearer client-own-key');
+    await assert.rejects(client.chat.completions.create({ model: 'gamma', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof OpenAI.NotFoundError && (e.error as { code?: string }).code === 'model_not_found');
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    assert.deepEqual(ids, ['alpha-vl', 'shared', 'beta-1', 'beta-2']);
+  });
+});
