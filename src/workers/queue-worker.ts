@@ -42,9 +42,6 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
   const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const heartbeat: WorkerHeartbeat = { id, host: os.hostname(), pid: process.pid, models, concurrency: config.workerConcurrency, startedAt: new Date().toISOString() };
   const beat = () => redis.set(workerKey(config.redisPrefix, id), JSON.stringify(heartbeat), 'EX', HEARTBEAT_TTL_S).catch((e: Error) => log.warn({ err: e }, 'heartbeat failed'));
-  await beat();
-  const beatTimer = setInterval(() => void beat(), HEARTBEAT_INTERVAL_MS);
-  beatTimer.unref();
   const outputTtl = blobTtlSeconds(config.jobTimeoutMs, config.jobAttempts, config.jobBackoffMs);
 
   const process_ = async (job: BullJob): Promise<QueueReturn> => {
@@ -91,6 +88,10 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
     return w;
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  // Announce the worker only once it can take jobs: gateways report ready from these heartbeats.
+  await beat();
+  const beatTimer = setInterval(() => void beat(), HEARTBEAT_INTERVAL_MS);
+  beatTimer.unref();
   log.info({ worker: id, models: models.map((m) => `${m.name} (${m.provider})`), concurrency: config.workerConcurrency, threads: config.workerThreads }, 'queue worker ready');
 
   return {

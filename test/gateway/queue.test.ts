@@ -1,0 +1,153 @@
+/**
+ * Redis mode specifics: jobs really go through BullMQ to a worker (here a real `npm run worker`
+ * process), bad input is answered without retries, a gateway with no live worker is not ready and
+ * times out cleanly, stored bitstreams carry the TTL, and both modes produce the same bitstreams.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import sharp from 'sharp';
+import { bullPrefix } from '../../src/workers/queue-protocol.js';
+import { closeCodecs, readShared, ROOT } from '../helpers.js';
+import { startGateway, type TestGateway } from './harness.js';
+
+after(closeCodecs);
+
+const post = (gw: TestGateway, body: unknown) => fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('Redis mode: gateway and a separate worker process', () => {
+  let gw: TestGateway;
+  let worker: ChildProcess | undefined;
+  let workerLog = '';
+  let redis: Redis;
+  let png: Buffer;
+  before(async () => {
+    gw = await startGateway('redis', { VLMPRESS_JOB_TIMEOUT_MS: '20000', VLMPRESS_STORE_TTL_SECONDS: '3600' }, { worker: false });
+    redis = new Redis(gw.redisUrl!);
+    png = await sharp(readShared('data', 'kodak', 'kodim05.png')).extract({ left: 0, top: 0, width: 128, height: 96 }).png().toBuffer();
+  });
+  after(async () => {
+    worker?.kill('SIGKILL');
+    await gw.close();
+    redis.disconnect();
+  });
+
+  it('is not ready until a worker is live, then runs jobs on it', async () => {
+    const notReady = await fetch(`${gw.base}/readyz`);
+    assert.equal(notReady.status, 503);
+    const body = (await notReady.json()) as { checks: Record<string, { ok: boolean; detail: string }> };
+    assert.equal(body.checks['redis']!.ok, true);
+    assert.equal(body.checks['workers']!.ok, false);
+    assert.match(body.checks['workers']!.detail, /npm run worker/);
+
+    worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
+      env: { ...process.env, REDIS_URL: gw.redisUrl!, VLMPRESS_REDIS_PREFIX: gw.prefix, VLMPRESS_WORKER_THREADS: '1', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
+    worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
+    await waitFor('the worker to be ready', async () => ((await fetch(`${gw.base}/readyz`)).status === 200 ? true : undefined));
+    await waitFor('the worker log line', async () => (workerLog.includes('queue worker ready') ? true : undefined), 5000);
+
+    const res = await post(gw, { image: png.toString('base64'), quality: 3 });
+    assert.equal(res.status, 200, await res.clone().text());
+    const r = (await res.json()) as { id: string; quality: number };
+    assert.equal(r.quality, 3);
+    const queue = new Queue('encode', { connection: { url: gw.redisUrl! }, prefix: bullPrefix(gw.prefix) });
+    try {
+      const counts = await queue.getJobCounts('completed', 'failed');
+      assert.equal(counts['completed'], 1, 'the encode ran as a BullMQ job');
+      assert.equal(counts['failed'], 0);
+    } finally {
+      await queue.close();
+    }
+    const ttl = await redis.ttl(`${gw.prefix}:bitstream:${r.id}`);
+    assert.ok(ttl > 3500 && ttl <= 3600, `stored with the configured TTL (${ttl})`);
+    const leftovers = await redis.keys(`${gw.prefix}:blob:*`);
+    assert.deepEqual(leftovers, [], 'job inputs and outputs are collected');
+  });
+
+  it('answers bad input from the worker as a 4xx without retrying it', async () => {
+    const res = await post(gw, { image: Buffer.from('definitely not an image').toString('base64') });
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'bad_image');
+    const queue = new Queue('encode', { connection: { url: gw.redisUrl! }, prefix: bullPrefix(gw.prefix) });
+    try {
+      const [job] = await queue.getJobs(['completed'], 0, 0, false);
+      assert.equal(job!.attemptsMade, 1, 'one run, no retry');
+      assert.equal(job!.returnvalue.ok, false);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('finishes the active job when the worker is asked to stop', async () => {
+    const big = await sharp(readShared('data', 'kodak', 'kodim05.png')).png().toBuffer();
+    const pending = post(gw, { image: big.toString('base64'), quality: 7 });
+    const queue = new Queue('encode', { connection: { url: gw.redisUrl! }, prefix: bullPrefix(gw.prefix) });
+    try {
+      await waitFor('the job to be active', async () => ((await queue.getJobCounts('active'))['active'] ? true : undefined));
+    } finally {
+      await queue.close();
+    }
+    worker!.kill('SIGTERM');
+    const res = await pending;
+    assert.equal(res.status, 200, 'the job in flight completed during shutdown');
+    const code = await new Promise<number | null>((resolve) => worker!.once('exit', resolve));
+    assert.equal(code, 0, workerLog);
+    worker = undefined;
+    await waitFor('the heartbeat to go', async () => ((await redis.keys(`${gw.prefix}:workers:*`)).length === 0 ? true : undefined));
+  });
+});
+
+describe('Redis mode without workers', () => {
+  it('times out with 503 job_timeout and withdraws the job', async () => {
+    const gw = await startGateway('redis', { VLMPRESS_JOB_TIMEOUT_MS: '300' }, { worker: false });
+    try {
+      const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#808080' } }).png().toBuffer();
+      const res = await post(gw, { image: png.toString('base64') });
+      assert.equal(res.status, 503);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'job_timeout');
+      const queue = new Queue('encode', { connection: { url: gw.redisUrl! }, prefix: bullPrefix(gw.prefix) });
+      try {
+        assert.equal((await queue.getJobCounts('waiting'))['waiting'], 0);
+      } finally {
+        await queue.close();
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('both job modes', () => {
+  it('produce identical bitstreams for the same request', async () => {
+    const png = await sharp(readShared('data', 'kodak', 'kodim19.png')).extract({ left: 40, top: 300, width: 150, height: 101 }).png().toBuffer();
+    const ids: string[] = [];
+    for (const mode of ['embedded', 'redis'] as const) {
+      const gw = await startGateway(mode);
+      try {
+        for (const body of [{ quality: 1 }, { quality: 6.25 }, { max_bytes: 700 }]) {
+          const r = (await (await post(gw, { image: png.toString('base64'), ...body })).json()) as { id: string };
+          ids.push(r.id);
+        }
+      } finally {
+        await gw.close();
+      }
+    }
+    assert.deepEqual(ids.slice(0, 3), ids.slice(3));
+  });
+});
