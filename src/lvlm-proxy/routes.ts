@@ -10,6 +10,7 @@ import { HttpError } from '../server/errors.js';
 import type { GatewayContext } from '../server/context.js';
 import { compressAndStore, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../server/image-service.js';
 import type { Backend } from './backends.js';
+import { errors, policyFields } from '../routes/schemas.js';
 import { findImageParts } from './image-parts.js';
 import { callUpstream, clientGone, relayResponse } from './upstream.js';
 
@@ -73,7 +74,16 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     });
   }
 
-  app.post('/v1/chat/completions', async (req, reply) => {
+  app.post('/v1/chat/completions', {
+    schema: {
+      tags: ['lvlm proxy'],
+      summary: 'OpenAI-compatible chat completions with every image compressed',
+      description:
+        'Every `image_url` part (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; `data:application/vnd.vlmpress;base64,...` parts are decoded without re-encoding. Settings: headers `x-vlmpress-quality`, `x-vlmpress-max-bytes`, `x-vlmpress-task`, or a body field `vlmpress: {quality, max_bytes, task}` (removed before forwarding). The backend is chosen by `model`; its answer (JSON, SSE stream or error) comes back unchanged, with `x-vlmpress-*` headers listing original bytes, compressed bytes, quality and bitstream id per image.',
+      body: { type: 'object', required: ['model', 'messages'], properties: { model: { type: 'string' }, messages: { type: 'array', items: { type: 'object', additionalProperties: true } }, stream: { type: 'boolean' }, vlmpress: { type: 'object', properties: { quality: policyFields.quality, max_bytes: policyFields.max_bytes, task: policyFields.task } } }, additionalProperties: true },
+      response: { 200: { description: 'the upstream answer, unchanged (application/json or text/event-stream)', type: 'object', additionalProperties: true }, ...errors },
+    },
+  }, async (req, reply) => {
     const body = req.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_request', 'the body must be a JSON chat completion request');
     const request = body as Record<string, unknown>;
@@ -124,7 +134,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     return relayResponse(reply, res);
   });
 
-  app.get('/v1/models', async (req, reply) => {
+  app.get('/v1/models', { schema: { tags: ['lvlm proxy'], summary: 'The models of every backend (one backend: its answer as is)', response: { 200: { type: 'object', additionalProperties: true }, ...errors } } }, async (req, reply) => {
     if (!ctx.backends.configured) throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');
     const list = ctx.backends.list;
     const answers = await Promise.all(

@@ -5,6 +5,7 @@ import { HttpError } from '../server/errors.js';
 import type { GatewayContext } from '../server/context.js';
 import { decodeBitstream } from '../server/image-service.js';
 import { ID_PATTERN } from '../store/bitstream-store.js';
+import { bitstreamId, errors, formatQuery } from './schemas.js';
 
 export function outputFormat(raw: unknown): OutputFormat {
   const f = (typeof raw === 'string' ? raw : 'png').toLowerCase();
@@ -21,21 +22,30 @@ export async function bitstreamRoutes(app: FastifyInstance, ctx: GatewayContext)
     return found;
   };
 
-  app.get<{ Params: { id: string } }>('/bitstreams/:id', async (req, reply) => {
+  const binary = (mime: string, description: string) => ({ description, content: { [mime]: { schema: { type: 'string', format: 'binary' } } } });
+  app.get<{ Params: { id: string } }>('/bitstreams/:id', { schema: { tags: ['compression'], summary: 'A stored bitstream', params: bitstreamId, response: { 200: binary('application/vnd.vlmpress', 'the bitstream'), ...errors } } }, async (req, reply) => {
     const { bitstream } = await load(req.params.id);
     return reply.type('application/vnd.vlmpress').header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(bitstream));
   });
 
   const decodeTo = (bitstream: Uint8Array, format: OutputFormat) => decodeBitstream(ctx, bitstream, format);
 
-  app.get<{ Params: { id: string }; Querystring: { format?: string } }>('/bitstreams/:id/image', async (req, reply) => {
+  app.get<{ Params: { id: string }; Querystring: { format?: string } }>('/bitstreams/:id/image', { schema: { tags: ['compression'], summary: 'A stored bitstream, decoded', params: bitstreamId, querystring: formatQuery, response: { 200: binary('image/png', 'the reconstruction (PNG, WebP or JPEG)'), ...errors } } }, async (req, reply) => {
     const format = outputFormat(req.query.format);
     const { bitstream } = await load(req.params.id);
     const r = await decodeTo(bitstream, format);
     return reply.type(OUTPUT_MIME[format]).header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(r.image));
   });
 
-  app.post<{ Querystring: { format?: string } }>('/decompress', async (req, reply) => {
+  app.post<{ Querystring: { format?: string } }>('/decompress', {
+    schema: {
+      tags: ['compression'],
+      summary: 'Decode a bitstream sent as the body',
+      querystring: formatQuery,
+      body: { content: { 'application/vnd.vlmpress': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+      response: { 200: binary('image/png', 'the reconstruction (PNG, WebP or JPEG)'), ...errors },
+    },
+  }, async (req, reply) => {
     const format = outputFormat(req.query.format);
     const body = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) throw new HttpError(400, 'invalid_request', 'send the bitstream as the body (Content-Type: application/vnd.vlmpress or application/octet-stream)');

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { decidePolicy } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
+import { compressResult, errors, policyFields } from './schemas.js';
 import { HttpError } from '../server/errors.js';
 import type { GatewayContext } from '../server/context.js';
 import { BITSTREAM_MIME, compressAndStore, readImageReference } from '../server/image-service.js';
@@ -34,7 +35,20 @@ async function readInput(ctx: GatewayContext, req: FastifyRequest): Promise<{ im
 }
 
 export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
-  app.post('/compress', async (req, reply) => {
+  app.post('/compress', {
+    schema: {
+      tags: ['compression'],
+      summary: 'Compress an image and store the bitstream',
+      description: 'multipart/form-data with a file field `image` (plus optional fields), or JSON with `image` as base64, a data URL or an http(s) URL (fetched with SSRF checks). With `Accept: application/octet-stream` the answer is the bitstream itself.',
+      body: {
+        content: {
+          'application/json': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', description: 'base64, data URL or http(s) URL' }, ...policyFields } } },
+          'multipart/form-data': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' }, ...policyFields } } },
+        },
+      },
+      response: { 200: compressResult, ...errors },
+    },
+  }, async (req, reply) => {
     const t0 = performance.now();
     const model = ctx.defaultModel();
     const { image, fields } = await readInput(ctx, req);

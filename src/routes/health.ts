@@ -3,14 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { GatewayContext } from '../server/context.js';
 
 export async function healthRoutes(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: { tags: ['operations'], summary: 'Liveness: the process answers', security: [] } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/readyz', { schema: { tags: ['operations'], summary: 'Readiness: models loaded; Redis reachable and a worker live in Redis mode (503 otherwise)', security: [] } }, async (_req, reply) => {
     const checks = await ctx.readiness();
     return reply.status(checks.ready ? 200 : 503).send(checks);
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', security: [] } }, async (_req, reply) => {
     const { waiting, active } = await ctx.runner.counts();
     ctx.metrics.queueJobs.set({ state: 'waiting' }, waiting);
     ctx.metrics.queueJobs.set({ state: 'active' }, active);

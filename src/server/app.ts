@@ -17,6 +17,8 @@ import { loadBackends } from '../lvlm-proxy/backends.js';
 import { proxyRoutes } from '../lvlm-proxy/routes.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
 import { connectRedis } from './redis.js';
+import { installOpenApi } from './openapi.js';
+import { PACKAGE_VERSION } from './version.js';
 import { installAuth } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayContext, ModelSummary } from './context.js';
@@ -71,6 +73,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     metrics.httpDuration.observe({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   installAuth(app, config.apiKeys);
+  await installOpenApi(app, PACKAGE_VERSION);
   for (const type of ['application/vnd.vlmpress', 'application/octet-stream']) {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: config.maxBodyBytes }, (_req, body, done) => done(null, body));
   }

@@ -1,4 +1,4 @@
-/** Bearer API keys (VLMPRESS_API_KEYS). Health, readiness and metrics stay open for probes and scrapers. */
+/** Bearer API keys (VLMPRESS_API_KEYS). Health, readiness and metrics stay open for probes and scrapers, /docs for people. */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { HttpError } from './errors.js';
@@ -13,7 +13,8 @@ export function installAuth(app: FastifyInstance, keys: string[]): void {
   if (keys.length === 0) return;
   const digests = keys.map(digest);
   app.addHook('onRequest', async (req) => {
-    if (OPEN_ROUTES.has(req.url.split('?')[0]!)) return;
+    const route = req.url.split('?')[0]!;
+    if (OPEN_ROUTES.has(route) || route === '/docs' || route.startsWith('/docs/')) return;
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) throw new HttpError(401, 'unauthorized', 'missing Authorization: Bearer <api key>');

@@ -132,6 +132,11 @@ describe('gateway API keys', () => {
       assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'unauthorized');
       assert.equal((await fetch(`${gw.base}/bitstreams/${'0'.repeat(64)}`, { headers: { authorization: 'Bearer nope' } })).status, 401);
       assert.equal((await fetch(`${gw.base}/bitstreams/${'0'.repeat(64)}`, { headers: { authorization: 'Bearer k2' } })).status, 404);
+      // The API description is open, and lists every endpoint.
+      const spec = (await (await fetch(`${gw.base}/docs/json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+      assert.match(spec.openapi, /^3\./);
+      for (const p of ['/compress', '/bitstreams/{id}', '/bitstreams/{id}/image', '/decompress', '/v1/chat/completions', '/v1/models', '/healthz', '/readyz', '/metrics']) assert.ok(spec.paths[p], p);
+      assert.equal((await fetch(`${gw.base}/docs`)).status, 200);
     } finally {
       await gw.close();
     }
