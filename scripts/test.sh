@@ -31,6 +31,35 @@ fi
 # Node.js (codec runtime, CLI, gateway): packages from the lockfile, then a TypeScript build.
 source scripts/npm-install.sh
 
+# Redis for the queue-mode tests: VLMPRESS_TEST_REDIS_URL if set, else one already running on the
+# default port (tests use their own random key prefixes and delete nothing else), else a private one.
+if [ -z "${VLMPRESS_TEST_REDIS_URL:-}" ]; then
+  if command -v redis-cli >/dev/null && [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; then
+    export VLMPRESS_TEST_REDIS_URL=redis://127.0.0.1:6379
+  else
+    if ! command -v redis-server >/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+      else
+        echo "error: the tests need redis-server (apt-get install redis-server) or VLMPRESS_TEST_REDIS_URL" >&2
+        exit 1
+      fi
+    fi
+    redis_dir="$(mktemp -d)"
+    redis_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --dir "$redis_dir" --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
+    trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$redis_dir"' EXIT
+    for _ in $(seq 50); do
+      [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
+      sleep 0.1
+    done
+    export VLMPRESS_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+  fi
+fi
+echo "== Redis for the tests: $VLMPRESS_TEST_REDIS_URL =="
+
 echo "== node --test (src/, test/) =="
 mapfile -t node_tests < <(find dist/test -name '*.test.js' | sort)
 node --test --test-reporter=spec "${node_tests[@]}"

@@ -58,17 +58,19 @@ export async function callUpstream(call: UpstreamCall): Promise<Response> {
 }
 
 /** Relay an upstream response: same status, same body bytes, streamed as they arrive. */
-export function relayResponse(reply: FastifyReply, res: Response): FastifyReply {
+export async function relayResponse(reply: FastifyReply, res: Response): Promise<FastifyReply> {
   void reply.status(res.status);
   res.headers.forEach((value, name) => {
     if (!DROP_RESPONSE_HEADERS.has(name)) void reply.header(name, value);
   });
   if (!res.body) return reply.send();
   if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
-    // Proxies in front of us must not buffer the stream.
+    // Streams are relayed chunk by chunk; proxies in front of us must not buffer them either.
     void reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
+    return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>));
   }
-  return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>));
+  // A complete answer is relayed in one piece: the same bytes, with less per-chunk work than a stream.
+  return res.arrayBuffer().then((body) => reply.send(Buffer.from(body)));
 }
 
 /** An AbortSignal that fires when the client disconnects before the response is complete. */

@@ -83,6 +83,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(async (a) => bitstreamRoutes(a, ctx));
   await app.register(async (a) => proxyRoutes(a, ctx));
 
+  // Requests in flight at shutdown still finish, but their connections close after the response
+  // instead of idling through the keep-alive timeout, so draining takes as long as the work.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) void reply.header('connection', 'close');
+    return payload;
+  });
   app.addHook('onClose', async () => {
     await runner.close();
     await store.close();

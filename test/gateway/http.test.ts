@@ -151,3 +151,17 @@ describe('gateway configuration', () => {
     });
   });
 });
+
+for (const mode of MODES) describe(`gateway shutdown (${mode} mode)`, () => {
+  it('finishes the requests in flight before closing', async () => {
+    const gw = await startGateway(mode);
+    const big = await sharp(readShared('data', 'kodak', 'kodim01.png')).png().toBuffer();
+    const pending = fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: big.toString('base64'), quality: 6 }) });
+    await new Promise((r) => setTimeout(r, 50));
+    const closing = gw.close();
+    const res = await pending;
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(((await res.json()) as { width: number }).width, 768);
+    await closing;
+  });
+});

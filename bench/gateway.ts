@@ -1,0 +1,125 @@
+/**
+ * Gateway benchmark with autocannon over real loopback HTTP. The gateway runs as its own process
+ * (`npm start`, and `npm run worker` too with --redis), a fake upstream LVLM in this process. Prints
+ * requests/s and latency percentiles per scenario; the proxy's overhead is read against the same
+ * request sent straight to the fake upstream in the same run.
+ *
+ *   npm run build && node dist/bench/gateway.js [--duration 10] [--connections 8] [--redis redis://127.0.0.1:6379]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import sharp from 'sharp';
+import { startFakeUpstream } from '../test/gateway/fake-upstream.js';
+import { ROOT, sharedFile } from '../test/helpers.js';
+import { table } from './stats.js';
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '8' },
+    redis: { type: 'string' },
+    threads: { type: 'string', default: '1' },
+  },
+});
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+
+/** Start a gateway or worker process; it is ready when `probe` says so (logs stay at warn, as in production). */
+async function startProcess(script: string, env: Record<string, string>, probe: () => Promise<boolean>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  const end = Date.now() + 60_000;
+  while (!(await probe().catch(() => false))) {
+    if (exited !== undefined) throw new Error(`${script} exited with ${exited}`);
+    if (Date.now() > end) throw new Error(`${script} did not become ready`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return child;
+}
+
+interface Scenario {
+  name: string;
+  url: string;
+  /** a body per request, cycled (distinct images defeat the encode cache) */
+  bodies: string[];
+  connections?: number;
+}
+
+async function run(s: Scenario): Promise<(string | number)[]> {
+  let i = 0;
+  const result = await autocannon({
+    url: s.url,
+    method: 'POST',
+    connections: s.connections ?? connections,
+    duration,
+    headers: { 'content-type': 'application/json' },
+    requests: [{ setupRequest: (req) => ({ ...req, body: s.bodies[i++ % s.bodies.length] }) }],
+  });
+  const errors = result.errors + result.timeouts + result.non2xx;
+  return [s.name, result.requests.average, result.latency.p50, result.latency.p90, result.latency.p99, result.requests.total, errors];
+}
+
+async function main(): Promise<void> {
+  const upstream = await startFakeUpstream();
+  const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-bench-'));
+  const port = 18000 + Math.floor(Math.random() * 1000);
+  const env: Record<string, string> = {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    VLMPRESS_DATA_DIR: dir,
+    VLMPRESS_UPSTREAM_URL: upstream.url,
+    VLMPRESS_WORKER_THREADS: values.threads,
+    VLMPRESS_REDIS_PREFIX: `bench-${process.pid}`,
+    ...(values.redis ? { REDIS_URL: values.redis } : {}),
+  };
+  const children: ChildProcess[] = [];
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    // The gateway is alive first; it is ready once a worker serves it (Redis mode) or its threads are loaded.
+    children.push(await startProcess('server/main.js', env, async () => (await fetch(`${base}/healthz`)).ok));
+    if (values.redis) children.push(await startProcess('workers/worker-main.js', env, async () => true));
+    const end = Date.now() + 60_000;
+    while ((await fetch(`${base}/readyz`)).status !== 200) {
+      if (Date.now() > end) throw new Error('the gateway did not become ready');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    // Inputs: a 256x256 photo crop; distinct variants (one pixel changed) so every request encodes.
+    const crop = await sharp(sharedFile('data', 'kodak', 'kodim23.png')).extract({ left: 256, top: 128, width: 256, height: 256 }).raw().toBuffer();
+    const variants: string[] = [];
+    for (let v = 0; v < 2000; v++) {
+      const px = Buffer.from(crop);
+      px[v % px.length] = (px[v % px.length]! + 1 + (v >> 16)) & 255;
+      variants.push((await sharp(px, { raw: { width: 256, height: 256, channels: 3 } }).png().toBuffer()).toString('base64'));
+    }
+    const textChat = JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: 'Say something.' }] });
+    const imageChat = (b64: string) => JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${b64}` } }] }] });
+
+    const rows: (string | number)[][] = [['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'requests', 'errors']];
+    rows.push(await run({ name: 'upstream direct, text chat (baseline)', url: `${upstream.url}/chat/completions`, bodies: [textChat] }));
+    rows.push(await run({ name: 'proxy, text chat (gateway overhead)', url: `${base}/v1/chat/completions`, bodies: [textChat] }));
+    rows.push(await run({ name: '/compress 256x256, cache hit', url: `${base}/compress`, bodies: [JSON.stringify({ image: variants[0], quality: 4 })] }));
+    rows.push(await run({ name: '/compress 256x256, new image', url: `${base}/compress`, bodies: variants.slice(1, 1001).map((image) => JSON.stringify({ image, quality: 4 })) }));
+    rows.push(await run({ name: 'proxy, chat with a new 256x256 image', url: `${base}/v1/chat/completions`, bodies: variants.slice(1001).map(imageChat) }));
+    console.log(`gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`);
+    console.log(table(rows));
+    const baseRps = rows[1]![1] as number;
+    const proxyRps = rows[2]![1] as number;
+    console.log(`proxy text-chat throughput = ${(proxyRps / baseRps).toFixed(3)} x the upstream alone; p50 latency added = ${((rows[2]![2] as number) - (rows[1]![2] as number)).toFixed(2)} ms`);
+  } finally {
+    for (const c of children.reverse()) {
+      c.kill('SIGTERM');
+      await new Promise((r) => c.once('exit', r));
+    }
+    await upstream.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
