@@ -96,6 +96,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     const options = requestOptions(req, request, ctx.defaultModel().levels);
     const policy = decidePolicy(ctx.config, { ...options, profile: backend.profile, prompt: options.prompt ?? promptText(request['messages']) });
     const slots = findImageParts(request['messages']);
+    if (slots.length > ctx.config.proxyMaxImages) throw new HttpError(400, 'too_many_images', `${slots.length} images in one request; the limit is ${ctx.config.proxyMaxImages} (VLMPRESS_PROXY_MAX_IMAGES)`);
     const results = await Promise.all(slots.map((s) => rewriteImage(s.url, s.field, policy)));
     results.forEach((r, i) => {
       slots[i]!.set(r.url);

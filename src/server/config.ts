@@ -53,6 +53,8 @@ export interface GatewayConfig {
   fetchAllowCidrs: string[];
   /** format of the reconstruction forwarded upstream (png keeps it exact) */
   proxyImageFormat: 'png' | 'webp' | 'jpeg';
+  /** images one proxied request may carry */
+  proxyMaxImages: number;
   logLevel: string;
 }
 
@@ -154,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     fetchMaxBytes: int('VLMPRESS_FETCH_MAX_BYTES', maxBodyBytes, 1024, 2 ** 30),
     fetchTimeoutMs: int('VLMPRESS_FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
     fetchAllowCidrs,
+    proxyMaxImages: int('VLMPRESS_PROXY_MAX_IMAGES', 32, 1, 1000),
     proxyImageFormat: oneOf('VLMPRESS_PROXY_IMAGE_FORMAT', ['png', 'webp', 'jpeg'] as const, 'png'),
     logLevel,
   };
