@@ -48,3 +48,31 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What a queue worker process exports (Redis mode), on its own small HTTP server. */
+export function createWorkerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'vlmpress_worker_process_' });
+  return {
+    registry,
+    jobs: new Counter({ name: 'vlmpress_worker_jobs_total', help: 'Jobs finished by queue and outcome (ok, bad_input, failed)', labelNames: ['queue', 'outcome'] as const, registers: [registry] }),
+    jobDuration: new Histogram({
+      name: 'vlmpress_worker_job_duration_seconds',
+      help: 'Time a job spends in the worker, from pick-up to result stored, by queue',
+      labelNames: ['queue'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    jobWait: new Histogram({
+      name: 'vlmpress_worker_job_wait_seconds',
+      help: 'Time a job waited in the queue before a worker took it, by queue',
+      labelNames: ['queue'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    activeJobs: new Gauge({ name: 'vlmpress_worker_active_jobs', help: 'Jobs this worker is running now', registers: [registry] }),
+    modelInfo: new Gauge({ name: 'vlmpress_worker_model_info', help: 'Models this worker serves (value 1)', labelNames: ['name', 'id', 'provider'] as const, registers: [registry] }),
+  };
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

@@ -36,6 +36,8 @@ export interface GatewayConfig {
   jobBackoffMs: number;
   /** Redis mode: jobs one worker process runs at once (default: its thread count) */
   workerConcurrency: number;
+  /** Redis mode: port of a worker's /metrics, /healthz and /readyz (0 = off) */
+  workerMetricsPort: number;
   /** namespace of every Redis key (queues, store, worker heartbeats) */
   redisPrefix: string;
   /** where bitstreams live: the filesystem (default without Redis) or Redis (default with it) */
@@ -147,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     jobAttempts: int('VLMPRESS_JOB_ATTEMPTS', 2, 1, 20),
     jobBackoffMs: int('VLMPRESS_JOB_BACKOFF_MS', 500, 0, 600_000),
     workerConcurrency: int('VLMPRESS_WORKER_CONCURRENCY', workerThreads, 1, 1024),
+    workerMetricsPort: int('VLMPRESS_WORKER_METRICS_PORT', 9464, 0, 65535),
     redisPrefix,
     store,
     storeTtlSeconds: int('VLMPRESS_STORE_TTL_SECONDS', 7 * 24 * 3600, 0, 10 * 365 * 24 * 3600),

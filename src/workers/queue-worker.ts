@@ -3,6 +3,7 @@
  * pool of worker threads running the shared processor, so the CPU-heavy codec never blocks the
  * event loop that renews job locks. A heartbeat key tells gateways what this worker serves.
  */
+import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import { UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
 import type { Logger } from 'pino';
@@ -12,9 +13,31 @@ import { bullConnection, connectRedis } from '../server/redis.js';
 import { JobTimeoutError } from './jobs.js';
 import { blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_S, QUEUES, workerKey, type DecodeQueueData, type EncodeQueueData, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
 import { ThreadPoolRunner } from './thread-pool.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../metrics/registry.js';
+
+/** A worker's own tiny HTTP endpoint for Prometheus and for Kubernetes probes. */
+async function serveWorkerMetrics(port: number, metrics: WorkerMetrics, running: () => boolean): Promise<Server> {
+  const server = createServer((req, res) => {
+    const route = (req.url ?? '').split('?')[0];
+    if (route === '/metrics') {
+      void metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text));
+    } else if (route === '/healthz' || route === '/readyz') {
+      const ok = route === '/healthz' || running();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'not running' }));
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'try /metrics, /healthz or /readyz' } }));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '0.0.0.0', () => resolve());
+  });
+  return server;
+}
 
 export interface QueueWorkerHandle {
   heartbeat: WorkerHeartbeat;
+  metrics: WorkerMetrics;
   /** stop taking jobs, finish the active ones, then release the pool and connections */
   close(): Promise<void>;
 }
@@ -44,7 +67,25 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
   const beat = () => redis.set(workerKey(config.redisPrefix, id), JSON.stringify(heartbeat), 'EX', HEARTBEAT_TTL_S).catch((e: Error) => log.warn({ err: e }, 'heartbeat failed'));
   const outputTtl = blobTtlSeconds(config.jobTimeoutMs, config.jobAttempts, config.jobBackoffMs);
 
+  const metrics = createWorkerMetrics();
+  for (const m of models) metrics.modelInfo.set({ name: m.name, id: m.id, provider: m.provider }, 1);
   const process_ = async (job: BullJob): Promise<QueueReturn> => {
+    const t0 = performance.now();
+    metrics.jobWait.observe({ queue: job.queueName }, Math.max(0, Date.now() - job.timestamp) / 1000);
+    metrics.activeJobs.inc();
+    let outcome = 'failed';
+    try {
+      const ret = await run(job);
+      outcome = ret.ok ? 'ok' : 'bad_input';
+      return ret;
+    } finally {
+      metrics.activeJobs.dec();
+      metrics.jobs.inc({ queue: job.queueName, outcome });
+      metrics.jobDuration.observe({ queue: job.queueName }, (performance.now() - t0) / 1000);
+    }
+  };
+
+  const run = async (job: BullJob): Promise<QueueReturn> => {
     const data = job.data as EncodeQueueData | DecodeQueueData;
     const input = await redis.getBuffer(data.input);
     if (!input) throw new UnrecoverableError(`input ${data.input} expired before the job ran`);
@@ -94,10 +135,14 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
   beatTimer.unref();
   log.info({ worker: id, models: models.map((m) => `${m.name} (${m.provider})`), concurrency: config.workerConcurrency, threads: config.workerThreads }, 'queue worker ready');
 
+  const server = config.workerMetricsPort ? await serveWorkerMetrics(config.workerMetricsPort, metrics, () => workers.every((w) => w.isRunning())) : undefined;
+
   return {
     heartbeat,
+    metrics,
     async close() {
       clearInterval(beatTimer);
+      server?.close();
       await Promise.all(workers.map((w) => w.close()));
       await pool.close();
       await redis.del(workerKey(config.redisPrefix, id)).catch(() => {});

@@ -37,6 +37,7 @@ export async function startGateway(mode: Mode, env: Record<string, string> = {},
     VLMPRESS_WORKER_THREADS: '1',
     LOG_LEVEL: 'silent',
     VLMPRESS_REDIS_PREFIX: prefix,
+    VLMPRESS_WORKER_METRICS_PORT: '0',
     ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
     ...env,
   });

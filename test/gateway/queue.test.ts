@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { bullPrefix } from '../../src/workers/queue-protocol.js';
 import { closeCodecs, readShared, ROOT } from '../helpers.js';
 import { startGateway, type TestGateway } from './harness.js';
+import { freePort } from './redis-server.js';
 
 after(closeCodecs);
 
@@ -34,7 +35,9 @@ describe('Redis mode: gateway and a separate worker process', () => {
   let workerLog = '';
   let redis: Redis;
   let png: Buffer;
+  let metricsPort: number;
   before(async () => {
+    metricsPort = await freePort();
     gw = await startGateway('redis', { VLMPRESS_JOB_TIMEOUT_MS: '20000', VLMPRESS_STORE_TTL_SECONDS: '3600' }, { worker: false });
     redis = new Redis(gw.redisUrl!);
     png = await sharp(readShared('data', 'kodak', 'kodim05.png')).extract({ left: 0, top: 0, width: 128, height: 96 }).png().toBuffer();
@@ -54,7 +57,7 @@ describe('Redis mode: gateway and a separate worker process', () => {
     assert.match(body.checks['workers']!.detail, /npm run worker/);
 
     worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
-      env: { ...process.env, REDIS_URL: gw.redisUrl!, VLMPRESS_REDIS_PREFIX: gw.prefix, VLMPRESS_WORKER_THREADS: '1', LOG_LEVEL: 'info' },
+      env: { ...process.env, REDIS_URL: gw.redisUrl!, VLMPRESS_REDIS_PREFIX: gw.prefix, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_WORKER_METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
@@ -74,6 +77,10 @@ describe('Redis mode: gateway and a separate worker process', () => {
     } finally {
       await queue.close();
     }
+    const scrape = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(scrape, /vlmpress_worker_jobs_total\{queue="encode",outcome="ok"\} 1\b/);
+    assert.match(scrape, /vlmpress_worker_job_duration_seconds_count\{queue="encode"\} 1\b/);
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);
     const ttl = await redis.ttl(`${gw.prefix}:bitstream:${r.id}`);
     assert.ok(ttl > 3500 && ttl <= 3600, `stored with the configured TTL (${ttl})`);
     const leftovers = await redis.keys(`${gw.prefix}:blob:*`);

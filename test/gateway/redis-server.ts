@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 let started: Promise<string> | undefined;
 let child: ChildProcess | undefined;
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
