@@ -3,9 +3,12 @@
  *   vlmpress encode IN -q 4 -o OUT.vlmp   |  vlmpress encode IN --max-bytes 20000 -o OUT.vlmp
  *   vlmpress decode IN.vlmp -o OUT.png    (format by extension: .png .webp .jpg/.jpeg)
  *   vlmpress info IN.vlmp                 (JSON)
+ *   vlmpress encode IN... --out-dir D -q 1,2,4   (batch: one process, one model load; D/<stem>.q<Q>.vlmp)
+ *   vlmpress decode IN... --out-dir D --format png
  * Exit codes: 0 success, 1 bad input (the error's code is printed), 2 usage error.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Codec, CodecError, isCodecError, outputFormatFromName, parseProviderList, type CodecOptions, type GraphOptimizationLevel } from '../codec/index.js';
 
@@ -13,6 +16,8 @@ const USAGE = `usage:
   vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME]
   vlmpress decode IN.vlmp -o OUT.(png|webp|jpg) [--jpeg-quality Q]
   vlmpress info IN.vlmp
+  vlmpress encode IN... --out-dir DIR [-q Q1,Q2,...] [--max-bytes N]   writes DIR/<name>.q<Q>.vlmp
+  vlmpress decode IN... --out-dir DIR [--format png|webp|jpg]          writes DIR/<name>.<format>
 options:
   --models-dir DIR   load model packages from DIR instead of the bundled models/ (repeatable)
   --threads N        ONNX Runtime threads per session (default: ONNX Runtime's choice)
@@ -29,6 +34,8 @@ function parse(argv: string[]) {
     allowPositionals: true,
     options: {
       output: { type: 'string', short: 'o' },
+      'out-dir': { type: 'string' },
+      format: { type: 'string' },
       quality: { type: 'string', short: 'q' },
       'max-bytes': { type: 'string' },
       model: { type: 'string' },
@@ -59,24 +66,7 @@ async function readInput(file: string): Promise<Buffer> {
   }
 }
 
-async function main(argv: string[]): Promise<number> {
-  let args: ReturnType<typeof parse>;
-  try {
-    args = parse(argv);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const { values, positionals } = args;
-  if (values.help || positionals.length === 0) {
-    process.stdout.write(USAGE + '\n');
-    return values.help ? 0 : 2;
-  }
-  const [command, input, ...extra] = positionals;
-  if (!['encode', 'decode', 'info'].includes(command!)) throw new UsageError(`unknown command "${command}"`);
-  if (!input) throw new UsageError(`${command} needs an input file`);
-  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
-  if (command !== 'info' && !values.output) throw new UsageError(`${command} needs -o OUTPUT`);
-
+function codecOptions(values: ReturnType<typeof parse>['values']): CodecOptions {
   const options: CodecOptions = { session: {} };
   if (values['models-dir']) options.modelDirs = values['models-dir'];
   const threads = number('threads', values.threads, true);
@@ -92,6 +82,79 @@ async function main(argv: string[]): Promise<number> {
     if (!['disabled', 'basic', 'extended', 'all'].includes(values.optimization)) throw new UsageError('--optimization must be disabled, basic, extended or all');
     options.session!.graphOptimizationLevel = values.optimization as GraphOptimizationLevel;
   }
+  return options;
+}
+
+/**
+ * Batch mode: many files, one model load (what the evaluation harness uses). Every output is one
+ * JSON line on stdout; a file that fails is a JSON line with its error, and the exit code is 1.
+ */
+async function batch(command: 'encode' | 'decode', inputs: string[], values: ReturnType<typeof parse>['values']): Promise<number> {
+  if (command !== 'encode' && command !== 'decode') throw new UsageError('--out-dir works with encode and decode');
+  if (values.output) throw new UsageError('use either -o (one file) or --out-dir (many)');
+  const dir = values['out-dir']!;
+  const qualities = values.quality ? values.quality.split(',').map((q) => number('quality', q)!) : [undefined];
+  const maxBytes = number('max-bytes', values['max-bytes'], true);
+  const format = outputFormatFromName(`x.${values.format ?? 'png'}`);
+  if (command === 'decode' && !format) throw new UsageError('--format must be png, webp, jpg or jpeg');
+  const jpegQuality = number('jpeg-quality', values['jpeg-quality'], true);
+  const stems = inputs.map((i) => path.basename(i).replace(/\.[^.]*$/, ''));
+  if (new Set(stems).size !== stems.length) throw new UsageError('two inputs share a file name; their outputs would overwrite each other');
+  await mkdir(dir, { recursive: true });
+  const codec = await Codec.load(codecOptions(values));
+  let failed = 0;
+  const emit = (line: Record<string, unknown>) => process.stdout.write(JSON.stringify(line) + '\n');
+  try {
+    for (const input of inputs) {
+      const stem = path.basename(input).replace(/\.[^.]*$/, '');
+      try {
+        const data = await readInput(input);
+        if (command === 'encode') {
+          for (const q of qualities) {
+            const r = await codec.encodeFile(data, { ...(q !== undefined ? { quality: q } : {}), ...(maxBytes !== undefined ? { maxBytes } : {}), ...(values.model ? { model: values.model } : {}) });
+            const output = path.join(dir, q === undefined ? `${stem}.vlmp` : `${stem}.q${q}.vlmp`);
+            await writeFile(output, r.bitstream);
+            emit({ input, output, bytes: r.bytes, bpp: r.bpp, quality: r.quality, width: r.width, height: r.height, model: r.model.name, probes: r.probes, source: r.source });
+          }
+        } else {
+          const image = await codec.decodeToFile(data, format!, jpegQuality);
+          const output = path.join(dir, `${stem}.${format === 'jpeg' ? 'jpg' : format}`);
+          await writeFile(output, image);
+          const info = codec.inspect(data);
+          emit({ input, output, bytes: image.length, width: info.width, height: info.height, quality: info.quality, model: info.model.name });
+        }
+      } catch (e) {
+        if (!isCodecError(e) && !(e instanceof FileError)) throw e;
+        failed++;
+        emit({ input, error: { code: isCodecError(e) ? e.code : 'file_error', message: (e as Error).message } });
+      }
+    }
+  } finally {
+    await codec.close();
+  }
+  return failed ? 1 : 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse(argv);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = args;
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(USAGE + '\n');
+    return values.help ? 0 : 2;
+  }
+  const [command, input, ...extra] = positionals;
+  if (!['encode', 'decode', 'info'].includes(command!)) throw new UsageError(`unknown command "${command}"`);
+  if (!input) throw new UsageError(`${command} needs an input file`);
+  if (values['out-dir'] !== undefined) return batch(command as 'encode' | 'decode', [input, ...extra], values);
+  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if (command !== 'info' && !values.output) throw new UsageError(`${command} needs -o OUTPUT`);
+
+  const options = codecOptions(values);
   const outputFormat = values.output && command === 'decode' ? outputFormatFromName(values.output) : undefined;
   if (command === 'decode' && !outputFormat) throw new UsageError('decode output must end in .png, .webp, .jpg or .jpeg');
   const quality = number('quality', values.quality);

@@ -30,6 +30,25 @@ describe('vlmpress CLI', () => {
   });
   after(async () => rm(dir, { recursive: true, force: true }));
 
+  it('encodes and decodes many files in one run, reporting each one', async () => {
+    const out = path.join(dir, 'batch');
+    const second = path.join(dir, 'second.png');
+    await writeFile(second, await sharp(readShared('data', 'kodak', 'kodim03.png')).resize(96, 64).png().toBuffer());
+    const enc = await run('encode', input, second, path.join(dir, 'missing.png'), '--out-dir', out, '-q', '1,3.5');
+    assert.equal(enc.code, 1, 'one input failed');
+    const lines = enc.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.quality ?? l.error.code), [1, 3.5, 1, 3.5, 'file_error']);
+    for (const l of lines.slice(0, 4)) assert.equal((await readFile(l.output)).length, l.bytes, 'bytes are the file size');
+    const dec = await run('decode', ...lines.slice(0, 4).map((l) => l.output), '--out-dir', path.join(out, 'png'));
+    assert.equal(dec.code, 0, dec.stderr);
+    const decoded = dec.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(decoded.map((d) => path.basename(d.output)), ['in.q1.png', 'in.q3.5.png', 'second.q1.png', 'second.q3.5.png']);
+    assert.deepEqual([decoded[2].width, decoded[2].height], [96, 64]);
+    await writeFile(path.join(out, 'in.png'), await readFile(second));
+    const clash = await run('encode', input, path.join(out, 'in.png'), '--out-dir', out);
+    assert.equal(clash.code, 2, 'two inputs with one name would overwrite each other');
+  });
+
   it('encodes, inspects and decodes', async () => {
     const out = path.join(dir, 'a.vlmp');
     const enc = await run('encode', input, '-q', '4', '-o', out, '--json');
