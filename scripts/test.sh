@@ -5,12 +5,19 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-# System packages: fonts for the rendered-text training data (Debian). Only when missing and root.
-if ! fc-list 2>/dev/null | grep -qi dejavu; then
+# System packages (Debian), only the missing ones and only as root: fonts for rendered text,
+# ffmpeg (HEVC anchor) and Tesseract for the evaluation harness, Redis for the queue-mode tests.
+missing=()
+fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core fontconfig)
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
+command -v redis-server >/dev/null || [ -n "${VLMPRESS_TEST_REDIS_URL:-}" ] || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core fontconfig >/dev/null
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "warning: DejaVu fonts missing (apt-get install fonts-dejavu-core)" >&2
+    echo "warning: missing system packages: ${missing[*]} (apt-get install them)" >&2
   fi
 fi
 
@@ -21,10 +28,10 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want="$(sha256sum training/requirements.txt | cut -d' ' -f1)"
+want="$(cat training/requirements.txt eval/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r training/requirements.txt
+  .venv/bin/python -m pip install -q -r training/requirements.txt -r eval/requirements.txt
   echo "$want" > "$stamp"
 fi
 
@@ -66,3 +73,6 @@ node --test --test-reporter=spec "${node_tests[@]}"
 
 echo "== pytest (training/) =="
 (cd training && ../.venv/bin/python -m pytest -q "$@")
+
+echo "== pytest (eval/) =="
+(cd eval && ../.venv/bin/python -m pytest -q "$@")

@@ -1,0 +1,40 @@
+import json
+
+from conftest import SHARED
+from vlmpress_eval.run import main
+
+
+def test_a_small_run_writes_points_tables_and_plots(tmp_path, capsys):
+    out = tmp_path / "res"
+    code = main(["--set", str(SHARED / "data" / "imagenet-dev"), "--limit", "3", "--stride", "50", "--codecs", "jpeg,vlmpress,vvc", "--receivers", "mbv1", "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "points.json").read_text())
+    assert result["images"] == 3
+    assert result["codecs"] == ["jpeg", "vlmpress"] and "vvc" in result["skipped"]
+    assert result["anchor"] == "jpeg"
+    for codec in ("jpeg", "vlmpress"):
+        pts = result["points"][codec]
+        assert len(pts) == 8
+        assert [p["bpp"] for p in pts] == sorted(p["bpp"] for p in pts)
+        for p in pts:
+            assert p["images"] == 3
+            assert set(p["metrics"]) == {"psnr", "msssim", "mbv1_agree", "mbv1_top1"}
+            assert 0 <= p["metrics"]["mbv1_agree"] <= 1
+    # Every per-image row is there: 3 images x 16 coded points, plus the originals' true-label scores.
+    assert len([r for r in result["rows"] if r["codec"] != "original"]) == 48
+    assert set(result["originals"]) == {"mbv1_top1"}
+    assert "vlmpress" in result["bd_rate"]["psnr"]["jpeg"]
+    table = (out / "bd_rate.md").read_text()
+    assert "| jpeg |" in table
+    for ext in ("png", "svg"):
+        assert (out / "plots" / f"mbv1_agree.{ext}").stat().st_size > 1000
+
+
+def test_labels_come_from_file_names_when_present(tmp_path):
+    from vlmpress_eval.datasets import load_items
+
+    (tmp_path / "n01440764_tench.png").write_bytes((SHARED / "data" / "kodak" / "kodim01.png").read_bytes())
+    (tmp_path / "holiday.png").write_bytes((SHARED / "data" / "kodak" / "kodim02.png").read_bytes())
+    items = {i.path.name: i for i in load_items(tmp_path, SHARED / "models" / "imagenet_synsets.txt")}
+    assert items["n01440764_tench.png"].label == 1
+    assert items["holiday.png"].label is None

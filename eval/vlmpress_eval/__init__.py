@@ -1,0 +1,1 @@
+"""Rate–accuracy evaluation of vlmpress against classical codecs, for machines and for people."""

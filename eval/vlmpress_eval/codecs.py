@@ -1,0 +1,194 @@
+"""The codecs under test. Each one turns an RGB image into real bytes and back at a list of
+settings chosen to span the same bits-per-pixel range (about 0.05 to 2 bpp on photos).
+
+- vlmpress: the product CLI in batch mode (real bitstream files, not estimated rates);
+- JPEG, WebP and AVIF: Pillow (libjpeg-turbo, libwebp, libavif), 4:2:0, the encoders' defaults otherwise;
+- HEVC: x265 through ffmpeg, one all-intra frame, YCbCr 4:2:0 8-bit, preset medium, tune psnr (no
+  psycho-visual tuning, as in objective codec comparisons), constant QP;
+- VVC: VVenC/VVdeC command line tools when on the PATH (YCbCr 4:2:0 10-bit, one all-intra frame,
+  preset medium, constant QP), padded to a multiple of 8 and cropped back; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Coded:
+    """One image through one codec at one setting."""
+
+    bytes: int
+    image: np.ndarray  # H x W x 3 uint8, the decoded reconstruction
+
+
+class Codec(Protocol):
+    name: str
+    #: the settings swept, in increasing rate order
+    settings: list[float]
+
+    def available(self) -> str | None:
+        """None when usable, else why not (shown to the user)."""
+
+    def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
+        """Code every image at every setting."""
+
+
+class PillowCodec:
+    def __init__(self, name: str, fmt: str, settings: list[float], **options: object) -> None:
+        self.name, self.fmt, self.settings, self.options = name, fmt, settings, options
+
+    def available(self) -> str | None:
+        from PIL import features
+
+        feature = {"JPEG": "jpg", "WEBP": "webp", "AVIF": "avif"}[self.fmt]
+        return None if features.check(feature) else f"Pillow was built without {self.fmt}"
+
+    def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
+        out: dict[tuple[str, float], Coded] = {}
+        for key, img in images.items():
+            for q in self.settings:
+                buf = io.BytesIO()
+                Image.fromarray(img).save(buf, format=self.fmt, quality=int(q), **self.options)
+                with Image.open(io.BytesIO(buf.getvalue())) as im:
+                    out[(key, q)] = Coded(buf.tell(), np.asarray(im.convert("RGB")))
+        return out
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, stdin=subprocess.DEVNULL)
+
+
+def _even_pad(img: np.ndarray, multiple: int) -> np.ndarray:
+    """Edge-replicate to a multiple of `multiple` (4:2:0 and CTU alignment); cropped back after decoding."""
+    h, w = img.shape[:2]
+    return np.pad(img, ((0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
+
+
+class HevcCodec:
+    name = "hevc"
+    settings = [51.0, 47.0, 43.0, 39.0, 35.0, 31.0, 27.0, 23.0]  # x265 QP; lower QP = more bytes
+
+    def available(self) -> str | None:
+        if not shutil.which("ffmpeg"):
+            return "ffmpeg is not installed (apt-get install ffmpeg)"
+        probe = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True)
+        return None if "libx265" in probe.stdout else "ffmpeg has no libx265 encoder"
+
+    def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
+        out: dict[tuple[str, float], Coded] = {}
+        for key, img in images.items():
+            h, w = img.shape[:2]
+            src = work / f"{key}.hevc-src.png"
+            Image.fromarray(_even_pad(img, 2)).save(src)
+            for qp in self.settings:
+                bit = work / f"{key}.qp{int(qp)}.hevc"
+                rec = work / f"{key}.qp{int(qp)}.hevc.png"
+                # BT.709 limited range both ways, so colour conversion is not part of the codec's error.
+                _ffmpeg("-i", str(src), "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p", "-c:v", "libx265", "-preset", "medium", "-tune", "psnr",
+                        "-x265-params", f"qp={int(qp)}:keyint=1:log-level=error", "-frames:v", "1", "-f", "hevc", str(bit))
+                _ffmpeg("-i", str(bit), "-vf", "scale=in_color_matrix=bt709:in_range=tv,format=rgb24", "-frames:v", "1", str(rec))
+                with Image.open(rec) as im:
+                    out[(key, qp)] = Coded(bit.stat().st_size, np.asarray(im.convert("RGB"))[:h, :w])
+        return out
+
+
+class VvcCodec:
+    """VVenC/VVdeC from their documented command lines: raw YCbCr 4:2:0 10-bit in and out."""
+
+    name = "vvc"
+    settings = [51.0, 47.0, 43.0, 39.0, 35.0, 31.0, 27.0, 23.0]  # QP (same grid as HEVC)
+
+    def available(self) -> str | None:
+        missing = [t for t in ("vvencapp", "vvdecapp", "ffmpeg") if not shutil.which(t)]
+        return None if not missing else f"{' and '.join(missing)} not on the PATH (VVC is skipped; build VVenC/VVdeC from source to include it)"
+
+    def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
+        out: dict[tuple[str, float], Coded] = {}
+        for key, img in images.items():
+            h, w = img.shape[:2]
+            padded = _even_pad(img, 8)
+            ph, pw = padded.shape[:2]
+            src_png, yuv = work / f"{key}.vvc-src.png", work / f"{key}.vvc-src.yuv"
+            Image.fromarray(padded).save(src_png)
+            _ffmpeg("-i", str(src_png), "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p10le", "-f", "rawvideo", str(yuv))
+            for qp in self.settings:
+                bit, rec_yuv, rec = work / f"{key}.qp{int(qp)}.266", work / f"{key}.qp{int(qp)}.rec.yuv", work / f"{key}.qp{int(qp)}.vvc.png"
+                subprocess.run(["vvencapp", "-i", str(yuv), "-s", f"{pw}x{ph}", "-c", "yuv420_10", "-r", "1", "-f", "1",
+                                "--preset", "medium", "-q", str(int(qp)), "--intraperiod", "1", "-o", str(bit)],
+                               check=True, capture_output=True)
+                subprocess.run(["vvdecapp", "-b", str(bit), "-o", str(rec_yuv), "-d", "10"], check=True, capture_output=True)
+                _ffmpeg("-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{pw}x{ph}", "-i", str(rec_yuv),
+                        "-vf", "scale=in_color_matrix=bt709:in_range=tv,format=rgb24", "-frames:v", "1", str(rec))
+                with Image.open(rec) as im:
+                    out[(key, qp)] = Coded(bit.stat().st_size, np.asarray(im.convert("RGB"))[:h, :w])
+        return out
+
+
+class VlmpressCodec:
+    """The shipped model through `bin/vlmpress.js` in batch mode: one process, one model load."""
+
+    name = "vlmpress"
+    settings = [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0]
+
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self.cli = ROOT / "bin" / "vlmpress.js"
+        self.models_dir = models_dir
+
+    def available(self) -> str | None:
+        if not shutil.which("node"):
+            return "node is not installed"
+        return None if (ROOT / "dist" / "src" / "cli" / "vlmpress.js").exists() else "the CLI is not built (npm run build)"
+
+    def _cli(self, *args: str) -> list[dict]:
+        extra = ["--models-dir", str(self.models_dir)] if self.models_dir else []
+        r = subprocess.run(["node", str(self.cli), *args, *extra], capture_output=True, text=True)
+        lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        failed = [line for line in lines if "error" in line]
+        if r.returncode != 0 or failed:
+            raise RuntimeError(f"vlmpress {args[0]} failed: {failed or r.stderr.strip()}")
+        return lines
+
+    def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
+        src = work / "vlmpress-src"
+        src.mkdir(exist_ok=True)
+        files = []
+        for key, img in images.items():
+            f = src / f"{key}.png"
+            Image.fromarray(img).save(f)
+            files.append(str(f))
+        encoded = self._cli("encode", *files, "--out-dir", str(work / "vlmpress-bits"), "-q", ",".join(f"{q:g}" for q in self.settings), "--threads", "2")
+        decoded = self._cli("decode", *[e["output"] for e in encoded], "--out-dir", str(work / "vlmpress-rec"), "--format", "png", "--threads", "2")
+        out: dict[tuple[str, float], Coded] = {}
+        for e, d in zip(encoded, decoded):
+            key = Path(e["input"]).stem
+            with Image.open(d["output"]) as im:
+                out[(key, float(e["quality"]))] = Coded(Path(e["output"]).stat().st_size, np.asarray(im.convert("RGB")))
+        return out
+
+
+def all_codecs() -> dict[str, Codec]:
+    return {
+        "vlmpress": VlmpressCodec(),
+        "jpeg": PillowCodec("jpeg", "JPEG", [5, 10, 20, 30, 45, 60, 75, 90]),
+        "webp": PillowCodec("webp", "WEBP", [2, 10, 25, 40, 55, 70, 85, 95], method=6),
+        "avif": PillowCodec("avif", "AVIF", [5, 15, 25, 35, 45, 55, 70, 85], subsampling="4:2:0", speed=6),
+        "hevc": HevcCodec(),
+        "vvc": VvcCodec(),
+    }
+
+
+def temporary_workdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="vlmpress-eval-")

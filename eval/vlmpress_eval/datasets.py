@@ -1,0 +1,40 @@
+"""Image sets for the harness. Any folder works (`--images DIR`); an ImageNet synset at the start of
+a file name (`n01440764_tench.JPEG`) gives the true label, otherwise only agreement is measured."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlmpress_train.images import list_images
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+SYNSET = re.compile(r"^(n\d{8})")
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str  # unique, file-name safe
+    path: Path
+    label: int | None  # index in a 1001-way head (background at 0), when known
+
+
+def named_set(name: str) -> Path:
+    """The development sets under ../shared/data by name, or a folder path."""
+    p = SHARED / "data" / name
+    return p if p.is_dir() else Path(name)
+
+
+def load_items(folder: Path, synsets_file: Path, limit: int | None = None, stride: int = 1) -> list[Item]:
+    synsets = synsets_file.read_text().split() if synsets_file.exists() else []
+    index = {s: i + 1 for i, s in enumerate(synsets)}
+    paths = list_images(folder)[::stride]
+    if limit:
+        paths = paths[:limit]
+    items = []
+    for i, p in enumerate(paths):
+        m = SYNSET.match(p.name)
+        key = f"{i:05d}_" + re.sub(r"[^A-Za-z0-9_-]", "_", p.stem)[:40]
+        items.append(Item(key, p, index.get(m.group(1)) if m else None))
+    return items

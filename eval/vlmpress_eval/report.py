@@ -1,0 +1,109 @@
+"""From measured points to what people read: BD-rate tables against every anchor and rate–accuracy plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .bdrate import bd_rate, overlap
+
+#: strongest standard first: the anchor is VVC when measured, else the best one present
+ANCHOR_ORDER = ["vvc", "hevc", "avif", "webp", "jpeg"]
+
+METRIC_LABELS = {
+    "psnr": "PSNR (dB)",
+    "msssim": "MS-SSIM",
+    "mbv2_agree": "MobileNetV2 (teacher) top-1 agreement",
+    "mbv2_top1": "MobileNetV2 true-label top-1",
+    "mbv1_agree": "MobileNetV1-0.75 (unseen) top-1 agreement",
+    "mbv1_top1": "MobileNetV1-0.75 true-label top-1",
+    "embed_cos": "MobileNetV1 embedding cosine similarity",
+    "ocr_paddle": "PP-OCRv4 character accuracy",
+    "ocr_tesseract": "Tesseract character accuracy",
+}
+
+
+def curve(points: dict[str, Any], codec: str, metric: str) -> tuple[list[float], list[float]]:
+    rates, values = [], []
+    for p in points[codec]:
+        v = p["metrics"].get(metric)
+        if v is not None:
+            rates.append(p["bpp"])
+            values.append(v)
+    return rates, values
+
+
+def bd_tables(points: dict[str, Any], metrics: list[str]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """bd[metric][anchor][codec] in percent; negative = fewer bytes than the anchor at equal quality."""
+    anchors = [a for a in ANCHOR_ORDER if a in points]
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for m in metrics:
+        out[m] = {}
+        for a in anchors:
+            ra, qa = curve(points, a, m)
+            out[m][a] = {}
+            for c in points:
+                if c == a:
+                    continue
+                rt, qt = curve(points, c, m)
+                out[m][a][c] = bd_rate(ra, qa, rt, qt) if len(ra) > 1 and len(rt) > 1 else None
+    return out
+
+
+def markdown(bd: dict[str, dict[str, dict[str, float | None]]], points: dict[str, Any]) -> str:
+    lines: list[str] = []
+    codecs = list(points)
+    for metric, by_anchor in bd.items():
+        if not by_anchor:
+            continue
+        lines.append(f"**{METRIC_LABELS.get(metric, metric)}** — BD-rate (%) of each codec (columns) against each anchor (rows); negative = fewer bytes at equal {metric}")
+        lines.append("")
+        lines.append("| anchor | " + " | ".join(codecs) + " |")
+        lines.append("| --- |" + " --- |" * len(codecs))
+        for anchor, row in by_anchor.items():
+            cells = []
+            for c in codecs:
+                if c == anchor:
+                    cells.append("—")
+                else:
+                    v = row.get(c)
+                    cells.append("n/a" if v is None else f"{v:+.1f}")
+            lines.append(f"| {anchor} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def overlaps(points: dict[str, Any], metric: str, anchor: str) -> dict[str, tuple[float, float] | None]:
+    _, qa = curve(points, anchor, metric)
+    return {c: overlap(qa, curve(points, c, metric)[1]) for c in points if c != anchor}
+
+
+def plot(points: dict[str, Any], metrics: list[str], out_dir: Path, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for m in metrics:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for codec in points:
+            r, v = curve(points, codec, m)
+            if r:
+                style = dict(linewidth=2.4, color="black") if codec == "vlmpress" else dict(linewidth=1.2)
+                ax.plot(r, [x * 100 if m.endswith(("_agree", "_top1")) or m.startswith("ocr_") else x for x in v], marker="o", markersize=3, label=codec, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel (log scale)")
+        ylabel = METRIC_LABELS.get(m, m)
+        ax.set_ylabel(ylabel + (" (%)" if m.endswith(("_agree", "_top1")) or m.startswith("ocr_") else ""))
+        ax.set_title(f"{title}: {ylabel}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        for ext in ("png", "svg"):
+            f = out_dir / f"{m}.{ext}"
+            fig.savefig(f, dpi=110)
+            written.append(f)
+        plt.close(fig)
+    return written

@@ -1,0 +1,158 @@
+"""The rate–accuracy harness.
+
+    PYTHONPATH=training:eval .venv/bin/python -m vlmpress_eval.run --set imagenet-dev --limit 200 --out results/imagenet-dev
+    ... --images /my/photos --out results/mine      # any folder; labels from ImageNet synset file names where present
+
+Every image goes through every codec at every setting; every reconstruction goes to every receiver.
+Writes `points.json` (config, the mean of every metric at every codec setting, and every per-image
+row), `bd_rate.md` (BD-rate of each codec against each anchor present, per metric) and `plots/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vlmpress_train.images import load_rgb
+
+from .codecs import Codec, all_codecs, temporary_workdir
+from .datasets import SHARED, Item, load_items, named_set
+from .metrics import cosine, msssim, psnr
+from .receivers import load_receivers
+from .report import ANCHOR_ORDER, bd_tables, markdown, plot
+
+PEOPLE_METRICS = ["psnr", "msssim"]
+
+
+def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[str, Any], work: Path) -> list[dict[str, Any]]:
+    originals = {it.key: np.asarray(load_rgb(it.path)) for it in items}
+    coded = {name: c.run(originals, work) for name, c in codecs.items()}
+    rows = []
+    for it in items:
+        img = originals[it.key]
+        pixels = img.shape[0] * img.shape[1]
+        variants = [(name, s) for name, c in codecs.items() for s in c.settings]
+        recs = [coded[name][(it.key, s)] for name, s in variants]
+        outs = {r: rec.outputs([img] + [x.image for x in recs]) for r, rec in receivers.items()}
+        for i, ((name, s), x) in enumerate(zip(variants, recs), start=1):
+            m: dict[str, float | None] = {"psnr": psnr(img, x.image), "msssim": msssim(img, x.image)}
+            for r, o in outs.items():
+                if receivers[r].spec.kind == "embedding":
+                    m[f"{r}_cos"] = cosine(o[0], o[i])
+                else:
+                    m[f"{r}_agree"] = float(o[i].argmax() == o[0].argmax())
+                    if it.label is not None:
+                        m[f"{r}_top1"] = float(o[i].argmax() == it.label)
+            rows.append({"image": it.path.name, "codec": name, "setting": s, "bytes": x.bytes, "bpp": 8 * x.bytes / pixels, "metrics": m})
+        for r, o in outs.items():
+            if receivers[r].spec.kind == "classifier" and it.label is not None:
+                rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels,
+                             "metrics": {f"{r}_top1": float(o[0].argmax() == it.label)}})
+    return rows
+
+
+def aggregate(rows: list[dict[str, Any]], codec_order: list[str]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["codec"] != "original":
+            groups[(r["codec"], r["setting"])].append(r)
+    points: dict[str, list[dict[str, Any]]] = {}
+    for codec in codec_order:
+        pts = []
+        for (c, s), rs in groups.items():
+            if c != codec:
+                continue
+            names = sorted({k for r in rs for k in r["metrics"]})
+            metrics = {}
+            for k in names:
+                vals = [r["metrics"][k] for r in rs if r["metrics"].get(k) is not None]
+                metrics[k] = float(np.mean(vals)) if vals else None
+            pts.append({"setting": s, "images": len(rs), "bpp": float(np.mean([r["bpp"] for r in rs])), "bytes": float(np.mean([r["bytes"] for r in rs])), "metrics": metrics})
+        if pts:
+            points[codec] = sorted(pts, key=lambda p: p["bpp"])
+    return points
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", default="imagenet-dev", help="a development set under ../shared/data (imagenet-dev, kodak, ...) or a folder")
+    ap.add_argument("--images", type=Path, help="any folder of images (overrides --set)")
+    ap.add_argument("--limit", type=int, help="evaluate the first N images (after --stride)")
+    ap.add_argument("--stride", type=int, default=1, help="take every k-th image (a spread-out subset)")
+    ap.add_argument("--codecs", default="vlmpress,jpeg,webp,avif,hevc,vvc")
+    ap.add_argument("--receivers", default="mbv2,mbv1,embed")
+    ap.add_argument("--models", type=Path, default=SHARED / "models", help="folder with the receivers' TFLite files")
+    ap.add_argument("--chunk", type=int, default=16, help="images coded per batch (one vlmpress process per batch)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+
+    folder = args.images or named_set(args.set)
+    items = load_items(folder, args.models / "imagenet_synsets.txt", args.limit, args.stride)
+    if not items:
+        print(f"no images in {folder}", file=sys.stderr)
+        return 2
+    codecs: dict[str, Codec] = {}
+    for name in args.codecs.split(","):
+        c = all_codecs().get(name)
+        if c is None:
+            print(f"unknown codec {name}", file=sys.stderr)
+            return 2
+        why = c.available()
+        if why:
+            print(f"skipping {name}: {why}", file=sys.stderr)
+            continue
+        codecs[name] = c
+    receivers = load_receivers([r for r in args.receivers.split(",") if r], args.models)
+
+    started = time.time()
+    rows: list[dict[str, Any]] = []
+    with temporary_workdir() as tmp, tqdm(total=len(items), desc=f"{folder.name}", unit="img", dynamic_ncols=True) as bar:
+        for i in range(0, len(items), args.chunk):
+            chunk = items[i : i + args.chunk]
+            work = Path(tmp) / f"chunk{i}"
+            work.mkdir()
+            rows.extend(evaluate_chunk(chunk, codecs, receivers, work))
+            bar.update(len(chunk))
+
+    points = aggregate(rows, list(codecs))
+    metrics = sorted({k for c in points.values() for p in c for k, v in p["metrics"].items() if v is not None}, key=lambda m: (m not in PEOPLE_METRICS, m))
+    bd = bd_tables(points, metrics)
+    originals = [r for r in rows if r["codec"] == "original"]
+    reference = {k: float(np.mean([r["metrics"][k] for r in originals if k in r["metrics"]])) for k in {k for r in originals for k in r["metrics"]}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "set": str(folder),
+        "images": len(items),
+        "codecs": list(codecs),
+        "skipped": sorted(set(args.codecs.split(",")) - set(codecs)),
+        "receivers": list(receivers),
+        "anchor": next((a for a in ANCHOR_ORDER if a in points), None),
+        "originals": reference,
+        "points": points,
+        "bd_rate": bd,
+        "seconds": round(time.time() - started, 1),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "command": " ".join(["python -m vlmpress_eval.run", *(argv if argv is not None else sys.argv[1:])]),
+        "rows": rows,
+    }
+    (args.out / "points.json").write_text(json.dumps(result, indent=1))
+    (args.out / "bd_rate.md").write_text(markdown(bd, points) + "\n")
+    plot(points, metrics, args.out / "plots", folder.name)
+    print(markdown({m: {result["anchor"]: bd[m][result["anchor"]]} for m in metrics if result["anchor"]}, points))
+    print(f"wrote {args.out}/points.json, bd_rate.md, plots/ ({result['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
