@@ -18,6 +18,8 @@ class Item:
     key: str  # unique, file-name safe
     path: Path
     label: int | None  # index in a 1001-way head (background at 0), when known
+    question: str | None = None  # LVLM mode: asked about the original and every reconstruction
+    answer: str | None = None
 
 
 def named_set(name: str) -> Path:
@@ -37,4 +39,16 @@ def load_items(folder: Path, synsets_file: Path, limit: int | None = None, strid
         m = SYNSET.match(p.name)
         key = f"{i:05d}_" + re.sub(r"[^A-Za-z0-9_-]", "_", p.stem)[:40]
         items.append(Item(key, p, index.get(m.group(1)) if m else None))
+    return items
+
+
+def items_from_questions(questions: list, synsets_file: Path) -> list[Item]:
+    """LVLM mode: one item per question (an image may carry several questions)."""
+    synsets = synsets_file.read_text().split() if synsets_file.exists() else []
+    index = {s: i + 1 for i, s in enumerate(synsets)}
+    items = []
+    for i, q in enumerate(questions):
+        m = SYNSET.match(q.image.name)
+        key = f"{i:05d}_" + re.sub(r"[^A-Za-z0-9_-]", "_", q.image.stem)[:40]
+        items.append(Item(key, q.image, index.get(m.group(1)) if m else None, q.question, q.answer))
     return items

@@ -18,9 +18,16 @@ METRIC_LABELS = {
     "mbv1_agree": "MobileNetV1-0.75 (unseen) top-1 agreement",
     "mbv1_top1": "MobileNetV1-0.75 true-label top-1",
     "embed_cos": "MobileNetV1 embedding cosine similarity",
+    "lvlm_agree": "LVLM answer agreement with the original's answer",
+    "lvlm_acc": "LVLM answers containing the reference answer",
     "ocr_paddle": "PP-OCRv4 character accuracy",
     "ocr_tesseract": "Tesseract character accuracy",
 }
+
+
+def is_fraction(metric: str) -> bool:
+    """Scores kept as fractions in the JSON and shown as percentages."""
+    return metric.endswith(("_agree", "_top1", "_acc")) or metric.startswith("ocr_")
 
 
 def curve(points: dict[str, Any], codec: str, metric: str) -> tuple[list[float], list[float]]:
@@ -92,11 +99,11 @@ def plot(points: dict[str, Any], metrics: list[str], out_dir: Path, title: str) 
             r, v = curve(points, codec, m)
             if r:
                 style = dict(linewidth=2.4, color="black") if codec == "vlmpress" else dict(linewidth=1.2)
-                ax.plot(r, [x * 100 if m.endswith(("_agree", "_top1")) or m.startswith("ocr_") else x for x in v], marker="o", markersize=3, label=codec, **style)
+                ax.plot(r, [x * 100 if is_fraction(m) else x for x in v], marker="o", markersize=3, label=codec, **style)
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (log scale)")
         ylabel = METRIC_LABELS.get(m, m)
-        ax.set_ylabel(ylabel + (" (%)" if m.endswith(("_agree", "_top1")) or m.startswith("ocr_") else ""))
+        ax.set_ylabel(ylabel + (" (%)" if is_fraction(m) else ""))
         ax.set_title(f"{title}: {ylabel}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

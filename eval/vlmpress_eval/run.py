@@ -2,6 +2,8 @@
 
     PYTHONPATH=training:eval .venv/bin/python -m vlmpress_eval.run --set imagenet-dev --limit 200 --out results/imagenet-dev
     ... --images /my/photos --out results/mine      # any folder; labels from ImageNet synset file names where present
+    ... --questions qa.jsonl --lvlm-url http://127.0.0.1:8000/v1 --lvlm-model Qwen/Qwen2-VL-7B-Instruct --out results/qa
+                                                     # a real LVLM as the receiver (lvlm.py)
 
 Every image goes through every codec at every setting; every reconstruction goes to every receiver.
 Writes `points.json` (config, the mean of every metric at every codec setting, and every per-image
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -26,7 +29,8 @@ from tqdm import tqdm
 from vlmpress_train.images import load_rgb
 
 from .codecs import Codec, all_codecs, temporary_workdir
-from .datasets import SHARED, Item, load_items, named_set
+from .datasets import SHARED, Item, items_from_questions, load_items, named_set
+from .lvlm import LvlmReceiver, contains_answer, load_questions, normalise
 from .metrics import cosine, msssim, psnr
 from .receivers import load_receivers
 from .report import ANCHOR_ORDER, bd_tables, markdown, plot
@@ -34,7 +38,7 @@ from .report import ANCHOR_ORDER, bd_tables, markdown, plot
 PEOPLE_METRICS = ["psnr", "msssim"]
 
 
-def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[str, Any], work: Path) -> list[dict[str, Any]]:
+def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[str, Any], work: Path, lvlm: LvlmReceiver | None = None) -> list[dict[str, Any]]:
     originals = {it.key: np.asarray(load_rgb(it.path)) for it in items}
     coded = {name: c.run(originals, work) for name, c in codecs.items()}
     rows = []
@@ -44,6 +48,7 @@ def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[
         variants = [(name, s) for name, c in codecs.items() for s in c.settings]
         recs = [coded[name][(it.key, s)] for name, s in variants]
         outs = {r: rec.outputs([img] + [x.image for x in recs]) for r, rec in receivers.items()}
+        answers = lvlm.ask_many([img] + [x.image for x in recs], it.question) if lvlm and it.question else None
         for i, ((name, s), x) in enumerate(zip(variants, recs), start=1):
             m: dict[str, float | None] = {"psnr": psnr(img, x.image), "msssim": msssim(img, x.image)}
             for r, o in outs.items():
@@ -53,11 +58,18 @@ def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[
                     m[f"{r}_agree"] = float(o[i].argmax() == o[0].argmax())
                     if it.label is not None:
                         m[f"{r}_top1"] = float(o[i].argmax() == it.label)
+            if answers is not None:
+                m["lvlm_agree"] = float(normalise(answers[i]) == normalise(answers[0]))
+                if it.answer is not None:
+                    m["lvlm_acc"] = float(contains_answer(answers[i], it.answer))
             rows.append({"image": it.path.name, "codec": name, "setting": s, "bytes": x.bytes, "bpp": 8 * x.bytes / pixels, "metrics": m})
         for r, o in outs.items():
             if receivers[r].spec.kind == "classifier" and it.label is not None:
                 rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels,
                              "metrics": {f"{r}_top1": float(o[0].argmax() == it.label)}})
+        if answers is not None and it.answer is not None:
+            rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels,
+                         "metrics": {"lvlm_acc": float(contains_answer(answers[0], it.answer))}, "answer": answers[0]})
     return rows
 
 
@@ -93,12 +105,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--receivers", default="mbv2,mbv1,embed")
     ap.add_argument("--models", type=Path, default=SHARED / "models", help="folder with the receivers' TFLite files")
     ap.add_argument("--chunk", type=int, default=16, help="images coded per batch (one vlmpress process per batch)")
+    ap.add_argument("--questions", type=Path, help="LVLM mode: JSONL of {image, question, answer} (lvlm.py)")
+    ap.add_argument("--lvlm-url", help="OpenAI-compatible base URL of the LVLM, e.g. http://127.0.0.1:8000/v1")
+    ap.add_argument("--lvlm-model", default="default")
+    ap.add_argument("--lvlm-key-env", help="environment variable holding the LVLM's API key")
+    ap.add_argument("--lvlm-concurrency", type=int, default=4)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
 
     folder = args.images or named_set(args.set)
-    items = load_items(folder, args.models / "imagenet_synsets.txt", args.limit, args.stride)
+    lvlm = None
+    if args.lvlm_url or args.questions:
+        if not (args.lvlm_url and args.questions):
+            print("LVLM mode needs both --lvlm-url and --questions", file=sys.stderr)
+            return 2
+        key = os.environ.get(args.lvlm_key_env) if args.lvlm_key_env else None
+        lvlm = LvlmReceiver(args.lvlm_url, args.lvlm_model, key, concurrency=args.lvlm_concurrency)
+        folder = args.questions.parent
+        items = items_from_questions(load_questions(args.questions), args.models / "imagenet_synsets.txt")[::args.stride][: args.limit]
+    else:
+        items = load_items(folder, args.models / "imagenet_synsets.txt", args.limit, args.stride)
     if not items:
         print(f"no images in {folder}", file=sys.stderr)
         return 2
@@ -122,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk = items[i : i + args.chunk]
             work = Path(tmp) / f"chunk{i}"
             work.mkdir()
-            rows.extend(evaluate_chunk(chunk, codecs, receivers, work))
+            rows.extend(evaluate_chunk(chunk, codecs, receivers, work, lvlm))
             bar.update(len(chunk))
 
     points = aggregate(rows, list(codecs))
