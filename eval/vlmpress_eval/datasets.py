@@ -3,6 +3,7 @@ a file name (`n01440764_tench.JPEG`) gives the true label, otherwise only agreem
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ class Item:
     label: int | None  # index in a 1001-way head (background at 0), when known
     question: str | None = None  # LVLM mode: asked about the original and every reconstruction
     answer: str | None = None
+    #: rendered text: the true lines and their boxes (from the folder's truth.json)
+    lines: tuple[tuple[str, tuple[int, int, int, int]], ...] | None = None
 
 
 def named_set(name: str) -> Path:
@@ -29,6 +32,8 @@ def named_set(name: str) -> Path:
 
 
 def load_items(folder: Path, synsets_file: Path, limit: int | None = None, stride: int = 1) -> list[Item]:
+    truth_file = folder / "truth.json"
+    truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
     synsets = synsets_file.read_text().split() if synsets_file.exists() else []
     index = {s: i + 1 for i, s in enumerate(synsets)}
     paths = list_images(folder)[::stride]
@@ -38,7 +43,8 @@ def load_items(folder: Path, synsets_file: Path, limit: int | None = None, strid
     for i, p in enumerate(paths):
         m = SYNSET.match(p.name)
         key = f"{i:05d}_" + re.sub(r"[^A-Za-z0-9_-]", "_", p.stem)[:40]
-        items.append(Item(key, p, index.get(m.group(1)) if m else None))
+        lines = tuple((ln["text"], tuple(ln["box"])) for ln in truth[p.name]) if p.name in truth else None
+        items.append(Item(key, p, index.get(m.group(1)) if m else None, lines=lines))
     return items
 
 

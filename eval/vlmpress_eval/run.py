@@ -31,14 +31,36 @@ from vlmpress_train.images import load_rgb
 from .codecs import Codec, all_codecs, temporary_workdir
 from .datasets import SHARED, Item, items_from_questions, load_items, named_set
 from .lvlm import LvlmReceiver, contains_answer, load_questions, normalise
-from .metrics import cosine, msssim, psnr
+from .metrics import char_accuracy, cosine, msssim, psnr
+from .ocr import PaddleOcr, Tesseract
+from .textset import write_set
 from .receivers import load_receivers
 from .report import ANCHOR_ORDER, bd_tables, markdown, plot
 
 PEOPLE_METRICS = ["psnr", "msssim"]
 
 
-def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[str, Any], work: Path, lvlm: LvlmReceiver | None = None) -> list[dict[str, Any]]:
+def ocr_scores(engines: dict[str, Any], it: Item, img: np.ndarray, recs: list[np.ndarray]) -> list[dict[str, float]]:
+    """Character accuracy of every reconstruction (index 0: the original) per OCR engine: against the
+    true text for rendered text, against the engine's own reading of the original otherwise."""
+    scores: list[dict[str, float]] = [{} for _ in range(len(recs) + 1)]
+    for name, engine in engines.items():
+        images = [img, *recs]
+        if it.lines is not None:
+            truth = [text for text, _ in it.lines]
+            for i, im in enumerate(images):
+                got = engine.read_lines(im, [box for _, box in it.lines])
+                scores[i][f"ocr_{name}"] = float(np.mean([char_accuracy(t, g) for t, g in zip(truth, got)]))
+        else:
+            reference = engine.read(img)
+            if not reference.strip():
+                continue  # nothing legible in the original: no score
+            for i, im in enumerate(images):
+                scores[i][f"ocr_{name}"] = char_accuracy(reference, engine.read(im)) if i else 1.0
+    return scores
+
+
+def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[str, Any], work: Path, lvlm: LvlmReceiver | None = None, ocr: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     originals = {it.key: np.asarray(load_rgb(it.path)) for it in items}
     coded = {name: c.run(originals, work) for name, c in codecs.items()}
     rows = []
@@ -49,6 +71,7 @@ def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[
         recs = [coded[name][(it.key, s)] for name, s in variants]
         outs = {r: rec.outputs([img] + [x.image for x in recs]) for r, rec in receivers.items()}
         answers = lvlm.ask_many([img] + [x.image for x in recs], it.question) if lvlm and it.question else None
+        ocr_by_image = ocr_scores(ocr, it, img, [x.image for x in recs]) if ocr else None
         for i, ((name, s), x) in enumerate(zip(variants, recs), start=1):
             m: dict[str, float | None] = {"psnr": psnr(img, x.image), "msssim": msssim(img, x.image)}
             for r, o in outs.items():
@@ -58,6 +81,8 @@ def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[
                     m[f"{r}_agree"] = float(o[i].argmax() == o[0].argmax())
                     if it.label is not None:
                         m[f"{r}_top1"] = float(o[i].argmax() == it.label)
+            if ocr_by_image is not None:
+                m.update(ocr_by_image[i])
             if answers is not None:
                 m["lvlm_agree"] = float(normalise(answers[i]) == normalise(answers[0]))
                 if it.answer is not None:
@@ -67,6 +92,8 @@ def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[
             if receivers[r].spec.kind == "classifier" and it.label is not None:
                 rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels,
                              "metrics": {f"{r}_top1": float(o[0].argmax() == it.label)}})
+        if ocr_by_image is not None and it.lines is not None and ocr_by_image[0]:
+            rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels, "metrics": ocr_by_image[0]})
         if answers is not None and it.answer is not None:
             rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels,
                          "metrics": {"lvlm_acc": float(contains_answer(answers[0], it.answer))}, "answer": answers[0]})
@@ -97,7 +124,7 @@ def aggregate(rows: list[dict[str, Any]], codec_order: list[str]) -> dict[str, l
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", default="imagenet-dev", help="a development set under ../shared/data (imagenet-dev, kodak, ...) or a folder")
+    ap.add_argument("--set", default="imagenet-dev", help="a development set under ../shared/data (imagenet-dev, kodak, ...), text (rendered now, with truth), or a folder")
     ap.add_argument("--images", type=Path, help="any folder of images (overrides --set)")
     ap.add_argument("--limit", type=int, help="evaluate the first N images (after --stride)")
     ap.add_argument("--stride", type=int, default=1, help="take every k-th image (a spread-out subset)")
@@ -105,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--receivers", default="mbv2,mbv1,embed")
     ap.add_argument("--models", type=Path, default=SHARED / "models", help="folder with the receivers' TFLite files")
     ap.add_argument("--chunk", type=int, default=16, help="images coded per batch (one vlmpress process per batch)")
+    ap.add_argument("--ocr", help="OCR receivers: paddle,tesseract (default: both on rendered text, none elsewhere)")
     ap.add_argument("--questions", type=Path, help="LVLM mode: JSONL of {image, question, answer} (lvlm.py)")
     ap.add_argument("--lvlm-url", help="OpenAI-compatible base URL of the LVLM, e.g. http://127.0.0.1:8000/v1")
     ap.add_argument("--lvlm-model", default="default")
@@ -115,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
 
     folder = args.images or named_set(args.set)
+    if args.set == "text" and not args.images:
+        folder = write_set(args.out / "textset", seeds=1)
     lvlm = None
     if args.lvlm_url or args.questions:
         if not (args.lvlm_url and args.questions):
@@ -141,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         codecs[name] = c
     receivers = load_receivers([r for r in args.receivers.split(",") if r], args.models)
+    ocr_names = [n for n in (args.ocr if args.ocr is not None else ("paddle,tesseract" if (folder / "truth.json").exists() else "")).split(",") if n]
+    ocr: dict[str, Any] = {}
+    for n in ocr_names:
+        if n not in ("paddle", "tesseract"):
+            print(f"unknown OCR engine {n} (paddle, tesseract)", file=sys.stderr)
+            return 2
+        ocr[n] = PaddleOcr() if n == "paddle" else Tesseract()
 
     started = time.time()
     rows: list[dict[str, Any]] = []
@@ -149,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk = items[i : i + args.chunk]
             work = Path(tmp) / f"chunk{i}"
             work.mkdir()
-            rows.extend(evaluate_chunk(chunk, codecs, receivers, work, lvlm))
+            rows.extend(evaluate_chunk(chunk, codecs, receivers, work, lvlm, ocr))
             bar.update(len(chunk))
 
     points = aggregate(rows, list(codecs))

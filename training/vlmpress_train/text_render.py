@@ -21,13 +21,23 @@ _WORDS = ("invoice total amount date account model image vision report table rev
           "the of and to in is for on with as by at from this that be are was it an or").split()
 
 
+def _draws_latin(path: str) -> bool:
+    """Icon and symbol fonts (glyphicons, ...) draw the same box for every letter: skip them."""
+    try:
+        font = ImageFont.truetype(path, 24)
+    except OSError:
+        return False
+    a, b = font.getmask("A"), font.getmask("W")
+    return a.size != (0, 0) and (a.size != b.size or bytes(a) != bytes(b))
+
+
 @functools.lru_cache(maxsize=1)
 def system_fonts() -> tuple[str, ...]:
     fonts: list[str] = []
     for d in FONT_DIRS:
         p = Path(d)
         if p.is_dir():
-            fonts += [str(f) for f in sorted(p.rglob("*.ttf")) if "Math" not in f.name]
+            fonts += [str(f) for f in sorted(p.rglob("*.ttf")) if "Math" not in f.name and _draws_latin(str(f))]
     if not fonts:
         raise RuntimeError("no TrueType fonts found: install fonts-dejavu-core")
     return tuple(fonts)
