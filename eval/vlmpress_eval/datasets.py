@@ -58,3 +58,17 @@ def items_from_questions(questions: list, synsets_file: Path) -> list[Item]:
         key = f"{i:05d}_" + re.sub(r"[^A-Za-z0-9_-]", "_", q.image.stem)[:40]
         items.append(Item(key, q.image, index.get(m.group(1)) if m else None, q.question, q.answer))
     return items
+
+
+#: imagenet-dev photos of things that usually carry text (signs, screens, packaging, vehicles, shops):
+#: the OCR-on-photos set, scored against each engine's reading of the original
+TEXT_PHOTO_CLASSES = (
+    "barbershop", "beer_bottle", "book_jacket", "bookshop", "cash_machine", "confectionery", "digital_clock", "envelope",
+    "hand-held_computer", "jersey", "laptop", "lotion", "menu", "monitor", "odometer", "packet", "parking_meter",
+    "pill_bottle", "police_van", "racer", "remote_control", "school_bus", "scoreboard", "slot", "street_sign",
+    "sweatshirt", "tobacco_shop", "toyshop",
+)
+
+
+def text_photo_items(folder: Path, synsets_file: Path) -> list[Item]:
+    return [it for it in load_items(folder, synsets_file) if it.path.stem.split("_", 1)[-1] in TEXT_PHOTO_CLASSES]

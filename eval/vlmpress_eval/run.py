@@ -29,7 +29,7 @@ from tqdm import tqdm
 from vlmpress_train.images import load_rgb
 
 from .codecs import Codec, all_codecs, temporary_workdir
-from .datasets import SHARED, Item, items_from_questions, load_items, named_set
+from .datasets import SHARED, Item, items_from_questions, load_items, named_set, text_photo_items
 from .lvlm import LvlmReceiver, contains_answer, load_questions, normalise
 from .metrics import char_accuracy, cosine, msssim, psnr
 from .ocr import PaddleOcr, Tesseract
@@ -124,7 +124,7 @@ def aggregate(rows: list[dict[str, Any]], codec_order: list[str]) -> dict[str, l
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", default="imagenet-dev", help="a development set under ../shared/data (imagenet-dev, kodak, ...), text (rendered now, with truth), or a folder")
+    ap.add_argument("--set", default="imagenet-dev", help="a development set under ../shared/data (imagenet-dev, kodak, ...), text (rendered now, with truth), text-photos (imagenet-dev photos with text, OCR), or a folder")
     ap.add_argument("--images", type=Path, help="any folder of images (overrides --set)")
     ap.add_argument("--limit", type=int, help="evaluate the first N images (after --stride)")
     ap.add_argument("--stride", type=int, default=1, help="take every k-th image (a spread-out subset)")
@@ -154,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         lvlm = LvlmReceiver(args.lvlm_url, args.lvlm_model, key, concurrency=args.lvlm_concurrency)
         folder = args.questions.parent
         items = items_from_questions(load_questions(args.questions), args.models / "imagenet_synsets.txt")[::args.stride][: args.limit]
+    elif args.set == "text-photos" and not args.images:
+        folder = named_set("imagenet-dev")
+        items = text_photo_items(folder, args.models / "imagenet_synsets.txt")[:: args.stride][: args.limit]
+        if args.ocr is None:
+            args.ocr = "paddle,tesseract"
     else:
         items = load_items(folder, args.models / "imagenet_synsets.txt", args.limit, args.stride)
     if not items:

@@ -1,0 +1,40 @@
+import pytest
+
+from vlmpress_eval.policy import build, lowest_reaching, relative_curves
+
+
+def result(codec_points, originals=None, images=10):
+    return {"set": "s", "images": images, "codecs": list(codec_points), "originals": originals or {},
+            "points": {c: [{"setting": s, "bpp": b, "images": images, "metrics": m} for s, b, m in pts] for c, pts in codec_points.items()}}
+
+
+VLM = [(1.0, 0.1, {"mbv2_agree": 0.90, "mbv1_agree": 0.88}), (2.0, 0.2, {"mbv2_agree": 0.96, "mbv1_agree": 0.97}),
+       (4.0, 0.4, {"mbv2_agree": 0.985, "mbv1_agree": 0.94}), (8.0, 0.8, {"mbv2_agree": 0.995, "mbv1_agree": 0.985})]
+JPEG = [(30, 0.3, {"mbv2_agree": 0.96, "mbv1_agree": 0.96}), (60, 0.6, {"mbv2_agree": 0.99, "mbv1_agree": 0.99})]
+
+
+def test_lowest_quality_reaching_the_target_everywhere_above():
+    curves = relative_curves([result({"vlmpress": VLM})])["vlmpress"]
+    # q2 reaches 0.95 on both metrics but q4 falls back under it (mbv1 0.94): q8 is the answer.
+    assert lowest_reaching(curves, ["mbv2_agree", "mbv1_agree"], 0.95)["setting"] == 8.0
+    assert lowest_reaching(curves, ["mbv2_agree"], 0.95)["setting"] == 2.0
+    assert lowest_reaching(curves, ["mbv2_agree"], 0.999) is None
+
+
+def test_scores_are_relative_to_the_original():
+    res = result({"vlmpress": [(1.0, 0.1, {"ocr_paddle": 0.45}), (2.0, 0.2, {"ocr_paddle": 0.88})]}, originals={"ocr_paddle": 0.9})
+    curves = relative_curves([res])["vlmpress"]["ocr_paddle"]
+    assert curves[2.0]["score"] == pytest.approx(0.88 / 0.9)
+
+
+def test_table_per_class_and_target_with_codec_comparison():
+    policy = build([result({"vlmpress": VLM, "jpeg": JPEG})], {"name": "m", "id": "x" * 64})
+    general = policy["classes"]["general"]["targets"]
+    assert general["0.95"]["codec"] == "vlmpress" and general["0.95"]["quality"] == 8.0 and general["0.95"]["reached"]
+    assert general["0.95"]["cheapest_measured"]["codec"] == "jpeg"
+    assert general["0.95"]["per_codec_bpp"] == {"jpeg": 0.3, "vlmpress": 0.8}
+    # unreachable target: the top quality, flagged
+    assert general["0.99"]["reached"] is False and general["0.99"]["quality"] == 8.0
+    assert general["0.99"]["cheapest_measured"]["codec"] == "jpeg"
+    assert policy["classes"]["text"]["missing"] == ["ocr_paddle", "ocr_tesseract"]
+    assert policy["default_target"] in policy["targets"]

@@ -1,0 +1,126 @@
+"""Build the gateway's policy table from evaluation results.
+
+    PYTHONPATH=training:eval .venv/bin/python -m vlmpress_eval.policy \\
+        eval/results/imagenet-dev/points.json eval/results/text/points.json ... --out models/vlmp-mbv2-cpu-v1/policy.json
+
+For every task class and target, the lowest vlmpress quality whose measured score — relative to the
+original's — reaches the target at that quality and at every higher one (so one noisy point cannot
+pick a quality below a failing one). Every other measured codec is costed the same way, so the table
+also says which codec is cheapest for the class; the gateway uses the codecs it can produce.
+
+Task classes and the metrics that must all reach the target:
+- general: top-1 agreement of the teacher and of the unseen classifier (ImageNet photos, Kodak);
+- text: PP-OCRv4 and Tesseract character accuracy (rendered text, photos with text);
+- detail: the general metrics plus MS-SSIM (fine structure, for counting and small things).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+CLASSES: dict[str, list[str]] = {
+    "general": ["mbv2_agree", "mbv1_agree"],
+    "text": ["ocr_paddle", "ocr_tesseract"],
+    "detail": ["mbv2_agree", "mbv1_agree", "msssim"],
+}
+TARGETS = (0.95, 0.98, 0.99)
+
+
+def relative_curves(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[float, dict[str, Any]]]]:
+    """curves[codec][metric][setting] = {bpp, score (relative to the original), images}, pooled
+    over every result file that measured the metric (weighted by image count)."""
+    acc: dict[tuple[str, str, float], list[tuple[float, float, int]]] = defaultdict(list)
+    for res in results:
+        originals = res.get("originals", {})
+        for codec, points in res["points"].items():
+            for p in points:
+                for metric, value in p["metrics"].items():
+                    if value is None:
+                        continue
+                    ref = originals.get(metric, 1.0) or 1.0
+                    acc[(codec, metric, float(p["setting"]))].append((p["bpp"], value / ref, p["images"]))
+    curves: dict[str, dict[str, dict[float, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for (codec, metric, setting), rows in acc.items():
+        n = sum(r[2] for r in rows)
+        curves[codec][metric][setting] = {
+            "bpp": sum(r[0] * r[2] for r in rows) / n,
+            "score": sum(r[1] * r[2] for r in rows) / n,
+            "images": n,
+        }
+    return curves
+
+
+def lowest_reaching(curve: dict[str, dict[float, dict[str, Any]]], metrics: list[str], target: float) -> dict[str, Any] | None:
+    """The cheapest setting from which every higher setting reaches `target` on every metric."""
+    if not all(m in curve for m in metrics):
+        return None
+    settings = sorted(set.intersection(*(set(curve[m]) for m in metrics)), key=lambda s: curve[metrics[0]][s]["bpp"])
+    if not settings:
+        return None
+    ok = [all(curve[m][s]["score"] >= target for m in metrics) for s in settings]
+    for i, s in enumerate(settings):
+        if all(ok[i:]):
+            return {"setting": s, "bpp": curve[metrics[0]][s]["bpp"], "scores": {m: round(curve[m][s]["score"], 4) for m in metrics}}
+    return None
+
+
+def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: tuple[str, ...] = ("vlmpress",)) -> dict[str, Any]:
+    curves = relative_curves(results)
+    if "vlmpress" not in curves:
+        raise ValueError("the results contain no vlmpress points")
+    table: dict[str, Any] = {}
+    for cls, metrics in CLASSES.items():
+        entry: dict[str, Any] = {"metrics": metrics, "targets": {}}
+        if not all(m in curves["vlmpress"] for m in metrics):
+            entry["missing"] = [m for m in metrics if m not in curves["vlmpress"]]
+            table[cls] = entry
+            continue
+        top = max(curves["vlmpress"][metrics[0]])
+        for t in TARGETS:
+            ours = lowest_reaching(curves["vlmpress"], metrics, t)
+            by_codec = {c: lowest_reaching(curves[c], metrics, t) for c in curves}
+            reached = {c: r for c, r in by_codec.items() if r is not None}
+            cheapest = min(reached, key=lambda c: reached[c]["bpp"]) if reached else None
+            usable = {c: r for c, r in reached.items() if c in gateway_codecs}
+            choice = min(usable, key=lambda c: usable[c]["bpp"]) if usable else "vlmpress"
+            entry["targets"][f"{t:.2f}"] = {
+                "codec": choice,
+                "quality": usable[choice]["setting"] if choice in usable else top,
+                "reached": choice in usable,
+                "bpp": usable[choice]["bpp"] if choice in usable else None,
+                "scores": usable[choice]["scores"] if choice in usable else None,
+                "cheapest_measured": {"codec": cheapest, **reached[cheapest]} if cheapest else None,
+                "per_codec_bpp": {c: round(r["bpp"], 4) for c, r in sorted(reached.items())},
+            }
+        table[cls] = entry
+    return {
+        "format": "vlmpress-policy",
+        "format_version": 1,
+        "model": model,
+        "targets": [f"{t:.2f}" for t in TARGETS],
+        "default_target": "0.98",
+        "classes": table,
+        "built_from": [{"set": r["set"], "images": r["images"], "codecs": r["codecs"], "command": r.get("command")} for r in results],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", nargs="+", type=Path, help="points.json files written by vlmpress_eval.run")
+    ap.add_argument("--out", type=Path, required=True, help="models/<name>/policy.json")
+    args = ap.parse_args()
+    manifest = json.loads((args.out.parent / "manifest.json").read_text())
+    policy = build([json.loads(p.read_text()) for p in args.results], {"name": manifest["name"], "id": manifest["id"]})
+    args.out.write_text(json.dumps(policy, indent=1) + "\n")
+    for cls, e in policy["classes"].items():
+        for t, d in e.get("targets", {}).items():
+            print(f"{cls:8s} {t}: {d['codec']} q{d['quality']} {'reached' if d['reached'] else 'NOT reached'} bpp={d['bpp']} cheapest={d['cheapest_measured'] and d['cheapest_measured']['codec']}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
