@@ -100,11 +100,28 @@ export function outputFormatFromName(name: string): OutputFormat | undefined {
 
 export const OUTPUT_MIME: Record<OutputFormat, string> = { png: 'image/png', webp: 'image/webp', jpeg: 'image/jpeg' };
 
-/** Downscale (never upscale) so that the longer side is at most `maxSide`; Lanczos, like the backends do. */
-export async function fitWithin(img: RgbImage, maxSide: number): Promise<RgbImage> {
-  if (Math.max(img.width, img.height) <= maxSide) return img;
+/** Limits on the size an image is encoded at: what the receiving model looks at, no more. */
+export interface ResizeRule {
+  maxLongSide: number;
+  maxShortSide?: number;
+  maxPixels?: number;
+}
+
+/** The size `rule` allows for a width x height image (aspect ratio kept, never larger). */
+export function fittedSize(width: number, height: number, rule: ResizeRule): { width: number; height: number } {
+  let scale = Math.min(1, rule.maxLongSide / Math.max(width, height));
+  if (rule.maxShortSide) scale = Math.min(scale, rule.maxShortSide / Math.min(width, height));
+  if (rule.maxPixels) scale = Math.min(scale, Math.sqrt(rule.maxPixels / (width * height)));
+  if (scale >= 1) return { width, height };
+  return { width: Math.max(1, Math.floor(width * scale)), height: Math.max(1, Math.floor(height * scale)) };
+}
+
+/** Downscale (never upscale) to what `rule` allows; Lanczos, like the backends do. */
+export async function downscale(img: RgbImage, rule: ResizeRule): Promise<RgbImage> {
+  const size = fittedSize(img.width, img.height, rule);
+  if (size.width === img.width && size.height === img.height) return img;
   const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .resize(maxSide, maxSide, { fit: 'inside', kernel: 'lanczos3', withoutEnlargement: true })
+    .resize(size.width, size.height, { fit: 'fill', kernel: 'lanczos3' })
     .raw()
     .toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };

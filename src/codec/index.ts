@@ -3,8 +3,8 @@ export { Codec, BUNDLED_MODELS_DIR, describeModels, findModelDirs } from './code
 export type { BitstreamInfo, CodecOptions, EncodeOptions, EncodeResult } from './codec.js';
 export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
 export type { CodecErrorCode } from './errors.js';
-export { decodeImage, encodeImage, fitWithin, outputFormatFromName, DEFAULT_MAX_PIXELS, INPUT_FORMATS, OUTPUT_FORMATS, OUTPUT_MIME } from './image-io.js';
-export type { DecodedInput, InputFormat, OutputFormat, RgbImage } from './image-io.js';
+export { decodeImage, downscale, encodeImage, fittedSize, outputFormatFromName, DEFAULT_MAX_PIXELS, INPUT_FORMATS, OUTPUT_FORMATS, OUTPUT_MIME } from './image-io.js';
+export type { DecodedInput, InputFormat, OutputFormat, ResizeRule, RgbImage } from './image-io.js';
 export { looksLikeContainer, MAGIC, CONTAINER_VERSION, Flags } from './container.js';
 export { installedProviders, parseProviderList } from './execution-providers.js';
 export type { ExecutionProviderName } from './execution-providers.js';

@@ -9,6 +9,8 @@ export interface ImageSlot {
   /** JSON path used in error messages, e.g. messages[1].content[2].image_url.url */
   field: string;
   url: string;
+  /** OpenAI's `detail` (low, high, auto): how much of the image the backend will look at */
+  detail?: 'low' | 'high' | 'auto';
   /** put the rewritten URL back where it came from */
   set(url: string): void;
 }
@@ -27,8 +29,9 @@ export function findImageParts(messages: unknown): ImageSlot[] {
       if (typeof p.image_url === 'string') {
         slots.push({ field: base, url: p.image_url, set: (url) => void (p.image_url = url) });
       } else if (typeof p.image_url === 'object' && p.image_url !== null && typeof (p.image_url as { url?: unknown }).url === 'string') {
-        const holder = p.image_url as { url: string };
-        slots.push({ field: `${base}.url`, url: holder.url, set: (url) => void (holder.url = url) });
+        const holder = p.image_url as { url: string; detail?: unknown };
+        const detail = holder.detail === 'low' || holder.detail === 'high' || holder.detail === 'auto' ? holder.detail : undefined;
+        slots.push({ field: `${base}.url`, url: holder.url, ...(detail ? { detail } : {}), set: (url) => void (holder.url = url) });
       } else {
         throw new HttpError(400, 'invalid_request', `${base} must be {"url": "..."}`);
       }

@@ -4,7 +4,7 @@
  * answer unchanged; GET /v1/models lists the models of every backend.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { decidePolicy, type PolicyDecision } from '../policy/policy.js';
+import { decidePolicy, policyHeader, type PolicyDecision } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { HttpError } from '../server/errors.js';
 import type { GatewayContext } from '../server/context.js';
@@ -23,9 +23,9 @@ interface ImageReport {
 }
 
 /** Per-request settings: `vlmpress: {...}` in the body (removed before forwarding) over x-vlmpress-* headers. */
-function requestOptions(req: FastifyRequest, body: Record<string, unknown>, levels: number) {
+function requestOptions(req: FastifyRequest, body: Record<string, unknown>, levels: number, targets: string[]) {
   const fields: Record<string, unknown> = {};
-  for (const [header, field] of [['x-vlmpress-quality', 'quality'], ['x-vlmpress-max-bytes', 'max_bytes'], ['x-vlmpress-task', 'task']] as const) {
+  for (const [header, field] of [['x-vlmpress-quality', 'quality'], ['x-vlmpress-max-bytes', 'max_bytes'], ['x-vlmpress-task', 'task'], ['x-vlmpress-target', 'target']] as const) {
     const v = req.headers[header];
     if (typeof v === 'string') fields[field] = v;
   }
@@ -33,11 +33,11 @@ function requestOptions(req: FastifyRequest, body: Record<string, unknown>, leve
   delete body['vlmpress'];
   if (own !== undefined) {
     if (typeof own !== 'object' || own === null || Array.isArray(own)) throw new HttpError(400, 'invalid_request', 'vlmpress must be an object like {"quality": 3}');
-    const unknown = Object.keys(own).filter((k) => !['quality', 'max_bytes', 'task'].includes(k));
-    if (unknown.length) throw new HttpError(400, 'invalid_request', `vlmpress: unknown field(s) ${unknown.join(', ')} (quality, max_bytes, task)`);
+    const unknown = Object.keys(own).filter((k) => !['quality', 'max_bytes', 'task', 'target'].includes(k));
+    if (unknown.length) throw new HttpError(400, 'invalid_request', `vlmpress: unknown field(s) ${unknown.join(', ')} (quality, max_bytes, task, target)`);
     Object.assign(fields, own);
   }
-  return policyRequest(fields, levels);
+  return policyRequest(fields, levels, targets);
 }
 
 function promptText(messages: unknown[]): string {
@@ -93,11 +93,13 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     const backend = ctx.backends.route(request['model']);
     if (!backend) throw new HttpError(404, 'model_not_found', `no backend serves model "${request['model']}"`);
 
-    const options = requestOptions(req, request, ctx.defaultModel().levels);
-    const policy = decidePolicy(ctx.config, { ...options, profile: backend.profile, prompt: options.prompt ?? promptText(request['messages']) });
+    const options = requestOptions(req, request, ctx.defaultModel().levels, ctx.targets);
+    const prompt = options.prompt ?? promptText(request['messages']);
     const slots = findImageParts(request['messages']);
     if (slots.length > ctx.config.proxyMaxImages) throw new HttpError(400, 'too_many_images', `${slots.length} images in one request; the limit is ${ctx.config.proxyMaxImages} (VLMPRESS_PROXY_MAX_IMAGES)`);
-    const results = await Promise.all(slots.map((s) => rewriteImage(s.url, s.field, policy)));
+    // One decision per image: the backend's view depends on each image's `detail`.
+    const policies = slots.map((s) => decidePolicy(ctx.config, ctx.policyTable, { ...options, prompt, profile: backend.profile, ...(s.detail ? { detail: s.detail } : {}) }));
+    const results = await Promise.all(slots.map((s, i) => rewriteImage(s.url, s.field, policies[i]!)));
     results.forEach((r, i) => {
       slots[i]!.set(r.url);
       ctx.metrics.proxyImages.inc({ how: r.report.how });
@@ -111,7 +113,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         .header('x-vlmpress-compressed-bytes', list((r) => r.compressedBytes))
         .header('x-vlmpress-quality', list((r) => r.quality))
         .header('x-vlmpress-ids', list((r) => r.id))
-        .header('x-vlmpress-policy', `${policy.source}; ${policy.reason}`);
+        .header('x-vlmpress-policy', policies.map(policyHeader).join(', '));
     }
 
     const t0 = performance.now();

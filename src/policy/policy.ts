@@ -1,39 +1,72 @@
 /**
- * The per-request encoding decision. Until the calibrated policy (rate-accuracy curves per task
- * class and backend profile) lands, the rules are: an explicit quality wins; a byte budget picks the
- * highest quality that fits; otherwise the documented default (VLMPRESS_DEFAULT_QUALITY). Images are
- * downscaled so their longer side is at most VLMPRESS_MAX_SIDE. The decision and its reason are
- * returned to the client.
+ * The per-request encoding decision, a pure function of the request, the backend profile and the
+ * model's policy table:
+ * 1. the image is downscaled to what the receiving model sees (resolution.ts);
+ * 2. an explicit `quality` wins;
+ * 3. otherwise the task class (task-classifier.ts) and the accuracy target pick the lowest quality
+ *    measured to keep that accuracy (policy-table.ts); without a table, VLMPRESS_DEFAULT_QUALITY;
+ * 4. a byte budget (`max_bytes`) then takes the highest quality up to that one which fits.
+ * The decision and its reason go back to the client.
  */
+import type { ResizeRule } from '../codec/index.js';
 import type { GatewayConfig, ResolutionProfile } from '../server/config.js';
+import type { PolicyTable } from './policy-table.js';
+import { resizeRuleFor, type ImageDetail } from './resolution.js';
+import { classifyTask, type TaskClass } from './task-classifier.js';
 
 export interface PolicyRequest {
   quality?: number;
   maxBytes?: number;
-  /** a task hint from the client (general, ocr, detail, ...) */
+  /** a task hint from the client (general, text/ocr, detail, ...) */
   task?: string;
   prompt?: string;
+  /** accuracy to keep, relative to the original (a target of the policy table, e.g. 0.98) */
+  target?: string;
   /** the resolution profile of the backend the image goes to (proxy requests) */
   profile?: ResolutionProfile;
+  /** OpenAI image `detail` */
+  detail?: ImageDetail;
 }
 
 export interface PolicyDecision {
   quality: number;
   maxBytes?: number;
-  maxSide: number;
-  source: 'request' | 'budget' | 'default';
+  resize: ResizeRule;
+  source: 'request' | 'policy' | 'default';
+  taskClass: TaskClass;
+  target: string | null;
   profile: ResolutionProfile;
-  task?: string;
+  /** the measured scores behind a policy choice */
+  expected?: Record<string, number> | null;
   reason: string;
 }
 
-export function decidePolicy(config: GatewayConfig, req: PolicyRequest): PolicyDecision {
+export function decidePolicy(config: GatewayConfig, table: PolicyTable | null, req: PolicyRequest): PolicyDecision {
   const profile = req.profile ?? 'none';
-  const base = { maxSide: config.maxSide, profile, ...(req.task ? { task: req.task } : {}) };
-  if (req.maxBytes !== undefined) {
-    // The budget search starts from the requested quality (or the top level) and walks down.
-    return { ...base, quality: req.quality ?? 8, maxBytes: req.maxBytes, source: 'budget', reason: `highest quality within ${req.maxBytes} bytes` };
+  const { rule, note } = resizeRuleFor(profile, req.detail, config.maxSide);
+  const { taskClass, reason: why } = classifyTask(req);
+  const budget = req.maxBytes !== undefined ? { maxBytes: req.maxBytes } : {};
+  const budgetNote = req.maxBytes !== undefined ? `; then the highest quality up to that within ${req.maxBytes} bytes` : '';
+  const base = { resize: rule, taskClass, profile, ...budget };
+  if (req.quality !== undefined) {
+    return { ...base, quality: req.quality, source: 'request', target: null, reason: `quality ${req.quality} set by the request${budgetNote}; size: ${note}` };
   }
-  if (req.quality !== undefined) return { ...base, quality: req.quality, source: 'request', reason: 'quality set by the request' };
-  return { ...base, quality: config.defaultQuality, source: 'default', reason: 'gateway default quality (VLMPRESS_DEFAULT_QUALITY)' };
+  const target = req.target ?? table?.defaultTarget ?? config.defaultTarget;
+  const entry = table?.classes[taskClass]?.targets[target];
+  if (entry && entry.codec === 'vlmpress') {
+    const measured = entry.reached ? `measured to keep ${Number(target) * 100}% of the original's ${table!.classes[taskClass]!.metrics.join(' and ')}` : `no quality reached ${Number(target) * 100}%: the top one`;
+    return { ...base, quality: entry.quality, source: 'policy', target, expected: entry.scores, reason: `task ${taskClass} (${why}), target ${target}: quality ${entry.quality}, ${measured}${budgetNote}; size: ${note}` };
+  }
+  return {
+    ...base,
+    quality: config.defaultQuality,
+    source: 'default',
+    target: null,
+    reason: `task ${taskClass} (${why}); ${table ? `the policy table has no ${taskClass} entry for target ${target}` : 'no policy table for this model'}: default quality ${config.defaultQuality} (VLMPRESS_DEFAULT_QUALITY)${budgetNote}; size: ${note}`,
+  };
+}
+
+/** The decision in one header value: `policy; class=text; target=0.98; quality=6.5` (the full reason is in JSON bodies). */
+export function policyHeader(d: PolicyDecision): string {
+  return [d.source, `class=${d.taskClass}`, ...(d.target ? [`target=${d.target}`] : []), `quality=${d.quality}`, ...(d.maxBytes !== undefined ? [`max_bytes=${d.maxBytes}`] : [])].join('; ');
 }

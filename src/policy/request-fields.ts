@@ -1,6 +1,7 @@
-/** Reading a client's policy fields (quality, max_bytes, task, prompt) with clear 400s for bad values. */
+/** Reading a client's policy fields (quality, max_bytes, task, target, prompt) with clear 400s for bad values. */
 import { HttpError } from '../server/errors.js';
 import type { PolicyRequest } from './policy.js';
+import { TASK_HINTS } from './task-classifier.js';
 
 export function parseNumber(name: string, raw: unknown, integer: boolean, min: number, max: number): number | undefined {
   if (raw === undefined || raw === null || raw === '') return undefined;
@@ -17,8 +18,8 @@ export function parseText(name: string, raw: unknown, maxLength: number): string
   return raw;
 }
 
-/** quality / max_bytes / task / prompt from form fields, a JSON body or proxy options. */
-export function policyRequest(fields: Record<string, unknown>, levels: number): PolicyRequest {
+/** quality / max_bytes / task / target / prompt from form fields, a JSON body or proxy options. */
+export function policyRequest(fields: Record<string, unknown>, levels: number, targets: string[]): PolicyRequest {
   const req: PolicyRequest = {};
   const quality = parseNumber('quality', fields['quality'], false, 1, levels);
   const maxBytes = parseNumber('max_bytes', fields['max_bytes'], true, 1, Number.MAX_SAFE_INTEGER);
@@ -26,7 +27,18 @@ export function policyRequest(fields: Record<string, unknown>, levels: number): 
   const prompt = parseText('prompt', fields['prompt'], 100_000);
   if (quality !== undefined) req.quality = quality;
   if (maxBytes !== undefined) req.maxBytes = maxBytes;
-  if (task !== undefined) req.task = task;
+  if (task !== undefined) {
+    if (!TASK_HINTS.includes(task.toLowerCase())) throw new HttpError(400, 'invalid_request', `task must be one of ${TASK_HINTS.join(', ')}`);
+    req.task = task;
+  }
+  const target = fields['target'];
+  if (target !== undefined && target !== null && target !== '') {
+    // Accept 0.98, "0.98" or "98%"; the table's targets are the only meaningful values.
+    const t = typeof target === 'number' ? target : typeof target === 'string' ? (target.trim().endsWith('%') ? Number(target.trim().slice(0, -1)) / 100 : Number(target)) : NaN;
+    const match = targets.find((x) => Math.abs(Number(x) - t) < 1e-9);
+    if (!match) throw new HttpError(400, 'invalid_request', `target must be one of ${targets.join(', ')}`);
+    req.target = match;
+  }
   if (prompt !== undefined) req.prompt = prompt;
   return req;
 }

@@ -1,6 +1,6 @@
 /** POST /compress: an image in (multipart, or JSON with base64, a data URL or an http(s) URL), a stored bitstream out (JSON summary or the bytes). */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { decidePolicy } from '../policy/policy.js';
+import { decidePolicy, policyHeader } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { compressResult, errors, policyFields } from './schemas.js';
 import { HttpError } from '../server/errors.js';
@@ -52,14 +52,14 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
     const t0 = performance.now();
     const model = ctx.defaultModel();
     const { image, fields } = await readInput(ctx, req);
-    const policy = decidePolicy(ctx.config, policyRequest(fields, model.levels));
+    const policy = decidePolicy(ctx.config, ctx.policyTable, policyRequest(fields, model.levels, ctx.targets));
     const out = await compressAndStore(ctx, image, policy);
     const { meta, bitstream } = out;
     void reply
       .header('x-vlmpress-id', out.id)
       .header('x-vlmpress-quality', String(meta.quality))
       .header('x-vlmpress-bytes', String(bitstream.length))
-      .header('x-vlmpress-policy', `${policy.source}; ${policy.reason}`);
+      .header('x-vlmpress-policy', policyHeader(policy));
     if (req.headers.accept?.split(',').some((a) => a.trim().startsWith('application/octet-stream') || a.trim().startsWith(BITSTREAM_MIME))) {
       return reply.type(BITSTREAM_MIME).send(Buffer.from(bitstream));
     }

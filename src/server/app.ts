@@ -17,6 +17,10 @@ import { loadBackends } from '../lvlm-proxy/backends.js';
 import { proxyRoutes } from '../lvlm-proxy/routes.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
 import { connectRedis } from './redis.js';
+import { findModelDirs } from '../codec/index.js';
+import { readManifest } from '../codec/model-package.js';
+import { loadPolicyTable, PolicyTableError, type PolicyTable } from '../policy/policy-table.js';
+import path from 'node:path';
 import { installOpenApi } from './openapi.js';
 import { PACKAGE_VERSION } from './version.js';
 import { installAuth } from './auth.js';
@@ -30,6 +34,19 @@ export interface AppOptions {
   runner?: JobRunner;
   store?: BitstreamStore;
   logger?: boolean | object;
+}
+
+/** VLMPRESS_POLICY_FILE, else the policy table shipped beside the default model package, if any. */
+async function loadDefaultPolicy(config: GatewayConfig, modelId: string): Promise<PolicyTable | null> {
+  if (config.policyFile) {
+    const table = await loadPolicyTable(config.policyFile, modelId);
+    if (!table) throw new PolicyTableError(`VLMPRESS_POLICY_FILE ${config.policyFile} does not exist`);
+    return table;
+  }
+  for (const dir of await findModelDirs()) {
+    if ((await readManifest(dir)).id === modelId) return loadPolicyTable(path.join(dir, 'policy.json'), modelId);
+  }
+  return null;
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -53,6 +70,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { models } = await runner.ready();
   const model: ModelSummary = models[0]!;
   for (const m of models) metrics.modelInfo.set({ name: m.name, id: m.id, provider: m.provider }, 1);
+  const policyTable = await loadDefaultPolicy(config, model.id);
 
   const ctx: GatewayContext = {
     config,
@@ -61,6 +79,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     metrics,
     defaultModel: () => model,
     backends,
+    policyTable,
+    targets: policyTable?.targets ?? ['0.95', '0.98', '0.99'],
     async readiness() {
       const checks = await runner.health();
       checks['store'] = { ok: true, detail: store.kind };

@@ -21,8 +21,12 @@ export interface GatewayConfig {
   maxBodyBytes: number;
   /** decoded pixel limit for inputs (decompression bombs) */
   maxPixels: number;
-  /** quality used when a request names none (until the calibrated policy lands) */
+  /** quality used when a request names none and the model ships no policy table */
   defaultQuality: number;
+  /** accuracy target when a request names none and the policy table has no default (e.g. 0.98) */
+  defaultTarget: string;
+  /** a policy table to use instead of the one beside the model package */
+  policyFile: string | undefined;
   /** images are downscaled so that their longer side is at most this before encoding */
   maxSide: number;
   /** embedded mode: worker threads running the codec */
@@ -141,6 +145,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     maxBodyBytes,
     maxPixels: int('VLMPRESS_MAX_PIXELS', 40_000_000, 1, 400_000_000),
     defaultQuality: num('VLMPRESS_DEFAULT_QUALITY', 4, 1, 8),
+    policyFile: str('VLMPRESS_POLICY_FILE'),
+    defaultTarget: oneOf('VLMPRESS_DEFAULT_TARGET', ['0.95', '0.98', '0.99'] as const, '0.98'),
     maxSide: int('VLMPRESS_MAX_SIDE', 2048, 16, 16384),
     workerThreads,
     ortThreads: int('VLMPRESS_ORT_THREADS', 1, 0, 256),

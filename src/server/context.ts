@@ -3,6 +3,7 @@ import type { Metrics } from '../metrics/registry.js';
 import type { BitstreamStore } from '../store/bitstream-store.js';
 import type { JobRunner } from '../workers/jobs.js';
 import type { Backends } from '../lvlm-proxy/backends.js';
+import type { PolicyTable } from '../policy/policy-table.js';
 import type { GatewayConfig } from './config.js';
 
 export interface ModelSummary {
@@ -19,6 +20,10 @@ export interface GatewayContext {
   metrics: Metrics;
   /** the model new bitstreams are made with (known once the runner is ready) */
   defaultModel(): ModelSummary;
+  /** the default model's calibrated policy (null: none shipped, the default quality applies) */
+  policyTable: PolicyTable | null;
+  /** accuracy targets a request may ask for */
+  targets: string[];
   /** the upstream LVLM backends of the proxy (empty when none is configured) */
   backends: Backends;
   readiness(): Promise<{ ready: boolean; mode: string; checks: Record<string, { ok: boolean; detail?: string }> }>;

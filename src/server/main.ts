@@ -1,6 +1,7 @@
 /** `npm start`: load the configuration, start the gateway, shut down gracefully on SIGINT/SIGTERM. */
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { PolicyTableError } from '../policy/policy-table.js';
 
 async function main(): Promise<void> {
   let config;
@@ -13,7 +14,16 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const app = await buildApp({ config });
+  let app;
+  try {
+    app = await buildApp({ config });
+  } catch (e) {
+    if (e instanceof PolicyTableError || e instanceof ConfigError) {
+      process.stderr.write(`vlmpress: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -4,6 +4,7 @@
  * maps (image, settings, model) to the id, so an identical request is encoded once.
  */
 import { createHash } from 'node:crypto';
+import type { ResizeRule } from '../codec/index.js';
 
 export interface StoredMeta {
   width: number;
@@ -30,8 +31,9 @@ export function bitstreamId(bitstream: Uint8Array): string {
 export const ID_PATTERN = /^[0-9a-f]{64}$/;
 
 /** The cache key of an encode request: everything that changes the bitstream. */
-export function cacheKey(image: Uint8Array, settings: { quality: number; maxBytes?: number; maxSide: number; modelId: string }): string {
+export function cacheKey(image: Uint8Array, settings: { quality: number; maxBytes?: number; resize: ResizeRule; modelId: string }): string {
   const h = createHash('sha256').update(image);
-  h.update(JSON.stringify([settings.quality, settings.maxBytes ?? null, settings.maxSide, settings.modelId]));
+  const { maxLongSide, maxShortSide, maxPixels } = settings.resize;
+  h.update(JSON.stringify([settings.quality, settings.maxBytes ?? null, [maxLongSide, maxShortSide ?? null, maxPixels ?? null], settings.modelId]));
   return h.digest('hex');
 }

@@ -3,7 +3,7 @@
  * worker-thread pool (no Redis) and BullMQ queues (with Redis). Both execute `processor.ts`, so both
  * modes give the same results.
  */
-import type { CodecErrorCode, EncodeResult, OutputFormat } from '../codec/index.js';
+import type { CodecErrorCode, EncodeResult, OutputFormat, ResizeRule } from '../codec/index.js';
 
 export interface EncodeJob {
   kind: 'encode';
@@ -11,8 +11,8 @@ export interface EncodeJob {
   image: Uint8Array;
   quality: number;
   maxBytes?: number;
-  /** longer side limit applied before encoding */
-  maxSide: number;
+  /** size limits applied before encoding (the receiving model's view of the image) */
+  resize: ResizeRule;
 }
 
 /** The codec's encode result (minus the provider, reported by readiness) plus what the job adds. */

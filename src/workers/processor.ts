@@ -2,7 +2,7 @@
  * The job processor: the CPU-heavy work behind every endpoint, run inside a worker thread (embedded
  * mode) or a BullMQ worker process. Pure codec calls; it never sees HTTP or queues.
  */
-import { Codec, CodecError, decodeImage, encodeImage, fitWithin, Flags, isCodecError, type ExecutionProviderName } from '../codec/index.js';
+import { Codec, CodecError, decodeImage, downscale, encodeImage, Flags, isCodecError, type ExecutionProviderName } from '../codec/index.js';
 import type { DecodeJob, DecodeJobResult, EncodeJob, EncodeJobResult, Job, JobOutcome } from './jobs.js';
 
 export interface ProcessorOptions {
@@ -32,7 +32,7 @@ export async function closeCodec(): Promise<void> {
 async function encode(codec: Codec, job: EncodeJob): Promise<EncodeJobResult> {
   const t0 = performance.now();
   const input = await decodeImage(job.image, codec.maxPixels);
-  const pixels = await fitWithin(input, job.maxSide);
+  const pixels = await downscale(input, job.resize);
   const t1 = performance.now();
   const r = await codec.encodePixels(pixels, { quality: job.quality, ...(job.maxBytes !== undefined ? { maxBytes: job.maxBytes } : {}) }, input.hadAlpha ? Flags.AlphaFlattened : 0);
   const t2 = performance.now();

@@ -3,7 +3,7 @@
  * the keys that carry binary data. Images and bitstreams travel as Redis values with a TTL (binary,
  * not base64 in the job hash or the event stream); jobs and events carry only keys and small JSON.
  */
-import type { OutputFormat } from '../codec/index.js';
+import type { OutputFormat, ResizeRule } from '../codec/index.js';
 import type { DecodeJobResult, EncodeJobResult, JobOutcome } from './jobs.js';
 
 export const QUEUES = { encode: 'encode', decode: 'decode' } as const;
@@ -14,7 +14,7 @@ export interface EncodeQueueData {
   input: string;
   quality: number;
   maxBytes?: number;
-  maxSide: number;
+  resize: ResizeRule;
 }
 
 export interface DecodeQueueData {

@@ -150,7 +150,7 @@ for (const mode of MODES) describe(`LVLM proxy with the openai client (${mode} m
       .create({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrlOf('image/png', png) } }] }] }, { headers: { 'x-vlmpress-max-bytes': '900' } })
       .withResponse();
     assert.ok(Number(response.headers.get('x-vlmpress-compressed-bytes')) <= 900);
-    assert.match(response.headers.get('x-vlmpress-policy')!, /^budget/);
+    assert.match(response.headers.get('x-vlmpress-policy')!, /max_bytes=900/);
     const q = await client.chat.completions
       .create({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrlOf('image/png', png) } }] }] }, { headers: { 'x-vlmpress-quality': '6.5' } })
       .withResponse();
@@ -226,6 +226,15 @@ describe('LVLM proxy with several backends', () => {
     // No gateway keys and no backend key: the client's own key goes through; backend a uses its configured key.
     assert.equal(b.received.at(-1)!.headers.authorization, 'Bearer client-own-key');
     await assert.rejects(client.chat.completions.create({ model: 'gamma', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof OpenAI.NotFoundError && (e.error as { code?: string }).code === 'model_not_found');
+    // Backend b is a LLaVA-1.5 (336x336 view): its images are downscaled to that before encoding.
+    const big = await sharp(readShared('data', 'kodak', 'kodim01.png')).png().toBuffer();
+    const img = await client.chat.completions
+      .create({ model: 'beta-1', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrlOf('image/png', big) } }] }] })
+      .withResponse();
+    assert.match(img.response.headers.get('x-vlmpress-policy')!, /class=general/);
+    const sent = imageParts(b.received.at(-1)!.body)[0].image_url.url as string;
+    const meta = await sharp(Buffer.from(sent.split(',')[1]!, 'base64')).metadata();
+    assert.deepEqual([meta.width, meta.height], [336, 224]);
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);
     assert.deepEqual(ids, ['alpha-vl', 'shared', 'beta-1', 'beta-2']);

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { describeModels, fittedSize } from '../../src/codec/index.js';
+import { decidePolicy } from '../../src/policy/policy.js';
+import { parsePolicyTable, PolicyTableError } from '../../src/policy/policy-table.js';
+import { resizeRuleFor } from '../../src/policy/resolution.js';
+import { classifyTask } from '../../src/policy/task-classifier.js';
+import { loadConfig } from '../../src/server/config.js';
+import { startGateway } from '../gateway/harness.js';
+import { closeCodecs, readShared } from '../helpers.js';
+
+after(closeCodecs);
+
+describe('task classifier', () => {
+  const cases: [string, string][] = [
+    ['What does the sign say?', 'text'],
+    ['Transcribe this receipt and give me the total.', 'text'],
+    ['Extract the table into CSV.', 'text'],
+    ['What is the price of the red item?', 'text'],
+    ['Read the license plate of the car.', 'text'],
+    ['Summarise this screenshot.', 'text'],
+    ['How many people are in the photo?', 'detail'],
+    ['Count the birds on the wire.', 'detail'],
+    ['Is there a scratch or any defect on the surface?', 'detail'],
+    ['Describe this image.', 'general'],
+    ['What animal is this?', 'general'],
+    ['Is this photo taken indoors or outdoors?', 'general'],
+    ['How many words are written on the board?', 'text'],
+  ];
+  for (const [prompt, want] of cases) {
+    it(`"${prompt}" -> ${want}`, () => assert.equal(classifyTask({ prompt }).taskClass, want));
+  }
+  it('a task hint beats the prompt', () => {
+    assert.deepEqual(classifyTask({ task: 'ocr', prompt: 'Describe this image.' }), { taskClass: 'text', reason: 'task hint "ocr"' });
+  });
+});
+
+describe('backend resolution profiles', () => {
+  const size = (profile: Parameters<typeof resizeRuleFor>[0], w: number, h: number, detail?: 'low' | 'high') => fittedSize(w, h, resizeRuleFor(profile, detail, 4096).rule);
+  it('downscale to what each backend sees, never up', () => {
+    assert.deepEqual(size('openai', 4000, 3000, 'low'), { width: 512, height: 384 });
+    assert.deepEqual(size('openai', 4000, 3000, 'high'), { width: 1024, height: 768 });
+    assert.deepEqual(size('openai', 4000, 1000, 'high'), { width: 2048, height: 512 });
+    assert.deepEqual(size('anthropic', 4000, 3000), { width: 1238, height: 928 });
+    const q = size('qwen2-vl', 4000, 3000);
+    assert.ok(q.width * q.height <= 1280 * 28 * 28 && q.width * q.height > 0.99 * 1280 * 28 * 28, JSON.stringify(q));
+    assert.deepEqual(size('llava', 1000, 500), { width: 336, height: 168 });
+    assert.deepEqual(size('llava', 300, 200), { width: 300, height: 200 });
+    assert.deepEqual(fittedSize(3000, 2000, resizeRuleFor('openai', 'high', 1000).rule), { width: 1000, height: 666 }, 'the gateway cap applies too');
+  });
+});
+
+const MODEL_ID = 'a'.repeat(64);
+function table(modelId = MODEL_ID) {
+  const entry = (quality: number, reached = true) => ({ codec: 'vlmpress', quality, reached, bpp: 0.3, scores: { mbv1_agree: 0.981 } });
+  return {
+    format: 'vlmpress-policy',
+    format_version: 1,
+    model: { name: 'm', id: modelId },
+    targets: ['0.95', '0.98', '0.99'],
+    default_target: '0.98',
+    classes: {
+      general: { metrics: ['mbv2_agree', 'mbv1_agree'], targets: { '0.95': entry(2), '0.98': entry(3), '0.99': entry(5) } },
+      text: { metrics: ['ocr_paddle'], targets: { '0.95': entry(5), '0.98': entry(6.5), '0.99': entry(8, false) } },
+      detail: { metrics: ['msssim'], missing: ['msssim'] },
+    },
+  };
+}
+
+describe('policy decisions', () => {
+  const config = loadConfig({ VLMPRESS_DEFAULT_QUALITY: '4' });
+  const t = parsePolicyTable(table(), MODEL_ID, 'test');
+  it('picks the measured quality for the class and target', () => {
+    const d = decidePolicy(config, t, { prompt: 'Read the receipt' });
+    assert.deepEqual([d.source, d.taskClass, d.target, d.quality], ['policy', 'text', '0.98', 6.5]);
+    assert.match(d.reason, /prompt mentions "Read"/);
+    assert.equal(decidePolicy(config, t, { prompt: 'What is this?', target: '0.95' }).quality, 2);
+    assert.equal(decidePolicy(config, t, { prompt: 'What is this?', target: '0.99' }).quality, 5);
+    assert.match(decidePolicy(config, t, { task: 'ocr', target: '0.99' }).reason, /no quality reached 99%/);
+  });
+  it('an explicit quality wins, a budget caps, a missing class falls back to the default', () => {
+    assert.deepEqual([decidePolicy(config, t, { quality: 7.5, prompt: 'Read it' }).quality, decidePolicy(config, t, { quality: 7.5 }).source], [7.5, 'request']);
+    const b = decidePolicy(config, t, { prompt: 'Read it', maxBytes: 1000 });
+    assert.deepEqual([b.quality, b.maxBytes], [6.5, 1000]);
+    const detail = decidePolicy(config, t, { prompt: 'How many birds?' });
+    assert.deepEqual([detail.source, detail.quality], ['default', 4]);
+    assert.deepEqual(decidePolicy(config, null, {}).source, 'default');
+  });
+  it('refuses a table built for another model', () => {
+    assert.throws(() => parsePolicyTable(table('b'.repeat(64)), MODEL_ID, 'x.json'), PolicyTableError);
+    assert.throws(() => parsePolicyTable({ ...table(), default_target: '0.5' }, MODEL_ID, 'x.json'), /default_target/);
+  });
+});
+
+describe('the gateway applies the policy table', () => {
+  it('encodes at the quality the table gives for the class and target, and says why', async () => {
+    const [model] = await describeModels();
+    const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-policy-'));
+    const file = path.join(dir, 'policy.json');
+    await writeFile(file, JSON.stringify(table(model!.id)));
+    const gw = await startGateway('embedded', { VLMPRESS_POLICY_FILE: file });
+    try {
+      const png = await sharp(readShared('data', 'kodak', 'kodim05.png')).extract({ left: 0, top: 0, width: 200, height: 120 }).png().toBuffer();
+      const post = (body: Record<string, unknown>) => fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: png.toString('base64'), ...body }) });
+      const text = await post({ prompt: 'Transcribe the text', target: '98%' });
+      const r = (await text.json()) as { quality: number; policy: { source: string; taskClass: string; reason: string } };
+      assert.deepEqual([r.quality, r.policy.source, r.policy.taskClass], [6.5, 'policy', 'text']);
+      assert.equal(text.headers.get('x-vlmpress-policy'), 'policy; class=text; target=0.98; quality=6.5');
+      const general = (await (await post({ task: 'general', target: 0.95 })).json()) as { quality: number };
+      assert.equal(general.quality, 2);
+      const bad = await post({ target: '0.5' });
+      assert.equal(bad.status, 400);
+      const badTask = await post({ task: 'astrology' });
+      assert.equal(badTask.status, 400);
+    } finally {
+      await gw.close();
+    }
+  });
+});
