@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m vlmpress_eval.run", *(argv if argv is not None else sys.argv[1:])]),
         "rows": rows,
     }
-    (args.out / "points.json").write_text(json.dumps(result, indent=1))
+    (args.out / "points.json").write_text(json.dumps(result, separators=(",", ":")))
     (args.out / "bd_rate.md").write_text(markdown(bd, points) + "\n")
     plot(points, metrics, args.out / "plots", folder.name)
     print(markdown({m: {result["anchor"]: bd[m][result["anchor"]]} for m in metrics if result["anchor"]}, points))
