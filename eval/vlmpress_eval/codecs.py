@@ -138,14 +138,16 @@ class VvcCodec:
 
 
 class VlmpressCodec:
-    """The shipped model through `bin/vlmpress.js` in batch mode: one process, one model load."""
+    """The shipped model through `bin/vlmpress.js` in batch mode: one process, one model load. With
+    `codec` set, a classical codec inside the VLMP container exactly as the gateway makes it (sharp):
+    what the policy may choose instead of the learned codec, so it is measured the same way."""
 
-    name = "vlmpress"
-    settings = [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0]
-
-    def __init__(self, models_dir: Path | None = None) -> None:
+    def __init__(self, models_dir: Path | None = None, codec: str | None = None, settings: list[float] | None = None) -> None:
         self.cli = ROOT / "bin" / "vlmpress.js"
         self.models_dir = models_dir
+        self.codec = codec
+        self.name = f"sharp-{codec}" if codec else "vlmpress"
+        self.settings = settings or [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0]
 
     def available(self) -> str | None:
         if not shutil.which("node"):
@@ -169,8 +171,9 @@ class VlmpressCodec:
             f = src / f"{key}.png"
             Image.fromarray(img).save(f)
             files.append(str(f))
-        encoded = self._cli("encode", *files, "--out-dir", str(work / "vlmpress-bits"), "-q", ",".join(f"{q:g}" for q in self.settings), "--threads", "2")
-        decoded = self._cli("decode", *[e["output"] for e in encoded], "--out-dir", str(work / "vlmpress-rec"), "--format", "png", "--threads", "2")
+        codec = ["--codec", self.codec] if self.codec else []
+        encoded = self._cli("encode", *files, "--out-dir", str(work / f"{self.name}-bits"), "-q", ",".join(f"{q:g}" for q in self.settings), "--threads", "2", *codec)
+        decoded = self._cli("decode", *[e["output"] for e in encoded], "--out-dir", str(work / f"{self.name}-rec"), "--format", "png", "--threads", "2")
         out: dict[tuple[str, float], Coded] = {}
         for e, d in zip(encoded, decoded):
             key = Path(e["input"]).stem
@@ -187,6 +190,10 @@ def all_codecs() -> dict[str, Codec]:
         "avif": PillowCodec("avif", "AVIF", [5, 15, 25, 35, 45, 55, 70, 85], subsampling="4:2:0", speed=6),
         "hevc": HevcCodec(),
         "vvc": VvcCodec(),
+        # classical codecs as the gateway makes them (sharp, in the VLMP container), for the policy
+        "sharp-avif": VlmpressCodec(codec="avif", settings=[5, 15, 25, 35, 45, 55, 70, 85]),
+        "sharp-webp": VlmpressCodec(codec="webp", settings=[2, 10, 25, 40, 55, 70, 85, 95]),
+        "sharp-jpeg": VlmpressCodec(codec="jpeg", settings=[5, 10, 20, 30, 45, 60, 75, 90]),
     }
 
 

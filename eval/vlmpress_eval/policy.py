@@ -68,7 +68,11 @@ def lowest_reaching(curve: dict[str, dict[float, dict[str, Any]]], metrics: list
     return None
 
 
-def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: tuple[str, ...] = ("vlmpress",)) -> dict[str, Any]:
+#: what the gateway can produce: the learned codec and sharp's classical codecs in the VLMP container
+GATEWAY_CODECS = ("vlmpress", "sharp-avif", "sharp-webp", "sharp-jpeg")
+
+
+def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: tuple[str, ...] = GATEWAY_CODECS) -> dict[str, Any]:
     curves = relative_curves(results)
     if "vlmpress" not in curves:
         raise ValueError("the results contain no vlmpress points")

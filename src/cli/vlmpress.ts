@@ -10,10 +10,10 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Codec, CodecError, isCodecError, outputFormatFromName, parseProviderList, type CodecOptions, type GraphOptimizationLevel } from '../codec/index.js';
+import { CLASSICAL_CODECS, Codec, CodecError, isCodecError, type ClassicalCodec, outputFormatFromName, parseProviderList, type CodecOptions, type GraphOptimizationLevel } from '../codec/index.js';
 
 const USAGE = `usage:
-  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME]
+  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME] [--codec learned|avif|webp|jpeg]
   vlmpress decode IN.vlmp -o OUT.(png|webp|jpg) [--jpeg-quality Q]
   vlmpress info IN.vlmp
   vlmpress encode IN... --out-dir DIR [-q Q1,Q2,...] [--max-bytes N]   writes DIR/<name>.q<Q>.vlmp
@@ -36,6 +36,7 @@ function parse(argv: string[]) {
       output: { type: 'string', short: 'o' },
       'out-dir': { type: 'string' },
       format: { type: 'string' },
+      codec: { type: 'string' },
       quality: { type: 'string', short: 'q' },
       'max-bytes': { type: 'string' },
       model: { type: 'string' },
@@ -64,6 +65,14 @@ async function readInput(file: string): Promise<Buffer> {
   } catch (e) {
     throw new FileError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+/** --codec: the learned codec (default) or a classical one in the same container (quality 1..100). */
+function codecChoice(values: ReturnType<typeof parse>['values']): { codec?: 'learned' | ClassicalCodec } {
+  const c = values.codec;
+  if (c === undefined || c === 'learned') return {};
+  if (!(CLASSICAL_CODECS as readonly string[]).includes(c)) throw new UsageError(`--codec must be learned, ${CLASSICAL_CODECS.join(', ')}`);
+  return { codec: c as ClassicalCodec };
 }
 
 function codecOptions(values: ReturnType<typeof parse>['values']): CodecOptions {
@@ -111,7 +120,7 @@ async function batch(command: 'encode' | 'decode', inputs: string[], values: Ret
         const data = await readInput(input);
         if (command === 'encode') {
           for (const q of qualities) {
-            const r = await codec.encodeFile(data, { ...(q !== undefined ? { quality: q } : {}), ...(maxBytes !== undefined ? { maxBytes } : {}), ...(values.model ? { model: values.model } : {}) });
+            const r = await codec.encodeFile(data, { ...codecChoice(values), ...(q !== undefined ? { quality: q } : {}), ...(maxBytes !== undefined ? { maxBytes } : {}), ...(values.model ? { model: values.model } : {}) });
             const output = path.join(dir, q === undefined ? `${stem}.vlmp` : `${stem}.q${q}.vlmp`);
             await writeFile(output, r.bitstream);
             emit({ input, output, bytes: r.bytes, bpp: r.bpp, quality: r.quality, width: r.width, height: r.height, model: r.model.name, probes: r.probes, source: r.source });
@@ -169,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'encode') {
-      const encodeOptions: { quality?: number; maxBytes?: number; model?: string } = {};
+      const encodeOptions: { quality?: number; maxBytes?: number; model?: string; codec?: 'learned' | ClassicalCodec } = { ...codecChoice(values) };
       if (quality !== undefined) encodeOptions.quality = quality;
       if (maxBytes !== undefined) encodeOptions.maxBytes = maxBytes;
       if (values.model) encodeOptions.model = values.model;

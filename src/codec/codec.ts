@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { CodecKind, Flags, QUALITY_ONE, parseContainer, quantiseQuality, serialiseContainer, type Container } from './container.js';
+import { CLASSICAL_CODECS, classicalName, decodeClassical, encodeClassical, encodeClassicalWithin, type ClassicalCodec } from './classical.js';
 import { CodecError } from './errors.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, encodeImage, type OutputFormat, type RgbImage } from './image-io.js';
 import { loadModelPackage, readManifest, releaseModelPackage, type LoadOptions, type ModelPackage, type SessionSettings } from './model-package.js';
@@ -39,7 +40,10 @@ export interface CodecOptions {
 }
 
 export interface EncodeOptions {
-  /** 1..levels, fractional values interpolate gains (stored in 1/256 steps); default: the model's default */
+  /** `learned` (default) or a classical codec the policy picked for this content */
+  codec?: 'learned' | ClassicalCodec;
+  /** learned: 1..levels, fractional values interpolate gains (stored in 1/256 steps); default: the
+   * model's default. Classical: an integer 1..100 (default 75). */
   quality?: number;
   /** the highest quality (up to `quality` when given) whose bitstream fits in this many bytes */
   maxBytes?: number;
@@ -163,6 +167,7 @@ export class Codec {
   }
 
   async encodePixels(img: RgbImage, options: EncodeOptions = {}, flags = 0): Promise<EncodeResult> {
+    if (options.codec && options.codec !== 'learned') return this.encodeClassicalPixels(img, options.codec, options, flags);
     const pkg = options.model ? this.model(options.model) : this.defaultPackage;
     const { levels } = pkg.manifest.quality;
     if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
@@ -204,6 +209,36 @@ export class Codec {
       model: { name: pkg.manifest.name, id: pkg.manifest.id },
       probes,
       provider: pkg.provider,
+    };
+  }
+
+  private async encodeClassicalPixels(img: RgbImage, codec: ClassicalCodec, options: EncodeOptions, flags: number): Promise<EncodeResult> {
+    if (!(CLASSICAL_CODECS as readonly string[]).includes(codec)) throw new CodecError('invalid_argument', `codec must be learned, ${CLASSICAL_CODECS.join(', ')}`, { codec });
+    if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
+      throw new CodecError('invalid_argument', 'pixels must be packed RGB of width x height x 3 bytes');
+    }
+    if (img.width * img.height > this.maxPixels) throw new CodecError('image_too_large', `the image has ${img.width * img.height} pixels, the limit is ${this.maxPixels}`);
+    const quality = options.quality ?? 75;
+    let bitstream: Uint8Array;
+    let used = quality;
+    let probes = 1;
+    if (options.maxBytes === undefined) {
+      bitstream = await encodeClassical(img, codec, quality, flags);
+    } else {
+      if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 1) throw new CodecError('invalid_argument', 'maxBytes must be a positive integer', { maxBytes: options.maxBytes });
+      if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new CodecError('invalid_argument', `${codec} quality must be an integer from 1 to 100`, { quality });
+      ({ bitstream, quality: used, probes } = await encodeClassicalWithin(img, codec, quality, options.maxBytes, flags));
+    }
+    return {
+      bitstream,
+      bytes: bitstream.length,
+      bpp: (8 * bitstream.length) / (img.width * img.height),
+      quality: used,
+      width: img.width,
+      height: img.height,
+      model: { name: codec, id: '' },
+      probes,
+      provider: 'cpu',
     };
   }
 
@@ -270,10 +305,11 @@ export class Codec {
   /** Validate a bitstream's framing and name its model (no decoding). */
   inspect(bitstream: Uint8Array): BitstreamInfo {
     const c = parseContainer(bitstream);
-    const pkg = this.models.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
+    const classical = classicalName(c.codec);
+    const pkg = classical ? undefined : this.models.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
     return {
       version: c.version,
-      codec: 'vlmpress-learned',
+      codec: classical ?? 'vlmpress-learned',
       model: { idPrefix: c.modelIdPrefix, name: pkg?.manifest.name ?? null, id: pkg?.manifest.id ?? null },
       quality: c.qualityFixed / QUALITY_ONE,
       width: c.width,
@@ -285,8 +321,7 @@ export class Codec {
     };
   }
 
-  private resolveContainer(bitstream: Uint8Array): { c: Container; pkg: ModelPackage } {
-    const c = parseContainer(bitstream);
+  private resolveContainer(c: Container): { c: Container; pkg: ModelPackage } {
     const pkg = this.models.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
     if (!pkg) throw new CodecError('unknown_model', `the bitstream was made by model ${c.modelIdPrefix}…, which is not loaded`, { modelIdPrefix: c.modelIdPrefix });
     const { levels } = pkg.manifest.quality;
@@ -300,7 +335,10 @@ export class Codec {
   }
 
   async decode(bitstream: Uint8Array): Promise<RgbImage & { quality: number; model: { name: string; id: string } }> {
-    const { c, pkg } = this.resolveContainer(bitstream);
+    const parsed = parseContainer(bitstream);
+    const classical = classicalName(parsed.codec);
+    if (classical) return { ...(await decodeClassical(parsed, this.maxPixels)), model: { name: classical, id: '' } };
+    const { c, pkg } = this.resolveContainer(parsed);
     const m = pkg.manifest;
     const H = paddedSize(c.height, m.paddingMultiple);
     const W = paddedSize(c.width, m.paddingMultiple);

@@ -20,6 +20,10 @@ export const QUALITY_ONE = 256; // 8.8 fixed point
 export enum CodecKind {
   /** the learned codec of a vlmpress model package */
   Learned = 0,
+  /** classical codecs the policy may pick where they measure cheaper (the latent section is the file) */
+  Avif = 1,
+  Webp = 2,
+  Jpeg = 3,
 }
 
 export const Flags = {
@@ -140,7 +144,8 @@ export function parseContainer(buf: Uint8Array): Container {
   const stored = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(expected - 4, false);
   if (crc32c(buf, 0, expected - 4) !== stored) throw new CodecError('corrupt_payload', 'bitstream checksum (CRC-32C) does not match');
 
-  if (codec !== CodecKind.Learned) throw new CodecError('unsupported_codec', `codec ${codec} is not supported by this build`, { codec });
+  if (!(codec in CodecKind)) throw new CodecError('unsupported_codec', `codec ${codec} is not supported by this build`, { codec });
+  if (codec !== CodecKind.Learned && hyperLength !== 0) throw new CodecError('bad_header', `a classical-codec bitstream has no hyper section (found ${hyperLength} bytes)`);
   if ((flags & ~KNOWN_FLAGS) !== 0) throw new CodecError('unsupported_feature', `unknown flags 0x${flags.toString(16)}`, { flags });
   if (width < 1 || height < 1 || width > MAX_DIMENSION || height > MAX_DIMENSION) {
     throw new CodecError('bad_header', `image size ${width}x${height} is out of range`);

@@ -2,6 +2,8 @@
 export { Codec, BUNDLED_MODELS_DIR, describeModels, findModelDirs } from './codec.js';
 export type { BitstreamInfo, CodecOptions, EncodeOptions, EncodeResult } from './codec.js';
 export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
+export { CLASSICAL_CODECS } from './classical.js';
+export type { ClassicalCodec } from './classical.js';
 export type { CodecErrorCode } from './errors.js';
 export { decodeImage, downscale, encodeImage, fittedSize, outputFormatFromName, DEFAULT_MAX_PIXELS, INPUT_FORMATS, OUTPUT_FORMATS, OUTPUT_MIME } from './image-io.js';
 export type { DecodedInput, InputFormat, OutputFormat, ResizeRule, RgbImage } from './image-io.js';

@@ -8,7 +8,7 @@
  * 4. a byte budget (`max_bytes`) then takes the highest quality up to that one which fits.
  * The decision and its reason go back to the client.
  */
-import type { ResizeRule } from '../codec/index.js';
+import { CLASSICAL_CODECS, type ClassicalCodec, type ResizeRule } from '../codec/index.js';
 import type { GatewayConfig, ResolutionProfile } from '../server/config.js';
 import type { PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail } from './resolution.js';
@@ -29,6 +29,8 @@ export interface PolicyRequest {
 }
 
 export interface PolicyDecision {
+  /** the learned codec, or a classical one where the table measured it cheaper for this class */
+  codec: 'learned' | ClassicalCodec;
   quality: number;
   maxBytes?: number;
   resize: ResizeRule;
@@ -47,15 +49,17 @@ export function decidePolicy(config: GatewayConfig, table: PolicyTable | null, r
   const { taskClass, reason: why } = classifyTask(req);
   const budget = req.maxBytes !== undefined ? { maxBytes: req.maxBytes } : {};
   const budgetNote = req.maxBytes !== undefined ? `; then the highest quality up to that within ${req.maxBytes} bytes` : '';
-  const base = { resize: rule, taskClass, profile, ...budget };
+  const base = { codec: 'learned' as const, resize: rule, taskClass, profile, ...budget };
   if (req.quality !== undefined) {
     return { ...base, quality: req.quality, source: 'request', target: null, reason: `quality ${req.quality} set by the request${budgetNote}; size: ${note}` };
   }
   const target = req.target ?? table?.defaultTarget ?? config.defaultTarget;
   const entry = table?.classes[taskClass]?.targets[target];
-  if (entry && entry.codec === 'vlmpress') {
+  const codec = entry ? gatewayCodec(entry.codec) : undefined;
+  if (entry && codec) {
     const measured = entry.reached ? `measured to keep ${Number(target) * 100}% of the original's ${table!.classes[taskClass]!.metrics.join(' and ')}` : `no quality reached ${Number(target) * 100}%: the top one`;
-    return { ...base, quality: entry.quality, source: 'policy', target, expected: entry.scores, reason: `task ${taskClass} (${why}), target ${target}: quality ${entry.quality}, ${measured}${budgetNote}; size: ${note}` };
+    const what = codec === 'learned' ? `quality ${entry.quality}` : `${codec} quality ${entry.quality} (measured cheaper than the learned codec for ${taskClass})`;
+    return { ...base, codec, quality: entry.quality, source: 'policy', target, expected: entry.scores, reason: `task ${taskClass} (${why}), target ${target}: ${what}, ${measured}${budgetNote}; size: ${note}` };
   }
   return {
     ...base,
@@ -68,5 +72,12 @@ export function decidePolicy(config: GatewayConfig, table: PolicyTable | null, r
 
 /** The decision in one header value: `policy; class=text; target=0.98; quality=6.5` (the full reason is in JSON bodies). */
 export function policyHeader(d: PolicyDecision): string {
-  return [d.source, `class=${d.taskClass}`, ...(d.target ? [`target=${d.target}`] : []), `quality=${d.quality}`, ...(d.maxBytes !== undefined ? [`max_bytes=${d.maxBytes}`] : [])].join('; ');
+  return [d.source, `class=${d.taskClass}`, ...(d.codec !== 'learned' ? [`codec=${d.codec}`] : []), ...(d.target ? [`target=${d.target}`] : []), `quality=${d.quality}`, ...(d.maxBytes !== undefined ? [`max_bytes=${d.maxBytes}`] : [])].join('; ');
+}
+
+/** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it (sharp). */
+export function gatewayCodec(name: string): 'learned' | ClassicalCodec | undefined {
+  if (name === 'vlmpress') return 'learned';
+  const c = name.startsWith('sharp-') ? name.slice(6) : '';
+  return (CLASSICAL_CODECS as readonly string[]).includes(c) ? (c as ClassicalCodec) : undefined;
 }

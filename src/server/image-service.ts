@@ -74,7 +74,7 @@ export interface CompressOutcome {
 
 export async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision): Promise<CompressOutcome> {
   const model = ctx.defaultModel();
-  const settings = { quality: policy.quality, resize: policy.resize, modelId: model.id, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) };
+  const settings = { codec: policy.codec, quality: policy.quality, resize: policy.resize, modelId: model.id, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) };
   const key = cacheKey(image, settings);
   ctx.metrics.bytesIn.inc(image.length);
   const id = await ctx.store.lookup(key);
@@ -84,14 +84,14 @@ export async function compressAndStore(ctx: GatewayContext, image: Uint8Array, p
     ctx.metrics.bytesSaved.inc(Math.max(0, image.length - hit.bitstream.length));
     return { id, ...hit, cached: true, probes: 0, timings: {} };
   }
-  const r = await ctx.runner.encode({ image, quality: policy.quality, resize: policy.resize, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) });
+  const r = await ctx.runner.encode({ image, codec: policy.codec, quality: policy.quality, resize: policy.resize, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) });
   const meta: StoredMeta = { width: r.width, height: r.height, quality: r.quality, model: r.model, source: r.source, createdAt: new Date().toISOString() };
   const stored = await ctx.store.put(r.bitstream, meta);
   await ctx.store.remember(key, stored);
   ctx.metrics.encodeDuration.observe((r.timings.decodeInputMs + r.timings.encodeMs) / 1000);
   ctx.metrics.bytesOut.inc(r.bytes);
   ctx.metrics.bytesSaved.inc(Math.max(0, image.length - r.bytes));
-  ctx.metrics.quality.observe(r.quality);
+  if (policy.codec === 'learned') ctx.metrics.quality.observe(r.quality);
   ctx.metrics.bpp.observe(r.bpp);
   return { id: stored, bitstream: r.bitstream, meta, cached: false, probes: r.probes, timings: r.timings };
 }

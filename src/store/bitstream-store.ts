@@ -31,9 +31,9 @@ export function bitstreamId(bitstream: Uint8Array): string {
 export const ID_PATTERN = /^[0-9a-f]{64}$/;
 
 /** The cache key of an encode request: everything that changes the bitstream. */
-export function cacheKey(image: Uint8Array, settings: { quality: number; maxBytes?: number; resize: ResizeRule; modelId: string }): string {
+export function cacheKey(image: Uint8Array, settings: { codec?: string; quality: number; maxBytes?: number; resize: ResizeRule; modelId: string }): string {
   const h = createHash('sha256').update(image);
   const { maxLongSide, maxShortSide, maxPixels } = settings.resize;
-  h.update(JSON.stringify([settings.quality, settings.maxBytes ?? null, [maxLongSide, maxShortSide ?? null, maxPixels ?? null], settings.modelId]));
+  h.update(JSON.stringify([settings.quality, settings.maxBytes ?? null, [maxLongSide, maxShortSide ?? null, maxPixels ?? null], settings.modelId, settings.codec ?? 'learned']));
   return h.digest('hex');
 }

@@ -34,7 +34,7 @@ async function encode(codec: Codec, job: EncodeJob): Promise<EncodeJobResult> {
   const input = await decodeImage(job.image, codec.maxPixels);
   const pixels = await downscale(input, job.resize);
   const t1 = performance.now();
-  const r = await codec.encodePixels(pixels, { quality: job.quality, ...(job.maxBytes !== undefined ? { maxBytes: job.maxBytes } : {}) }, input.hadAlpha ? Flags.AlphaFlattened : 0);
+  const r = await codec.encodePixels(pixels, { quality: job.quality, ...(job.codec ? { codec: job.codec } : {}), ...(job.maxBytes !== undefined ? { maxBytes: job.maxBytes } : {}) }, input.hadAlpha ? Flags.AlphaFlattened : 0);
   const t2 = performance.now();
   return {
     bitstream: r.bitstream,

@@ -12,6 +12,7 @@ export type QueueName = keyof typeof QUEUES;
 export interface EncodeQueueData {
   /** Redis key of the input image */
   input: string;
+  codec?: 'learned' | 'avif' | 'webp' | 'jpeg';
   quality: number;
   maxBytes?: number;
   resize: ResizeRule;

@@ -65,7 +65,7 @@ function table(modelId = MODEL_ID) {
     default_target: '0.98',
     classes: {
       general: { metrics: ['mbv2_agree', 'mbv1_agree'], targets: { '0.95': entry(2), '0.98': entry(3), '0.99': entry(5) } },
-      text: { metrics: ['ocr_paddle'], targets: { '0.95': entry(5), '0.98': entry(6.5), '0.99': entry(8, false) } },
+      text: { metrics: ['ocr_paddle'], targets: { '0.95': entry(5), '0.98': entry(6.5), '0.99': { ...entry(80), codec: 'sharp-webp' } } },
       detail: { metrics: ['msssim'], missing: ['msssim'] },
     },
   };
@@ -80,7 +80,10 @@ describe('policy decisions', () => {
     assert.match(d.reason, /prompt mentions "Read"/);
     assert.equal(decidePolicy(config, t, { prompt: 'What is this?', target: '0.95' }).quality, 2);
     assert.equal(decidePolicy(config, t, { prompt: 'What is this?', target: '0.99' }).quality, 5);
-    assert.match(decidePolicy(config, t, { task: 'ocr', target: '0.99' }).reason, /no quality reached 99%/);
+    const webp = decidePolicy(config, t, { task: 'ocr', target: '0.99' });
+    assert.deepEqual([webp.codec, webp.quality], ['webp', 80]);
+    assert.match(webp.reason, /webp quality 80 \(measured cheaper than the learned codec for text\)/);
+    assert.equal(decidePolicy(config, t, { task: 'ocr', target: '0.99', quality: 3 }).codec, 'learned', 'an explicit quality means the learned codec');
   });
   it('an explicit quality wins, a budget caps, a missing class falls back to the default', () => {
     assert.deepEqual([decidePolicy(config, t, { quality: 7.5, prompt: 'Read it' }).quality, decidePolicy(config, t, { quality: 7.5 }).source], [7.5, 'request']);
@@ -112,6 +115,14 @@ describe('the gateway applies the policy table', () => {
       assert.equal(text.headers.get('x-vlmpress-policy'), 'policy; class=text; target=0.98; quality=6.5');
       const general = (await (await post({ task: 'general', target: 0.95 })).json()) as { quality: number };
       assert.equal(general.quality, 2);
+      // Where the table measured a classical codec cheaper, the bitstream is that codec in the container, and decodes like any other.
+      const cheap = await post({ task: 'ocr', target: '0.99' });
+      const c = (await cheap.json()) as { id: string; quality: number; model: { name: string } };
+      assert.deepEqual([c.model.name, c.quality], ['webp', 80]);
+      assert.equal(cheap.headers.get('x-vlmpress-policy'), 'policy; class=text; codec=webp; target=0.99; quality=80');
+      const img = await fetch(`${gw.base}/bitstreams/${c.id}/image?format=png`);
+      assert.equal(img.status, 200);
+      assert.deepEqual([(await sharp(Buffer.from(await img.arrayBuffer())).metadata()).width], [200]);
       const bad = await post({ target: '0.5' });
       assert.equal(bad.status, 400);
       const badTask = await post({ task: 'astrology' });

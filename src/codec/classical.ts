@@ -1,0 +1,84 @@
+/**
+ * Classical codecs inside the VLMP container, for content where the measured curves show one
+ * beating the learned codec (the policy decides; see docs/evaluation.md). The latent section holds
+ * the whole AVIF, WebP or JPEG file made by sharp; the header keeps size and quality, the CRC
+ * covers it all, so storage, retrieval and decoding treat every bitstream alike.
+ */
+import sharp from 'sharp';
+import { CodecKind, QUALITY_ONE, serialiseContainer, type Container } from './container.js';
+import { CodecError } from './errors.js';
+import { decodeImage, type RgbImage } from './image-io.js';
+
+export const CLASSICAL_CODECS = ['avif', 'webp', 'jpeg'] as const;
+export type ClassicalCodec = (typeof CLASSICAL_CODECS)[number];
+export const CLASSICAL_KIND: Record<ClassicalCodec, CodecKind> = { avif: CodecKind.Avif, webp: CodecKind.Webp, jpeg: CodecKind.Jpeg };
+const NAME_OF_KIND = new Map<CodecKind, ClassicalCodec>(CLASSICAL_CODECS.map((c) => [CLASSICAL_KIND[c], c]));
+
+export function classicalName(kind: CodecKind): ClassicalCodec | undefined {
+  return NAME_OF_KIND.get(kind);
+}
+
+/** Classical bitstreams carry no model: eight zero bytes stand in the model id field. */
+const NO_MODEL = '0'.repeat(16);
+
+async function fileAt(img: RgbImage, codec: ClassicalCodec, quality: number): Promise<Uint8Array> {
+  const s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
+  const out =
+    codec === 'avif'
+      ? await s.avif({ quality, effort: 4, chromaSubsampling: '4:2:0' }).toBuffer()
+      : codec === 'webp'
+        ? await s.webp({ quality, effort: 4 }).toBuffer()
+        : await s.jpeg({ quality, chromaSubsampling: '4:2:0' }).toBuffer();
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
+export async function encodeClassical(img: RgbImage, codec: ClassicalCodec, quality: number, flags: number): Promise<Uint8Array> {
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new CodecError('invalid_argument', `${codec} quality must be an integer from 1 to 100`, { quality });
+  return serialiseContainer({
+    version: 1,
+    codec: CLASSICAL_KIND[codec],
+    flags,
+    modelIdPrefix: NO_MODEL,
+    qualityFixed: quality * QUALITY_ONE,
+    width: img.width,
+    height: img.height,
+    hyper: new Uint8Array(0),
+    latent: await fileAt(img, codec, quality),
+  });
+}
+
+/** The highest integer quality up to `maxQuality` whose bitstream fits `maxBytes` (bisection: sizes grow with quality). */
+export async function encodeClassicalWithin(img: RgbImage, codec: ClassicalCodec, maxQuality: number, maxBytes: number, flags: number): Promise<{ bitstream: Uint8Array; quality: number; probes: number }> {
+  let probes = 1;
+  const top = await encodeClassical(img, codec, maxQuality, flags);
+  if (top.length <= maxBytes) return { bitstream: top, quality: maxQuality, probes };
+  let lo = 0; // quality known to fit (0: none yet)
+  let best: Uint8Array | undefined;
+  let hi = maxQuality; // quality known not to fit
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    const b = await encodeClassical(img, codec, Math.max(1, mid), flags);
+    probes++;
+    if (b.length <= maxBytes) {
+      lo = mid;
+      best = b;
+    } else hi = mid;
+  }
+  if (!best) throw new CodecError('budget_too_small', `even ${codec} quality 1 needs more than ${maxBytes} bytes`, { maxBytes });
+  return { bitstream: best, quality: lo, probes };
+}
+
+export async function decodeClassical(c: Container, maxPixels: number): Promise<RgbImage & { quality: number }> {
+  const codec = classicalName(c.codec)!;
+  if (c.width * c.height > maxPixels) throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the limit is ${maxPixels}`);
+  let img;
+  try {
+    img = await decodeImage(c.latent, maxPixels);
+  } catch (e) {
+    throw new CodecError('corrupt_payload', `the ${codec} payload does not decode (${(e as Error).message})`);
+  }
+  if (img.format !== codec || img.width !== c.width || img.height !== c.height) {
+    throw new CodecError('corrupt_payload', `the payload is ${img.format} ${img.width}x${img.height}, the header says ${codec} ${c.width}x${c.height}`);
+  }
+  return { data: img.data, width: img.width, height: img.height, quality: c.qualityFixed / QUALITY_ONE };
+}
