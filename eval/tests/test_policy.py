@@ -38,3 +38,22 @@ def test_table_per_class_and_target_with_codec_comparison():
     assert general["0.99"]["cheapest_measured"]["codec"] == "jpeg"
     assert policy["classes"]["text"]["missing"] == ["ocr_paddle", "ocr_tesseract"]
     assert policy["default_target"] in policy["targets"]
+
+
+def test_shipped_policy_matches_the_committed_results():
+    """models/<name>/policy.json is exactly what the policy builder makes of the results it names."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    policies = sorted(root.glob("models/*/policy.json"))
+    results = {}
+    for f in root.glob("eval/results/*/points.json"):
+        r = json.loads(f.read_text())
+        results[r["command"]] = r
+    for p in policies:
+        shipped = json.loads(p.read_text())
+        manifest = json.loads((p.parent / "manifest.json").read_text())
+        assert shipped["model"] == {"name": manifest["name"], "id": manifest["id"]}
+        used = [results[b["command"]] for b in shipped["built_from"]]
+        assert build(used, shipped["model"]) == shipped, f"{p} is stale: rebuild it with python -m vlmpress_eval.policy"
