@@ -67,6 +67,11 @@ if [ -z "${VLMPRESS_TEST_REDIS_URL:-}" ]; then
 fi
 echo "== Redis for the tests: $VLMPRESS_TEST_REDIS_URL =="
 
+# Deployment files: helm lint + kubeconform, promtool on live scrapes, the release the Dockerfiles
+# build run as they run it. Also builds .tools/bin/helm, which a node test uses.
+echo "== deployment files (scripts/validate-deploy.sh) =="
+./scripts/validate-deploy.sh
+
 echo "== node --test (src/, test/) =="
 mapfile -t node_tests < <(find dist/test -name '*.test.js' | sort)
 node --test --test-reporter=spec "${node_tests[@]}"
