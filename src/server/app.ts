@@ -38,6 +38,7 @@ export interface AppOptions {
 
 /** VLMPRESS_POLICY_FILE, else the policy table shipped beside the default model package, if any. */
 async function loadDefaultPolicy(config: GatewayConfig, modelId: string): Promise<PolicyTable | null> {
+  if (config.policyFile === 'none') return null;
   if (config.policyFile) {
     const table = await loadPolicyTable(config.policyFile, modelId);
     if (!table) throw new PolicyTableError(`VLMPRESS_POLICY_FILE ${config.policyFile} does not exist`);

@@ -25,7 +25,7 @@ export interface GatewayConfig {
   defaultQuality: number;
   /** accuracy target when a request names none and the policy table has no default (e.g. 0.98) */
   defaultTarget: string;
-  /** a policy table to use instead of the one beside the model package */
+  /** a policy table to use instead of the one beside the model package; `none`: no table */
   policyFile: string | undefined;
   /** images are downscaled so that their longer side is at most this before encoding */
   maxSide: number;

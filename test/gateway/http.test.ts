@@ -14,7 +14,8 @@ for (const mode of MODES) describe(`gateway HTTP API (${mode} mode)`, () => {
   let imageServer: ReturnType<typeof createServer>;
   let imageUrl: string;
   before(async () => {
-    gw = await startGateway(mode, { VLMPRESS_MAX_BODY_BYTES: String(2 * 2 ** 20), VLMPRESS_FETCH_ALLOW_CIDRS: '127.0.0.0/8' });
+    // No policy table: these tests pin the default quality (test/policy covers the shipped table).
+    gw = await startGateway(mode, { VLMPRESS_MAX_BODY_BYTES: String(2 * 2 ** 20), VLMPRESS_FETCH_ALLOW_CIDRS: '127.0.0.0/8', VLMPRESS_POLICY_FILE: 'none' });
     png = await sharp(readShared('data', 'kodak', 'kodim07.png')).extract({ left: 100, top: 100, width: 160, height: 120 }).png().toBuffer();
     imageServer = createServer((req, res) => {
       if (req.url === '/a.png') return void res.writeHead(200, { 'content-type': 'image/png' }).end(png);
