@@ -225,6 +225,12 @@ run_as=()
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   run_as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
   chmod 755 "$tmp"
+  # A checkout under a private directory (mktemp -d is 0700) is out of that user's reach: run a copy
+  # from $tmp instead, with the same root-owned, read-only files the image has.
+  if ! "${run_as[@]}" test -r "$release/package.json" 2>/dev/null; then
+    cp -a "$release" "$tmp/release"
+    release="$tmp/release"
+  fi
 fi
 # The Dockerfile's CMD, exactly.
 mapfile -t gateway_cmd < <(python3 -c 'import json,re,sys; print("\n".join(json.loads(re.search(r"^CMD (\[.*\])$", open(sys.argv[1]).read(), re.M).group(1))))' deploy/docker/Dockerfile)
