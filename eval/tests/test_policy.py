@@ -33,11 +33,20 @@ def test_table_per_class_and_target_with_codec_comparison():
     assert general["0.95"]["codec"] == "vlmpress" and general["0.95"]["quality"] == 8.0 and general["0.95"]["reached"]
     assert general["0.95"]["cheapest_measured"]["codec"] == "jpeg"
     assert general["0.95"]["per_codec_bpp"] == {"jpeg": 0.3, "vlmpress": 0.8}
-    # unreachable target: the top quality, flagged
-    assert general["0.99"]["reached"] is False and general["0.99"]["quality"] == 8.0
+    # unreachable target for every gateway codec: the closest setting (worst metric highest), flagged
+    assert general["0.99"]["reached"] is False and general["0.99"]["quality"] == 8.0 and general["0.99"]["codec"] == "vlmpress"
     assert general["0.99"]["cheapest_measured"]["codec"] == "jpeg"
     assert policy["classes"]["text"]["missing"] == ["ocr_paddle", "ocr_tesseract"]
     assert policy["default_target"] in policy["targets"]
+
+
+def test_a_classical_gateway_codec_is_chosen_where_it_is_cheaper_or_closest():
+    sharp = [(20, 0.15, {"mbv2_agree": 0.97, "mbv1_agree": 0.965}), (60, 0.5, {"mbv2_agree": 0.99, "mbv1_agree": 0.988})]
+    policy = build([result({"vlmpress": VLM, "sharp-avif": sharp})], {"name": "m", "id": "x" * 64})
+    t = policy["classes"]["general"]["targets"]
+    assert (t["0.95"]["codec"], t["0.95"]["quality"], t["0.95"]["reached"]) == ("sharp-avif", 20, True)
+    # 0.99 is reached by nobody: sharp-avif 60 comes closest (worst metric 0.988 vs vlmpress 0.985)
+    assert (t["0.99"]["codec"], t["0.99"]["quality"], t["0.99"]["reached"]) == ("sharp-avif", 60, False)
 
 
 def test_shipped_policy_matches_the_committed_results():

@@ -72,6 +72,25 @@ def lowest_reaching(curve: dict[str, dict[float, dict[str, Any]]], metrics: list
 GATEWAY_CODECS = ("vlmpress", "sharp-avif", "sharp-webp", "sharp-jpeg")
 
 
+def best_effort(curves: dict[str, Any], metrics: list[str], codecs: list[str]) -> tuple[str, dict[str, Any]]:
+    """The gateway codec and setting with the highest worst-metric score (ties: fewer bits)."""
+    best: tuple[float, float, str, float] | None = None
+    for c in codecs:
+        curve = curves[c]
+        if not all(m in curve for m in metrics):
+            continue
+        for s in set.intersection(*(set(curve[m]) for m in metrics)):
+            worst = min(curve[m][s]["score"] for m in metrics)
+            key = (worst, -curve[metrics[0]][s]["bpp"], c, s)
+            if best is None or key > best:
+                best = key
+    if best is None:
+        raise ValueError(f"no gateway codec measured {metrics}")
+    _, _, c, s = best
+    curve = curves[c]
+    return c, {"setting": s, "bpp": curve[metrics[0]][s]["bpp"], "scores": {m: round(curve[m][s]["score"], 4) for m in metrics}}
+
+
 def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: tuple[str, ...] = GATEWAY_CODECS) -> dict[str, Any]:
     curves = relative_curves(results)
     if "vlmpress" not in curves:
@@ -83,20 +102,23 @@ def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: 
             entry["missing"] = [m for m in metrics if m not in curves["vlmpress"]]
             table[cls] = entry
             continue
-        top = max(curves["vlmpress"][metrics[0]])
         for t in TARGETS:
-            ours = lowest_reaching(curves["vlmpress"], metrics, t)
             by_codec = {c: lowest_reaching(curves[c], metrics, t) for c in curves}
             reached = {c: r for c, r in by_codec.items() if r is not None}
             cheapest = min(reached, key=lambda c: reached[c]["bpp"]) if reached else None
             usable = {c: r for c, r in reached.items() if c in gateway_codecs}
-            choice = min(usable, key=lambda c: usable[c]["bpp"]) if usable else "vlmpress"
+            if usable:
+                choice = min(usable, key=lambda c: usable[c]["bpp"])
+                pick = usable[choice]
+            else:
+                # Nothing the gateway makes reaches the target: the setting that comes closest.
+                choice, pick = best_effort(curves, metrics, [c for c in gateway_codecs if c in curves])
             entry["targets"][f"{t:.2f}"] = {
                 "codec": choice,
-                "quality": usable[choice]["setting"] if choice in usable else top,
-                "reached": choice in usable,
-                "bpp": usable[choice]["bpp"] if choice in usable else None,
-                "scores": usable[choice]["scores"] if choice in usable else None,
+                "quality": pick["setting"],
+                "reached": bool(usable),
+                "bpp": pick["bpp"],
+                "scores": pick["scores"],
                 "cheapest_measured": {"codec": cheapest, **reached[cheapest]} if cheapest else None,
                 "per_codec_bpp": {c: round(r["bpp"], 4) for c, r in sorted(reached.items())},
             }

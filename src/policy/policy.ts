@@ -57,7 +57,7 @@ export function decidePolicy(config: GatewayConfig, table: PolicyTable | null, r
   const entry = table?.classes[taskClass]?.targets[target];
   const codec = entry ? gatewayCodec(entry.codec) : undefined;
   if (entry && codec) {
-    const measured = entry.reached ? `measured to keep ${Number(target) * 100}% of the original's ${table!.classes[taskClass]!.metrics.join(' and ')}` : `no quality reached ${Number(target) * 100}%: the top one`;
+    const measured = entry.reached ? `measured to keep ${Number(target) * 100}% of the original's ${table!.classes[taskClass]!.metrics.join(' and ')}` : `nothing measured reaches ${Number(target) * 100}%: the setting that comes closest`;
     const what = codec === 'learned' ? `quality ${entry.quality}` : `${codec} quality ${entry.quality} (measured cheaper than the learned codec for ${taskClass})`;
     return { ...base, codec, quality: entry.quality, source: 'policy', target, expected: entry.scores, reason: `task ${taskClass} (${why}), target ${target}: ${what}, ${measured}${budgetNote}; size: ${note}` };
   }
