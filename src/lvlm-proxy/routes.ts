@@ -4,7 +4,8 @@
  * answer unchanged; GET /v1/models lists the models of every backend.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { decidePolicy, policyHeader, type PolicyDecision } from '../policy/policy.js';
+import { imageStats } from '../policy/image-stats.js';
+import { decidePolicy, needsImageStats, policyHeader, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { HttpError } from '../server/errors.js';
 import type { GatewayContext } from '../server/context.js';
@@ -55,20 +56,23 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     ctx.metrics.upstreamDuration.observe({ backend: backend.name, route, status }, (performance.now() - t0) / 1000);
   const clientAuthorization = (req: FastifyRequest) => (ctx.config.apiKeys.length === 0 ? req.headers.authorization : undefined);
 
-  async function rewriteImage(url: string, field: string, policy: PolicyDecision): Promise<{ url: string; report: ImageReport }> {
+  async function rewriteImage(url: string, field: string, request: PolicyRequest): Promise<{ url: string; report: ImageReport; policy: PolicyDecision }> {
     const format = ctx.config.proxyImageFormat;
     const ref = await readImageReference(ctx, url, field);
+    if (ref.kind === 'image' && needsImageStats(request)) request = { ...request, image: await imageStats(ref.bytes, ctx.config.maxPixels) };
+    const policy = decidePolicy(ctx.config, ctx.policyTable, request);
     return withField(field, async () => {
       if (ref.kind === 'bitstream') {
         // Compressed by the client already: decode, never re-encode.
         const decoded = await decodeBitstream(ctx, ref.bytes, format);
         const id = await storeClientBitstream(ctx, ref.bytes, decoded);
-        return { url: dataUrl(format, decoded.image), report: { id, originalBytes: ref.bytes.length, compressedBytes: ref.bytes.length, quality: decoded.quality, how: 'client_bitstream' } };
+        return { url: dataUrl(format, decoded.image), policy, report: { id, originalBytes: ref.bytes.length, compressedBytes: ref.bytes.length, quality: decoded.quality, how: 'client_bitstream' } };
       }
       const out = await compressAndStore(ctx, ref.bytes, policy);
       const decoded = await decodeBitstream(ctx, out.bitstream, format);
       return {
         url: dataUrl(format, decoded.image),
+        policy,
         report: { id: out.id, originalBytes: ref.bytes.length, compressedBytes: out.bitstream.length, quality: out.meta.quality, how: out.cached ? 'cached' : 'encoded' },
       };
     });
@@ -97,9 +101,9 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     const prompt = options.prompt ?? promptText(request['messages']);
     const slots = findImageParts(request['messages']);
     if (slots.length > ctx.config.proxyMaxImages) throw new HttpError(400, 'too_many_images', `${slots.length} images in one request; the limit is ${ctx.config.proxyMaxImages} (VLMPRESS_PROXY_MAX_IMAGES)`);
-    // One decision per image: the backend's view depends on each image's `detail`.
-    const policies = slots.map((s) => decidePolicy(ctx.config, ctx.policyTable, { ...options, prompt, profile: backend.profile, ...(s.detail ? { detail: s.detail } : {}) }));
-    const results = await Promise.all(slots.map((s, i) => rewriteImage(s.url, s.field, policies[i]!)));
+    // One decision per image: the backend's view depends on each image's `detail`, the class may on its content.
+    const results = await Promise.all(slots.map((s) => rewriteImage(s.url, s.field, { ...options, prompt, profile: backend.profile, ...(s.detail ? { detail: s.detail } : {}) })));
+    const policies = results.map((r) => r.policy);
     results.forEach((r, i) => {
       slots[i]!.set(r.url);
       ctx.metrics.proxyImages.inc({ how: r.report.how });

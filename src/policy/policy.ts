@@ -12,6 +12,7 @@ import { CLASSICAL_CODECS, type ClassicalCodec, type ResizeRule } from '../codec
 import type { GatewayConfig, ResolutionProfile } from '../server/config.js';
 import type { PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail } from './resolution.js';
+import type { ImageStats } from './image-stats.js';
 import { classifyTask, type TaskClass } from './task-classifier.js';
 
 export interface PolicyRequest {
@@ -26,6 +27,8 @@ export interface PolicyRequest {
   profile?: ResolutionProfile;
   /** OpenAI image `detail` */
   detail?: ImageDetail;
+  /** cheap statistics of the image (image-stats.ts), for requests whose words say nothing */
+  image?: ImageStats | null;
 }
 
 export interface PolicyDecision {
@@ -80,4 +83,9 @@ export function gatewayCodec(name: string): 'learned' | ClassicalCodec | undefin
   if (name === 'vlmpress') return 'learned';
   const c = name.startsWith('sharp-') ? name.slice(6) : '';
   return (CLASSICAL_CODECS as readonly string[]).includes(c) ? (c as ClassicalCodec) : undefined;
+}
+
+/** Whether a request leaves the task class to the image itself (no quality, hint or cue in words). */
+export function needsImageStats(req: PolicyRequest): boolean {
+  return req.quality === undefined && classifyTask({ task: req.task, prompt: req.prompt }).taskClass === 'general' && !req.task;
 }

@@ -1,6 +1,7 @@
 /** POST /compress: an image in (multipart, or JSON with base64, a data URL or an http(s) URL), a stored bitstream out (JSON summary or the bytes). */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { decidePolicy, policyHeader } from '../policy/policy.js';
+import { imageStats } from '../policy/image-stats.js';
+import { decidePolicy, needsImageStats, policyHeader } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { compressResult, errors, policyFields } from './schemas.js';
 import { HttpError } from '../server/errors.js';
@@ -52,7 +53,9 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
     const t0 = performance.now();
     const model = ctx.defaultModel();
     const { image, fields } = await readInput(ctx, req);
-    const policy = decidePolicy(ctx.config, ctx.policyTable, policyRequest(fields, model.levels, ctx.targets));
+    const request = policyRequest(fields, model.levels, ctx.targets);
+    if (needsImageStats(request)) request.image = await imageStats(image, ctx.config.maxPixels);
+    const policy = decidePolicy(ctx.config, ctx.policyTable, request);
     const out = await compressAndStore(ctx, image, policy);
     const { meta, bitstream } = out;
     void reply

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -11,7 +11,8 @@ import { resizeRuleFor } from '../../src/policy/resolution.js';
 import { classifyTask } from '../../src/policy/task-classifier.js';
 import { loadConfig } from '../../src/server/config.js';
 import { startGateway } from '../gateway/harness.js';
-import { closeCodecs, readShared } from '../helpers.js';
+import { closeCodecs, FIXTURES, readShared } from '../helpers.js';
+import { imageStats } from '../../src/policy/image-stats.js';
 
 after(closeCodecs);
 
@@ -36,6 +37,23 @@ describe('task classifier', () => {
   }
   it('a task hint beats the prompt', () => {
     assert.deepEqual(classifyTask({ task: 'ocr', prompt: 'Describe this image.' }), { taskClass: 'text', reason: 'task hint "ocr"' });
+  });
+});
+
+describe('image statistics for requests without words', () => {
+  it('tell rendered text from photos', async () => {
+    for (const f of ['receipt-14px.png', 'document-11px.png']) {
+      const s = await imageStats(await readFile(path.join(FIXTURES, 'text', f)), 1e8);
+      assert.equal(s?.textLike, true, `${f}: ${JSON.stringify(s)}`);
+    }
+    for (const k of ['kodim01', 'kodim05', 'kodim08', 'kodim23']) {
+      const s = await imageStats(readShared('data', 'kodak', `${k}.png`), 1e8);
+      assert.equal(s?.textLike, false, `${k}: ${JSON.stringify(s)}`);
+    }
+    assert.equal(await imageStats(Buffer.from('not an image'), 1e8), null);
+    const page = (await imageStats(await readFile(path.join(FIXTURES, 'text', 'receipt-14px.png')), 1e8))!;
+    assert.deepEqual(classifyTask({ image: page }).taskClass, 'text');
+    assert.deepEqual(classifyTask({ image: page, prompt: 'How many lines are there?' }).taskClass, 'detail', 'words beat the image');
   });
 });
 
@@ -123,6 +141,11 @@ describe('the gateway applies the policy table', () => {
       const img = await fetch(`${gw.base}/bitstreams/${c.id}/image?format=png`);
       assert.equal(img.status, 200);
       assert.deepEqual([(await sharp(Buffer.from(await img.arrayBuffer())).metadata()).width], [200]);
+      // No hint and no prompt: a page of text is classed by its looks.
+      const receipt = await readFile(path.join(FIXTURES, 'text', 'receipt-14px.png'));
+      const looks = (await (await fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: receipt.toString('base64') }) })).json()) as { policy: { taskClass: string; reason: string } };
+      assert.equal(looks.policy.taskClass, 'text');
+      assert.match(looks.policy.reason, /the image looks like text/);
       const bad = await post({ target: '0.5' });
       assert.equal(bad.status, 400);
       const badTask = await post({ task: 'astrology' });
