@@ -24,7 +24,7 @@ def fmt(v: float | None) -> str:
 
 
 def section(res: dict[str, Any], path: Path, out: Path) -> list[str]:
-    name = Path(res["set"]).name
+    name = path.parent.name  # the results folder: one set may be measured in several runs
     metrics = [m for m in ORDER if m in res["bd_rate"]]
     codecs = res["codecs"]
     lines = [f"## {name}", ""]
