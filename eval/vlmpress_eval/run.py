@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     reference = {k: float(np.mean([r["metrics"][k] for r in originals if k in r["metrics"]])) for k in {k for r in originals for k in r["metrics"]}}
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
-        "set": str(folder),
+        # relative to the repository, so results name no machine's paths
+        "set": os.path.relpath(folder.resolve(), Path(__file__).resolve().parents[2]),
         "images": len(items),
         "codecs": list(codecs),
         "skipped": sorted(set(args.codecs.split(",")) - set(codecs)),
