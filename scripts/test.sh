@@ -30,8 +30,14 @@ fi
 stamp=.venv/.requirements.sha256
 want="$(cat training/requirements.txt eval/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r training/requirements.txt -r eval/requirements.txt
+  # The PyTorch wheel and its CUDA libraries take about 6 GB installed; say so plainly when the disk
+  # cannot hold them instead of failing half-way through pip. No pip cache: it would double that.
+  free_kb="$(df -Pk .venv | awk 'NR==2 {print $4}')"
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt 7000000 ]; then
+    echo "warning: only $((free_kb / 1024)) MiB free for the Python environment; about 7 GiB is needed" >&2
+  fi
+  .venv/bin/python -m pip install -q --no-cache-dir --upgrade pip
+  .venv/bin/python -m pip install -q --no-cache-dir -r training/requirements.txt -r eval/requirements.txt
   echo "$want" > "$stamp"
 fi
 
