@@ -109,11 +109,27 @@ async function main(): Promise<void> {
     rows.push(await run({ name: '/compress 256x256, cache hit', url: `${base}/compress`, bodies: [JSON.stringify({ image: variants[0], quality: 4 })] }));
     rows.push(await run({ name: '/compress 256x256, new image', url: `${base}/compress`, bodies: variants.slice(1, 1001).map((image) => JSON.stringify({ image, quality: 4 })) }));
     rows.push(await run({ name: 'proxy, chat with a new 256x256 image', url: `${base}/v1/chat/completions`, bodies: variants.slice(1001).map(imageChat) }));
+    // A later turn of a conversation: the same image again (stored already). With the decode cache the
+    // proxy forwards the kept reconstruction; the same gateway without it (second process) decodes again.
+    const repeated = [imageChat(variants[0]!)];
+    // One connection: concurrent requests for one image would share a decode even without the cache.
+    rows.push(await run({ name: 'proxy, chat repeating a 256x256 image (1 conn)', url: `${base}/v1/chat/completions`, bodies: repeated, connections: 1 }));
+    const uncachedPort = port + 1000;
+    const uncachedEnv = { ...env, PORT: String(uncachedPort), VLMPRESS_DECODE_CACHE_MB: '0', VLMPRESS_REDIS_PREFIX: `${env['VLMPRESS_REDIS_PREFIX']}-nocache` };
+    const uncachedBase = `http://127.0.0.1:${uncachedPort}`;
+    const uncached = await startProcess('server/main.js', uncachedEnv, async () => (await fetch(`${uncachedBase}/healthz`)).ok);
+    children.push(uncached);
+    if (values.redis) children.push(await startProcess('workers/worker-main.js', uncachedEnv, async () => true));
+    while ((await fetch(`${uncachedBase}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 100));
+    rows.push(await run({ name: 'same, VLMPRESS_DECODE_CACHE_MB=0 (1 conn)', url: `${uncachedBase}/v1/chat/completions`, bodies: repeated, connections: 1 }));
     console.log(`gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`);
     console.log(table(rows));
     const baseRps = rows[1]![1] as number;
     const proxyRps = rows[2]![1] as number;
     console.log(`proxy text-chat throughput = ${(proxyRps / baseRps).toFixed(3)} x the upstream alone; p50 latency added = ${((rows[2]![2] as number) - (rows[1]![2] as number)).toFixed(2)} ms`);
+    const cachedRps = rows[6]![1] as number;
+    const uncachedRps = rows[7]![1] as number;
+    console.log(`repeated image: ${(cachedRps / uncachedRps).toFixed(2)} x the throughput with the decode cache than without`);
   } finally {
     for (const c of children.reverse()) {
       c.kill('SIGTERM');

@@ -31,6 +31,8 @@ export function createMetrics() {
     quality: new Histogram({ name: 'vlmpress_encode_quality', help: 'Quality chosen per encoded image', buckets: [1, 2, 3, 4, 5, 6, 7, 8], registers: [registry] }),
     bpp: new Histogram({ name: 'vlmpress_encode_bits_per_pixel', help: 'Bits per pixel of encoded images', buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2], registers: [registry] }),
     cacheHits: new Counter({ name: 'vlmpress_encode_cache_hits_total', help: 'Encode requests answered from the store without encoding', registers: [registry] }),
+    decodeCache: new Counter({ name: 'vlmpress_decode_cache_requests_total', help: 'Decodes asked of the reconstruction cache, by outcome (hit, miss, shared: joined a decode in flight)', labelNames: ['outcome'] as const, registers: [registry] }),
+    decodeCacheBytes: new Gauge({ name: 'vlmpress_decode_cache_bytes', help: 'Bytes of reconstructions held by the decode cache', registers: [registry] }),
     queueJobs: new Gauge({ name: 'vlmpress_queue_jobs', help: 'Codec jobs by state', labelNames: ['state'] as const, registers: [registry] }),
     errors: new Counter({ name: 'vlmpress_errors_total', help: 'Error responses by code', labelNames: ['code'] as const, registers: [registry] }),
     imageFetches: new Counter({ name: 'vlmpress_image_fetches_total', help: 'Image URL fetches by outcome (ok or the error code)', labelNames: ['outcome'] as const, registers: [registry] }),

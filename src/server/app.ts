@@ -26,6 +26,7 @@ import { PACKAGE_VERSION } from './version.js';
 import { installAuth } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayContext, ModelSummary } from './context.js';
+import { DecodeCache } from './decode-cache.js';
 import { installErrorHandler } from './errors.js';
 
 export interface AppOptions {
@@ -73,11 +74,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   for (const m of models) metrics.modelInfo.set({ name: m.name, id: m.id, provider: m.provider }, 1);
   const policyTable = await loadDefaultPolicy(config, model.id);
 
+  const decodeCache = new DecodeCache(config.decodeCacheBytes, {
+    outcome: (outcome) => metrics.decodeCache.inc({ outcome }),
+    bytes: (bytes) => metrics.decodeCacheBytes.set(bytes),
+  });
   const ctx: GatewayContext = {
     config,
     runner,
     store,
     metrics,
+    decodeCache,
     defaultModel: () => model,
     backends,
     policyTable,

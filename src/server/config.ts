@@ -61,6 +61,8 @@ export interface GatewayConfig {
   proxyImageFormat: 'png' | 'webp' | 'jpeg';
   /** images one proxied request may carry */
   proxyMaxImages: number;
+  /** bytes of decoded reconstructions kept in memory for repeated images (0 = none kept) */
+  decodeCacheBytes: number;
   logLevel: string;
 }
 
@@ -166,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     fetchTimeoutMs: int('VLMPRESS_FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
     fetchAllowCidrs,
     proxyMaxImages: int('VLMPRESS_PROXY_MAX_IMAGES', 32, 1, 1000),
+    decodeCacheBytes: int('VLMPRESS_DECODE_CACHE_MB', 64, 0, 65536) * 2 ** 20,
     proxyImageFormat: oneOf('VLMPRESS_PROXY_IMAGE_FORMAT', ['png', 'webp', 'jpeg'] as const, 'png'),
     logLevel,
   };

@@ -5,6 +5,7 @@ import type { JobRunner } from '../workers/jobs.js';
 import type { Backends } from '../lvlm-proxy/backends.js';
 import type { PolicyTable } from '../policy/policy-table.js';
 import type { GatewayConfig } from './config.js';
+import type { DecodeCache } from './decode-cache.js';
 
 export interface ModelSummary {
   name: string;
@@ -18,6 +19,8 @@ export interface GatewayContext {
   runner: JobRunner;
   store: BitstreamStore;
   metrics: Metrics;
+  /** reconstructions of recently decoded bitstreams (see decode-cache.ts) */
+  decodeCache: DecodeCache;
   /** the model new bitstreams are made with (known once the runner is ready) */
   defaultModel(): ModelSummary;
   /** the default model's calibrated policy (null: none shipped, the default quality applies) */

@@ -8,6 +8,7 @@ import type { PolicyDecision } from '../policy/policy.js';
 import { cacheKey, type StoredMeta } from '../store/bitstream-store.js';
 import type { DecodeJobResult } from '../workers/jobs.js';
 import type { GatewayContext } from './context.js';
+import { DecodeCache } from './decode-cache.js';
 import { codecErrorStatus, HttpError } from './errors.js';
 import { fetchImageUrl, isFetchableUrl, UrlFetchError } from './url-fetcher.js';
 
@@ -96,10 +97,13 @@ export async function compressAndStore(ctx: GatewayContext, image: Uint8Array, p
   return { id: stored, bitstream: r.bitstream, meta, cached: false, probes: r.probes, timings: r.timings };
 }
 
+/** Decode through the reconstruction cache: a repeated image (every turn of a chat) is decoded once. */
 export async function decodeBitstream(ctx: GatewayContext, bitstream: Uint8Array, format: OutputFormat): Promise<DecodeJobResult> {
-  const r = await ctx.runner.decode({ bitstream, format });
-  ctx.metrics.decodeDuration.observe(r.timings.decodeMs / 1000);
-  return r;
+  return ctx.decodeCache.get(DecodeCache.key(bitstream, format), async () => {
+    const r = await ctx.runner.decode({ bitstream, format });
+    ctx.metrics.decodeDuration.observe(r.timings.decodeMs / 1000);
+    return r;
+  });
 }
 
 /** Store a bitstream a client compressed itself (after a decode proved it valid). */

@@ -145,6 +145,33 @@ for (const mode of MODES) describe(`LVLM proxy with the openai client (${mode} m
     assert.equal(f.sha, sha256((await (await sharedCodec()).decode(bitstream)).data));
   });
 
+  it('decodes an image repeated in later turns once, and forwards the same reconstruction', async () => {
+    const counts = async () => {
+      const text = await (await fetch(`${gw.base}/metrics`)).text();
+      const read = (outcome: string) => Number(new RegExp(`^vlmpress_decode_cache_requests_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+      return { hit: read('hit'), miss: read('miss'), shared: read('shared') };
+    };
+    const photo = await sharp(readShared('data', 'kodak', 'kodim05.png')).extract({ left: 64, top: 64, width: 160, height: 120 }).png().toBuffer();
+    const turn = (n: number) => {
+      const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: dataUrlOf('image/png', photo) } }] }];
+      for (let i = 1; i < n; i++) messages.push({ role: 'assistant', content: `answer ${i}` }, { role: 'user', content: `question ${i + 1}` });
+      return client.chat.completions.create({ model: 'fake-vlm', messages, vlmpress: { quality: 3 } } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+    };
+    const start = await counts();
+    const first = await turn(1);
+    const firstUrl = imageParts(upstream.received.at(-1)!.body)[0].image_url.url;
+    const afterFirst = await counts();
+    assert.equal(afterFirst.miss - start.miss, 1, 'the first turn decodes');
+    // Two later turns at once: one is answered from the cache, and both forward identical bytes.
+    const [second, third] = await Promise.all([turn(2), turn(3)]);
+    const end = await counts();
+    assert.equal(end.miss, afterFirst.miss, 'later turns do not decode again');
+    assert.equal(end.hit + end.shared - afterFirst.hit - afterFirst.shared, 2);
+    for (const r of [second, third]) assert.equal(r.response.headers.get('x-vlmpress-ids'), first.response.headers.get('x-vlmpress-ids'));
+    for (const got of upstream.received.slice(-2)) assert.equal(imageParts(got.body)[0].image_url.url, firstUrl);
+    assert.equal((await forwardedPixels(firstUrl)).sha, await reconstructionSha(gw, first.response.headers.get('x-vlmpress-ids')!));
+  });
+
   it('takes settings from x-vlmpress-* headers', async () => {
     const { response } = await client.chat.completions
       .create({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrlOf('image/png', png) } }] }] }, { headers: { 'x-vlmpress-max-bytes': '900' } })
