@@ -13,7 +13,7 @@ import type { BitstreamStore } from '../store/bitstream-store.js';
 import type { JobRunner } from '../workers/jobs.js';
 import { QueueRunner } from '../workers/queue-runner.js';
 import { ThreadPoolRunner } from '../workers/thread-pool.js';
-import { loadBackends } from '../lvlm-proxy/backends.js';
+import { backendsFrom } from '../lvlm-proxy/backends.js';
 import { proxyRoutes } from '../lvlm-proxy/routes.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
 import { connectRedis } from './redis.js';
@@ -66,7 +66,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       ? new QueueRunner({ redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, jobTimeoutMs: config.jobTimeoutMs, attempts: config.jobAttempts, backoffMs: config.jobBackoffMs })
       : new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels }));
   const store = options.store ?? (config.store === 'redis' && redis ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds) : new FsBitstreamStore(config.dataDir));
-  const backends = await loadBackends(config);
+  const backends = backendsFrom(config);
 
   // Load the codec in every worker before accepting traffic; a broken model package stops start-up.
   const { models } = await runner.ready();

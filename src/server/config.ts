@@ -6,6 +6,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseProviderList, type ExecutionProviderName } from '../codec/index.js';
+import { readBackendsFile, RESOLUTION_PROFILES, type BackendSpec, type ResolutionProfile } from './backends-file.js';
 
 export interface GatewayConfig {
   port: number;
@@ -50,6 +51,8 @@ export interface GatewayConfig {
   storeTtlSeconds: number;
   /** optional JSON file listing several upstream LVLM backends (see docs/backends.md) */
   backendsFile: string | undefined;
+  /** the backends that file lists, checked, with their API keys resolved */
+  backends: BackendSpec[];
   /** resolution profile of the one-backend shortcut (VLMPRESS_UPSTREAM_URL) */
   upstreamProfile: ResolutionProfile;
   upstreamTimeoutMs: number;
@@ -66,9 +69,7 @@ export interface GatewayConfig {
   logLevel: string;
 }
 
-/** what a backend's vision encoder sees; the policy (issue 5) downscales to it before encoding */
-export const RESOLUTION_PROFILES = ['none', 'openai', 'anthropic', 'qwen2-vl', 'llava'] as const;
-export type ResolutionProfile = (typeof RESOLUTION_PROFILES)[number];
+export { RESOLUTION_PROFILES, type ResolutionProfile };
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -134,6 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   if (store === 'redis' && !redisUrl) problems.push('VLMPRESS_STORE=redis needs REDIS_URL');
   const redisPrefix = str('VLMPRESS_REDIS_PREFIX') ?? 'vlmpress';
   if (!/^[\w.-]{1,64}$/.test(redisPrefix)) problems.push(`VLMPRESS_REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-", got "${redisPrefix}"`);
+  const backendsFile = str('VLMPRESS_BACKENDS_FILE');
+  const backends = backendsFile ? readBackendsFile(backendsFile, env, problems) : [];
   const fetchAllowCidrs = list('VLMPRESS_FETCH_ALLOW_CIDRS');
   for (const c of fetchAllowCidrs) if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(c)) problems.push(`VLMPRESS_FETCH_ALLOW_CIDRS: "${c}" is not a CIDR`);
   const config: GatewayConfig = {
@@ -161,7 +164,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     redisPrefix,
     store,
     storeTtlSeconds: int('VLMPRESS_STORE_TTL_SECONDS', 7 * 24 * 3600, 0, 10 * 365 * 24 * 3600),
-    backendsFile: str('VLMPRESS_BACKENDS_FILE'),
+    backendsFile,
+    backends,
     upstreamProfile: oneOf('VLMPRESS_UPSTREAM_PROFILE', RESOLUTION_PROFILES, 'openai'),
     upstreamTimeoutMs: int('VLMPRESS_UPSTREAM_TIMEOUT_MS', 300_000, 100, 3_600_000),
     fetchMaxBytes: int('VLMPRESS_FETCH_MAX_BYTES', maxBodyBytes, 1024, 2 ** 30),

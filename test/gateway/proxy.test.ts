@@ -233,8 +233,7 @@ describe('LVLM proxy with several backends', () => {
         { name: 'b', url: b.url, profile: 'llava', models: ['beta*'] },
       ],
     }));
-    process.env['TEST_KEY_A'] = 'key-a';
-    gw = await startGateway('embedded', { VLMPRESS_BACKENDS_FILE: file });
+    gw = await startGateway('embedded', { VLMPRESS_BACKENDS_FILE: file, TEST_KEY_A: 'key-a' });
     client = new OpenAI({ apiKey: 'client-own-key', baseURL: `${gw.base}/v1`, maxRetries: 0 });
   });
   after(async () => {

@@ -1,0 +1,76 @@
+/**
+ * The several-backends file (VLMPRESS_BACKENDS_FILE, format in docs/backends.md), read and checked
+ * with the rest of the configuration at start-up, including the API keys it names by environment
+ * variable, so a missing key stops start-up together with every other problem.
+ */
+import { readFileSync } from 'node:fs';
+
+/** what a backend's vision encoder sees; the policy downscales to it before encoding */
+export const RESOLUTION_PROFILES = ['none', 'openai', 'anthropic', 'qwen2-vl', 'llava'] as const;
+export type ResolutionProfile = (typeof RESOLUTION_PROFILES)[number];
+
+export interface BackendSpec {
+  name: string;
+  /** OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 */
+  url: string;
+  apiKey: string | undefined;
+  /** what the backend's vision encoder sees; travels with each request to the policy */
+  profile: ResolutionProfile;
+  /** model names, or `prefix*` patterns; `*` matches every model */
+  models: string[];
+  default: boolean;
+}
+
+const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
+
+export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv, problems: string[]): BackendSpec[] {
+  const where = (i: number, field: string) => `${file}: backends[${i}].${field}`;
+  const list = (raw as { backends?: unknown } | null)?.backends;
+  if (!Array.isArray(list) || list.length === 0) {
+    problems.push(`${file}: expected {"backends": [ ... ]} with at least one backend`);
+    return [];
+  }
+  const out: BackendSpec[] = [];
+  list.forEach((b: Record<string, unknown>, i) => {
+    if (typeof b !== 'object' || b === null) return void problems.push(`${file}: backends[${i}] is not an object`);
+    const name = b['name'];
+    if (typeof name !== 'string' || !NAME.test(name)) problems.push(`${where(i, 'name')} must be a short name (letters, digits, _ . -)`);
+    let url = typeof b['url'] === 'string' ? b['url'].replace(/\/+$/, '') : '';
+    try {
+      const u = new URL(url);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') problems.push(`${where(i, 'url')} must be http or https`);
+    } catch {
+      problems.push(`${where(i, 'url')} must be a URL, e.g. http://127.0.0.1:8000/v1`);
+      url = '';
+    }
+    const profile = b['profile'] ?? 'openai';
+    if (!(RESOLUTION_PROFILES as readonly unknown[]).includes(profile)) problems.push(`${where(i, 'profile')} must be one of ${RESOLUTION_PROFILES.join(', ')}`);
+    const models = b['models'];
+    if (!Array.isArray(models) || models.length === 0 || !models.every((m) => typeof m === 'string' && m.length > 0)) {
+      problems.push(`${where(i, 'models')} must list model names (or "prefix*" patterns)`);
+    }
+    let apiKey: string | undefined;
+    const keyEnv = b['api_key_env'];
+    if (keyEnv !== undefined) {
+      if (typeof keyEnv !== 'string' || !/^[A-Z_][A-Z0-9_]*$/i.test(keyEnv)) problems.push(`${where(i, 'api_key_env')} must be an environment variable name`);
+      else if (!env[keyEnv]) problems.push(`${where(i, 'api_key_env')}: environment variable ${keyEnv} is not set`);
+      else apiKey = env[keyEnv];
+    }
+    out.push({ name: String(name), url, apiKey, profile: profile as ResolutionProfile, models: Array.isArray(models) ? models.map(String) : [], default: b['default'] === true });
+  });
+  const names = out.map((b) => b.name);
+  if (new Set(names).size !== names.length) problems.push(`${file}: backend names must be unique`);
+  if (out.filter((b) => b.default).length > 1) problems.push(`${file}: at most one backend may be the default`);
+  return out;
+}
+
+export function readBackendsFile(file: string, env: NodeJS.ProcessEnv, problems: string[]): BackendSpec[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    problems.push(`VLMPRESS_BACKENDS_FILE ${file}: ${(e as Error).message}`);
+    return [];
+  }
+  return parseBackends(raw, file, env, problems);
+}
