@@ -11,6 +11,7 @@ import { healthRoutes } from '../routes/health.js';
 import { FsBitstreamStore } from '../store/fs-store.js';
 import type { BitstreamStore } from '../store/bitstream-store.js';
 import type { JobRunner } from '../workers/jobs.js';
+import { AdmissionLimitedRunner } from '../workers/admission.js';
 import { QueueRunner } from '../workers/queue-runner.js';
 import { ThreadPoolRunner } from '../workers/thread-pool.js';
 import { backendsFrom } from '../lvlm-proxy/backends.js';
@@ -60,11 +61,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = createMetrics();
   // Redis mode: jobs go to queue workers and (by default) bitstreams to Redis; embedded mode: threads and files.
   const redis = config.redisUrl ? await connectRedis({ url: config.redisUrl, name: 'vlmpress-gateway' }) : undefined;
-  const runner =
+  const driver =
     options.runner ??
     (redis && config.redisUrl
       ? new QueueRunner({ redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, jobTimeoutMs: config.jobTimeoutMs, attempts: config.jobAttempts, backoffMs: config.jobBackoffMs })
       : new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels }));
+  const runner = new AdmissionLimitedRunner(driver, config.maxPendingJobs);
   const store = options.store ?? (config.store === 'redis' && redis ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds) : new FsBitstreamStore(config.dataDir));
   const backends = backendsFrom(config);
 

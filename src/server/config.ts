@@ -36,6 +36,8 @@ export interface GatewayConfig {
   ortThreads: number;
   executionProviders: ExecutionProviderName[];
   jobTimeoutMs: number;
+  /** codec jobs one gateway process may have pending before it answers 503 overloaded (0 = no limit) */
+  maxPendingJobs: number;
   /** Redis mode: attempts per job (crashed or lost workers) and the first retry delay (exponential) */
   jobAttempts: number;
   jobBackoffMs: number;
@@ -157,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     ortThreads: int('VLMPRESS_ORT_THREADS', 1, 0, 256),
     executionProviders,
     jobTimeoutMs: int('VLMPRESS_JOB_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    maxPendingJobs: int('VLMPRESS_MAX_PENDING_JOBS', 256, 0, 1_000_000),
     jobAttempts: int('VLMPRESS_JOB_ATTEMPTS', 2, 1, 20),
     jobBackoffMs: int('VLMPRESS_JOB_BACKOFF_MS', 500, 0, 600_000),
     workerConcurrency: int('VLMPRESS_WORKER_CONCURRENCY', workerThreads, 1, 1024),

@@ -4,7 +4,7 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isCodecError, type CodecErrorCode } from '../codec/index.js';
-import { JobTimeoutError, ShuttingDownError } from '../workers/jobs.js';
+import { JobTimeoutError, OverloadedError, ShuttingDownError } from '../workers/jobs.js';
 
 export class HttpError extends Error {
   constructor(
@@ -45,6 +45,9 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
       details = err.details;
     } else if (err instanceof JobTimeoutError) {
       [status, code, message] = [503, 'job_timeout', err.message];
+    } else if (err instanceof OverloadedError) {
+      [status, code, message] = [503, 'overloaded', err.message];
+      void reply.header('retry-after', '1');
     } else if (err instanceof ShuttingDownError) {
       [status, code, message] = [503, 'shutting_down', err.message];
     } else if ('validation' in err && err.validation) {

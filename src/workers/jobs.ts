@@ -68,6 +68,14 @@ export class ShuttingDownError extends Error {
   }
 }
 
+/** More codec jobs pending in this gateway than VLMPRESS_MAX_PENDING_JOBS allows: shed, do not queue. */
+export class OverloadedError extends Error {
+  constructor(readonly limit: number) {
+    super(`the gateway has ${limit} codec jobs pending already; retry shortly`);
+    this.name = 'OverloadedError';
+  }
+}
+
 export class JobTimeoutError extends Error {
   constructor(readonly timeoutMs: number) {
     super(`the job did not finish within ${timeoutMs} ms`);

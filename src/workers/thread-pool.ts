@@ -52,13 +52,27 @@ export class ThreadPoolRunner implements JobRunner {
     return this.run({ kind: 'decode', ...job });
   }
 
+  private loaded: Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }> | undefined;
+
   async ready(): Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }> {
     // Warm every thread so the first requests do not pay for session creation.
-    const all = await Promise.all(Array.from({ length: this.pool.options.maxThreads }, () => this.run<{ models: { name: string; id: string; provider: string; levels: number }[] }>({ kind: 'ready' })));
-    return all[0]!;
+    if (!this.loaded) {
+      const loading = Promise.all(Array.from({ length: this.pool.options.maxThreads }, () => this.run<{ models: { name: string; id: string; provider: string; levels: number }[] }>({ kind: 'ready' }))).then((all) => all[0]!);
+      // A failed load is tried again by the next call.
+      loading.catch(() => {
+        if (this.loaded === loading) this.loaded = undefined;
+      });
+      this.loaded = loading;
+    }
+    return this.loaded;
   }
 
+  /**
+   * From the warm-up's result, without sending a job: a readiness probe queued behind real work
+   * would time out under load and take every busy replica out of service at once.
+   */
   async health(): Promise<RunnerHealth> {
+    if (this.closing) return { models: { ok: false, detail: 'shutting down' } };
     try {
       const r = await this.ready();
       return { models: { ok: true, detail: r.models.map((m) => `${m.name} (${m.provider})`).join(', ') } };
