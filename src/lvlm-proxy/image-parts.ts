@@ -1,7 +1,8 @@
 /**
- * Finding and rewriting the images of an OpenAI chat request. An image is a content part
+ * Finding and rewriting the images of an OpenAI request. Chat completions: a content part
  * `{type: "image_url", image_url: {url, detail?}}` (the string form `image_url: "..."` is accepted
- * too); only its URL changes, everything else in the request is forwarded as it came.
+ * too). Responses API: an input item's content part `{type: "input_image", image_url: "...",
+ * detail}`. Only the URL changes; everything else in the request is forwarded as it came.
  */
 import { HttpError } from '../server/errors.js';
 
@@ -30,7 +31,7 @@ export function findImageParts(messages: unknown): ImageSlot[] {
         slots.push({ field: base, url: p.image_url, set: (url) => void (p.image_url = url) });
       } else if (typeof p.image_url === 'object' && p.image_url !== null && typeof (p.image_url as { url?: unknown }).url === 'string') {
         const holder = p.image_url as { url: string; detail?: unknown };
-        const detail = holder.detail === 'low' || holder.detail === 'high' || holder.detail === 'auto' ? holder.detail : undefined;
+        const detail = detailOf(holder.detail);
         slots.push({ field: `${base}.url`, url: holder.url, ...(detail ? { detail } : {}), set: (url) => void (holder.url = url) });
       } else {
         throw new HttpError(400, 'invalid_request', `${base} must be {"url": "..."}`);
@@ -38,4 +39,52 @@ export function findImageParts(messages: unknown): ImageSlot[] {
     });
   });
   return slots;
+}
+
+const DETAILS = ['low', 'high', 'auto'] as const;
+const detailOf = (v: unknown) => (DETAILS as readonly unknown[]).includes(v) ? (v as ImageSlot['detail']) : undefined;
+
+/**
+ * Responses API input: a string (no images) or a list of items whose `content` lists parts. An
+ * `input_image` with `image_url` is rewritten; one with only `file_id` refers to a file the backend
+ * already holds and passes through untouched.
+ */
+export function findResponsesImageParts(input: unknown): ImageSlot[] {
+  if (typeof input === 'string') return [];
+  if (!Array.isArray(input)) throw new HttpError(400, 'invalid_request', 'input must be a string or an array of input items');
+  const slots: ImageSlot[] = [];
+  input.forEach((item: unknown, i) => {
+    if (typeof item !== 'object' || item === null) throw new HttpError(400, 'invalid_request', `input[${i}] must be an object`);
+    const content = (item as { content?: unknown }).content;
+    if (!Array.isArray(content)) return;
+    content.forEach((part: unknown, j) => {
+      if (typeof part !== 'object' || part === null || (part as { type?: unknown }).type !== 'input_image') return;
+      const p = part as { image_url?: unknown; file_id?: unknown; detail?: unknown };
+      const field = `input[${i}].content[${j}].image_url`;
+      if (p.image_url === undefined || p.image_url === null) {
+        if (typeof p.file_id === 'string') return;
+        throw new HttpError(400, 'invalid_request', `input[${i}].content[${j}] needs image_url or file_id`);
+      }
+      if (typeof p.image_url !== 'string') throw new HttpError(400, 'invalid_request', `${field} must be a string (a data URL or an http(s) URL)`);
+      const detail = detailOf(p.detail);
+      slots.push({ field, url: p.image_url, ...(detail ? { detail } : {}), set: (url) => void (p.image_url = url) });
+    });
+  });
+  return slots;
+}
+
+/** The words of a Responses API request (instructions and text parts), for the task classifier. */
+export function responsesPromptText(request: Record<string, unknown>): string {
+  const texts: string[] = [];
+  if (typeof request['instructions'] === 'string') texts.push(request['instructions']);
+  const input = request['input'];
+  if (typeof input === 'string') texts.push(input);
+  else if (Array.isArray(input)) {
+    for (const item of input) {
+      const content = (item as { content?: unknown } | null)?.content;
+      if (typeof content === 'string') texts.push(content);
+      else if (Array.isArray(content)) for (const p of content) if (typeof (p as { text?: unknown } | null)?.text === 'string') texts.push((p as { text: string }).text);
+    }
+  }
+  return texts.join('\n').slice(0, 100_000);
 }

@@ -1,9 +1,9 @@
 /**
- * The OpenAI-compatible proxy: POST /v1/chat/completions compresses every image of the request
- * (stored, then decoded, and the reconstruction forwarded in its place) and relays the backend's
- * answer unchanged; GET /v1/models lists the models of every backend.
+ * The OpenAI-compatible proxy: POST /v1/chat/completions and POST /v1/responses compress every image
+ * of the request (stored, then decoded, and the reconstruction forwarded in its place) and relay the
+ * backend's answer unchanged; GET /v1/models lists the models of every backend.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { imageStats } from '../policy/image-stats.js';
 import { decidePolicy, needsImageStats, policyHeader, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
@@ -12,7 +12,7 @@ import type { GatewayContext } from '../server/context.js';
 import { compressAndStore, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../server/image-service.js';
 import type { Backend } from './backends.js';
 import { errors, policyFields } from '../routes/schemas.js';
-import { findImageParts } from './image-parts.js';
+import { findImageParts, findResponsesImageParts, responsesPromptText, type ImageSlot } from './image-parts.js';
 import { callUpstream, clientGone, relayResponse } from './upstream.js';
 
 interface ImageReport {
@@ -44,9 +44,9 @@ function requestOptions(req: FastifyRequest, body: Record<string, unknown>, leve
 function promptText(messages: unknown[]): string {
   const texts: string[] = [];
   for (const m of messages) {
-    const content = (m as { content?: unknown }).content;
+    const content = (m as { content?: unknown } | null)?.content;
     if (typeof content === 'string') texts.push(content);
-    else if (Array.isArray(content)) for (const p of content) if (typeof (p as { text?: unknown }).text === 'string') texts.push((p as { text: string }).text);
+    else if (Array.isArray(content)) for (const p of content) if (typeof (p as { text?: unknown } | null)?.text === 'string') texts.push((p as { text: string }).text);
   }
   return texts.join('\n').slice(0, 100_000);
 }
@@ -78,28 +78,26 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     });
   }
 
-  app.post('/v1/chat/completions', {
-    schema: {
-      tags: ['lvlm proxy'],
-      summary: 'OpenAI-compatible chat completions with every image compressed',
-      description:
-        'Every `image_url` part (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; `data:application/vnd.vlmpress;base64,...` parts are decoded without re-encoding. Settings: headers `x-vlmpress-quality`, `x-vlmpress-max-bytes`, `x-vlmpress-task`, or a body field `vlmpress: {quality, max_bytes, task}` (removed before forwarding). The backend is chosen by `model`; its answer (JSON, SSE stream or error) comes back unchanged, with `x-vlmpress-*` headers listing original bytes, compressed bytes, quality and bitstream id per image.',
-      body: { type: 'object', required: ['model', 'messages'], properties: { model: { type: 'string' }, messages: { type: 'array', items: { type: 'object', additionalProperties: true } }, stream: { type: 'boolean' }, vlmpress: { type: 'object', properties: { quality: policyFields.quality, max_bytes: policyFields.max_bytes, task: policyFields.task } } }, additionalProperties: true },
-      response: { 200: { description: 'the upstream answer, unchanged (application/json or text/event-stream)', type: 'object', additionalProperties: true }, ...errors },
-    },
-  }, async (req, reply) => {
+  /** What differs between the two OpenAI APIs the proxy serves: where images and words are, and the upstream path. */
+  interface ProxiedApi {
+    route: 'chat_completions' | 'responses';
+    path: string;
+    /** checks the request's own shape; returns its image slots and prompt text */
+    read(request: Record<string, unknown>): { slots: ImageSlot[]; prompt: string };
+  }
+
+  async function proxy(api: ProxiedApi, req: FastifyRequest, reply: FastifyReply) {
     const body = req.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_request', 'the body must be a JSON chat completion request');
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_request', 'the body must be a JSON object');
     const request = body as Record<string, unknown>;
     if (typeof request['model'] !== 'string' || request['model'].length === 0) throw new HttpError(400, 'invalid_request', 'model is required');
-    if (!Array.isArray(request['messages'])) throw new HttpError(400, 'invalid_request', 'messages must be an array');
+    const { slots, prompt: words } = api.read(request);
     if (!ctx.backends.configured) throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');
     const backend = ctx.backends.route(request['model']);
     if (!backend) throw new HttpError(404, 'model_not_found', `no backend serves model "${request['model']}"`);
 
     const options = requestOptions(req, request, ctx.defaultModel().levels, ctx.targets);
-    const prompt = options.prompt ?? promptText(request['messages']);
-    const slots = findImageParts(request['messages']);
+    const prompt = options.prompt ?? words;
     if (slots.length > ctx.config.proxyMaxImages) throw new HttpError(400, 'too_many_images', `${slots.length} images in one request; the limit is ${ctx.config.proxyMaxImages} (VLMPRESS_PROXY_MAX_IMAGES)`);
     // One decision per image: the backend's view depends on each image's `detail`, the class may on its content.
     const results = await Promise.all(slots.map((s) => rewriteImage(s.url, s.field, { ...options, prompt, profile: backend.profile, ...(s.detail ? { detail: s.detail } : {}) })));
@@ -125,7 +123,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     try {
       res = await callUpstream({
         backend,
-        path: '/chat/completions',
+        path: api.path,
         method: 'POST',
         body: JSON.stringify(request),
         timeoutMs: ctx.config.upstreamTimeoutMs,
@@ -134,12 +132,52 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         signal: clientGone(req, reply),
       });
     } catch (e) {
-      observe(backend, 'chat_completions', 'error', t0);
+      observe(backend, api.route, 'error', t0);
       throw e;
     }
-    observe(backend, 'chat_completions', String(res.status), t0);
+    observe(backend, api.route, String(res.status), t0);
     return relayResponse(reply, res);
-  });
+  }
+
+  const vlmpressField = { type: 'object', properties: { quality: policyFields.quality, max_bytes: policyFields.max_bytes, task: policyFields.task, target: policyFields.target } };
+  const upstreamAnswer = { 200: { description: 'the upstream answer, unchanged (application/json or text/event-stream)', type: 'object', additionalProperties: true }, ...errors };
+  const settings =
+    'Settings: headers `x-vlmpress-quality`, `x-vlmpress-max-bytes`, `x-vlmpress-task`, `x-vlmpress-target`, or a body field `vlmpress: {quality, max_bytes, task, target}` (removed before forwarding). The backend is chosen by `model`; its answer (JSON, SSE stream or error) comes back unchanged, with `x-vlmpress-*` headers listing original bytes, compressed bytes, quality and bitstream id per image.';
+
+  app.post('/v1/chat/completions', {
+    schema: {
+      tags: ['lvlm proxy'],
+      summary: 'OpenAI-compatible chat completions with every image compressed',
+      description: `Every \`image_url\` part (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; \`data:application/vnd.vlmpress;base64,...\` parts are decoded without re-encoding. ${settings}`,
+      body: { type: 'object', required: ['model', 'messages'], properties: { model: { type: 'string' }, messages: { type: 'array', items: { type: 'object', additionalProperties: true } }, stream: { type: 'boolean' }, vlmpress: vlmpressField }, additionalProperties: true },
+      response: upstreamAnswer,
+    },
+  }, (req, reply) =>
+    proxy({
+      route: 'chat_completions',
+      path: '/chat/completions',
+      read: (request) => {
+        if (!Array.isArray(request['messages'])) throw new HttpError(400, 'invalid_request', 'messages must be an array');
+        return { slots: findImageParts(request['messages']), prompt: promptText(request['messages']) };
+      },
+    }, req, reply),
+  );
+
+  app.post('/v1/responses', {
+    schema: {
+      tags: ['lvlm proxy'],
+      summary: 'OpenAI-compatible Responses API with every image compressed',
+      description: `Every \`input_image\` part given by \`image_url\` (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; \`data:application/vnd.vlmpress;base64,...\` images are decoded without re-encoding; images given by \`file_id\` pass through untouched. ${settings}`,
+      body: { type: 'object', required: ['model', 'input'], properties: { model: { type: 'string' }, input: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'object', additionalProperties: true } }] }, stream: { type: 'boolean' }, vlmpress: vlmpressField }, additionalProperties: true },
+      response: upstreamAnswer,
+    },
+  }, (req, reply) =>
+    proxy({
+      route: 'responses',
+      path: '/responses',
+      read: (request) => ({ slots: findResponsesImageParts(request['input']), prompt: responsesPromptText(request) }),
+    }, req, reply),
+  );
 
   app.get('/v1/models', { schema: { tags: ['lvlm proxy'], summary: 'The models of every backend (one backend: its answer as is)', response: { 200: { type: 'object', additionalProperties: true }, ...errors } } }, async (req, reply) => {
     if (!ctx.backends.configured) throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');

@@ -19,6 +19,7 @@ export const policyFields = {
   max_bytes: { type: 'integer', minimum: 1, description: 'byte budget: the highest quality whose bitstream fits' },
   task: { type: 'string', maxLength: 64, description: 'task hint for the policy (general, ocr, detail)' },
   prompt: { type: 'string', description: 'the prompt the image goes with (policy hint)' },
+  target: { anyOf: [{ type: 'number' }, { type: 'string' }], description: 'accuracy target of the policy table, e.g. 0.95, "0.98" or "99%"' },
 } as const;
 
 export const compressResult = {

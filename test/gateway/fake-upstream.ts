@@ -1,9 +1,9 @@
 /**
  * A fake OpenAI-compatible LVLM server on loopback (a real HTTP server) that records every request
- * it receives. It answers chat completions as JSON or as an SSE stream, fails on demand (a model
- * named "fail-<status>"), and lists its models.
+ * it receives. It answers chat completions and Responses API requests as JSON or as an SSE stream,
+ * fails on demand (a model named "fail-<status>"), and lists its models.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 export interface Received {
   method: string;
@@ -30,6 +30,40 @@ function completion(model: string, text: string) {
   };
 }
 
+function responseObject(model: string, text: string, status: 'in_progress' | 'completed') {
+  const output = status === 'completed' ? [{ type: 'message', id: 'msg_fake', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] }] : [];
+  return { id: 'resp_fake', object: 'response', created_at: 1_700_000_000, model, status, output, usage: status === 'completed' ? { input_tokens: 10, output_tokens: 3, total_tokens: 13 } : null };
+}
+
+/** Responses API: `input_image` parts counted, the answer as JSON or as typed SSE events. */
+function answerResponses(res: ServerResponse, body: any, name: string): void {
+  const items: any[] = typeof body.input === 'string' ? [] : body.input;
+  const images = items.flatMap((item) => (Array.isArray(item.content) ? item.content.filter((p: any) => p.type === 'input_image') : []));
+  const answer = `${name} saw ${images.length} image(s)`;
+  if (!body.stream) {
+    res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': 'upstream-req-2' });
+    res.end(JSON.stringify(responseObject(body.model, answer, 'completed')));
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  let seq = 0;
+  const send = (event: Record<string, unknown>) => res.write(`event: ${event['type']}\ndata: ${JSON.stringify({ ...event, sequence_number: seq++ })}\n\n`);
+  send({ type: 'response.created', response: responseObject(body.model, '', 'in_progress') });
+  const words = answer.split(' ');
+  let i = 0;
+  const tick = () => {
+    if (i < words.length) {
+      send({ type: 'response.output_text.delta', item_id: 'msg_fake', output_index: 0, content_index: 0, delta: (i ? ' ' : '') + words[i], logprobs: [] });
+      i++;
+      setTimeout(tick, 5);
+    } else {
+      send({ type: 'response.completed', response: responseObject(body.model, answer, 'completed') });
+      res.end();
+    }
+  };
+  tick();
+}
+
 export async function startFakeUpstream(options: { models?: string[]; name?: string } = {}): Promise<FakeUpstream> {
   const received: Received[] = [];
   const models = options.models ?? ['fake-vlm'];
@@ -46,7 +80,7 @@ export async function startFakeUpstream(options: { models?: string[]; name?: str
         res.end(JSON.stringify({ object: 'list', data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: name })) }));
         return;
       }
-      if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+      if (req.method !== 'POST' || (req.url !== '/v1/chat/completions' && req.url !== '/v1/responses')) {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: 'not found', type: 'invalid_request_error', code: null } }));
         return;
@@ -57,6 +91,7 @@ export async function startFakeUpstream(options: { models?: string[]; name?: str
         res.end(JSON.stringify({ error: { message: `upstream says ${failure[1]}`, type: 'rate_limit_error', code: 'fake_failure' } }));
         return;
       }
+      if (req.url === '/v1/responses') return void answerResponses(res, body, name);
       const images = body.messages.flatMap((m: any) => (Array.isArray(m.content) ? m.content.filter((p: any) => p.type === 'image_url') : []));
       const answer = `${name} saw ${images.length} image(s)`;
       if (body.stream) {

@@ -184,6 +184,49 @@ for (const mode of MODES) describe(`LVLM proxy with the openai client (${mode} m
     assert.equal(q.response.headers.get('x-vlmpress-quality'), '6.5');
   });
 
+  it('serves the Responses API too: input_image parts compressed, file_id images untouched, JSON and events relayed', async () => {
+    const input = (): OpenAI.Responses.ResponseInput => [
+      {
+        role: 'user',
+        content: [
+          { type: 'input_text', text: 'Read the sign in this photo.' },
+          { type: 'input_image', image_url: dataUrlOf('image/png', png), detail: 'low' },
+          { type: 'input_image', file_id: 'file-abc123', detail: 'auto' },
+        ],
+      },
+    ];
+    const { data, response } = await client.responses.create({ model: 'fake-vlm', input: input(), instructions: 'Be brief.', vlmpress: { quality: 3 } } as OpenAI.Responses.ResponseCreateParamsNonStreaming).withResponse();
+    assert.equal(data.output_text, 'fake saw 2 image(s)');
+    assert.equal(response.headers.get('x-request-id'), 'upstream-req-2');
+    assert.equal(response.headers.get('x-vlmpress-images'), '1');
+    assert.equal(response.headers.get('x-vlmpress-quality'), '3');
+    assert.match(response.headers.get('x-vlmpress-policy')!, /class=text/, 'the input text reaches the task classifier');
+    const got = upstream.received.at(-1)!;
+    assert.equal(got.url, '/v1/responses');
+    assert.equal(got.body.vlmpress, undefined);
+    assert.equal(got.body.instructions, 'Be brief.');
+    const [text, image, file] = got.body.input[0].content;
+    assert.deepEqual(text, { type: 'input_text', text: 'Read the sign in this photo.' });
+    assert.deepEqual(file, { type: 'input_image', file_id: 'file-abc123', detail: 'auto' });
+    assert.equal(image.detail, 'low');
+    assert.equal((await forwardedPixels(image.image_url)).sha, await reconstructionSha(gw, response.headers.get('x-vlmpress-ids')!));
+
+    const stream = await client.responses.create({ model: 'fake-vlm', input: input(), stream: true });
+    const deltas: string[] = [];
+    let completed = '';
+    for await (const event of stream) {
+      if (event.type === 'response.output_text.delta') deltas.push(event.delta);
+      if (event.type === 'response.completed') completed = (event.response.output[0] as OpenAI.Responses.ResponseOutputMessage).content.map((c) => (c.type === 'output_text' ? c.text : '')).join('');
+    }
+    assert.equal(deltas.length, 4, 'one event per word, relayed as they came');
+    assert.equal(deltas.join(''), 'fake saw 2 image(s)');
+    assert.equal(completed, 'fake saw 2 image(s)');
+
+    await assert.rejects(client.responses.create({ model: 'fake-vlm', input: [{ role: 'user', content: [{ type: 'input_image', detail: 'auto' } as never] }] }), (e: unknown) => e instanceof OpenAI.APIError && e.status === 400 && (e.error as { code?: string }).code === 'invalid_request');
+    const plain = await client.responses.create({ model: 'fake-vlm', input: 'No pictures here.' });
+    assert.equal(plain.output_text, 'fake saw 0 image(s)');
+  });
+
   it('lists the upstream models', async () => {
     const models = [];
     for await (const m of client.models.list()) models.push(m.id);
@@ -204,6 +247,9 @@ for (const mode of MODES) describe(`LVLM proxy with the openai client (${mode} m
       [() => client.chat.completions.create({ model: 'fake-vlm', messages: image(dataUrlOf('image/png', png)) }, { headers: { 'x-vlmpress-quality': '42' } }), 400, 'invalid_request'],
       // @ts-expect-error messages missing
       [() => client.chat.completions.create({ model: 'fake-vlm' }), 400, 'invalid_request'],
+      [() => client.chat.completions.create({ model: 'fake-vlm', messages: [null as never] }), 400, 'invalid_request'],
+      [() => client.responses.create({ model: 'fake-vlm', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'gopher://x/y.png', detail: 'auto' }] }] }), 400, 'invalid_image_url'],
+      [() => client.responses.create({ model: 'fake-vlm', input: 42 as never }), 400, 'invalid_request'],
       [() => new OpenAI({ apiKey: 'wrong', baseURL: `${gw.base}/v1`, maxRetries: 0 }).models.list(), 401, 'unauthorized'],
     ];
     for (const [call, status, code] of cases) {
