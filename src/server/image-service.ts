@@ -10,7 +10,7 @@ import type { DecodeJobResult } from '../workers/jobs.js';
 import type { GatewayContext } from './context.js';
 import { DecodeCache } from './decode-cache.js';
 import { codecErrorStatus, HttpError } from './errors.js';
-import { fetchImageUrl, isFetchableUrl, UrlFetchError } from './url-fetcher.js';
+import { fetchImageUrl, isFetchableUrl, UrlFetchError } from '../lvlm-proxy/url-fetcher.js';
 
 export const BITSTREAM_MIME = 'application/vnd.vlmpress';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fetchImageUrl, isFetchableUrl, isPublicAddress, UrlFetchError, type UrlFetchErrorCode, type UrlFetchOptions } from '../../src/server/url-fetcher.js';
+import { fetchImageUrl, isFetchableUrl, isPublicAddress, UrlFetchError, type UrlFetchErrorCode, type UrlFetchOptions } from '../../src/lvlm-proxy/url-fetcher.js';
 
 const LOOPBACK = ['127.0.0.0/8'];
 const PNG_BYTES = Uint8Array.from({ length: 3000 }, (_, i) => (i * 31 + 7) & 0xff);
