@@ -1,6 +1,6 @@
 import pytest
 
-from vlmpress_eval.policy import build, lowest_reaching, relative_curves
+from vlmpress_eval.policy import build, lowest_reaching, relative_curves, wilson
 
 
 def result(codec_points, originals=None, images=10):
@@ -19,6 +19,21 @@ def test_lowest_quality_reaching_the_target_everywhere_above():
     assert lowest_reaching(curves, ["mbv2_agree", "mbv1_agree"], 0.95)["setting"] == 8.0
     assert lowest_reaching(curves, ["mbv2_agree"], 0.95)["setting"] == 2.0
     assert lowest_reaching(curves, ["mbv2_agree"], 0.999) is None
+
+
+def test_decisions_carry_image_counts_and_wilson_intervals_for_agreement():
+    policy = build([result({"vlmpress": VLM, "jpeg": JPEG}, images=100)], {"name": "m", "id": "x" * 64})
+    d = policy["classes"]["general"]["targets"]["0.95"]
+    assert d["images"] == 100
+    lo, hi = d["ci95"]["mbv2_agree"]
+    assert lo < d["scores"]["mbv2_agree"] < hi
+    # 95/100 agreeing: the Wilson interval is about 0.888-0.978 (a textbook value)
+    assert wilson(0.95, 100) == pytest.approx([0.8883, 0.9785], abs=1e-3)
+    assert wilson(1.0, 100)[1] == 1.0 and wilson(1.0, 100)[0] > 0.96
+    assert set(d["ci95"]) == {"mbv2_agree", "mbv1_agree"}
+    with_msssim = [(q, b, {**m, "msssim": 0.99}) for q, b, m in VLM]
+    detail = build([result({"vlmpress": with_msssim}, images=100)], {"name": "m", "id": "x" * 64})["classes"]["detail"]["targets"]["0.95"]
+    assert set(detail["ci95"]) == {"mbv2_agree", "mbv1_agree"}, "only shares of images get a binomial interval"
 
 
 def test_scores_are_relative_to_the_original():
