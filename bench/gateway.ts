@@ -103,6 +103,11 @@ async function main(): Promise<void> {
     const textChat = JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: 'Say something.' }] });
     const imageChat = (b64: string) => JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${b64}` } }] }] });
 
+    // What the calibrated policy picks for these proxied images (no quality in the request).
+    const probe = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: imageChat(variants[1000]!) });
+    await probe.arrayBuffer();
+    const policyNote = `proxied images: ${probe.headers.get('x-vlmpress-policy')} (${probe.headers.get('x-vlmpress-compressed-bytes')} bytes)`;
+
     const rows: (string | number)[][] = [['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'requests', 'failures']];
     rows.push(await run({ name: 'upstream direct, text chat (baseline)', url: `${upstream.url}/chat/completions`, bodies: [textChat] }));
     rows.push(await run({ name: 'proxy, text chat (gateway overhead)', url: `${base}/v1/chat/completions`, bodies: [textChat] }));
@@ -115,7 +120,7 @@ async function main(): Promise<void> {
     // One connection: concurrent requests for one image would share a decode even without the cache.
     rows.push(await run({ name: 'proxy, chat repeating a 256x256 image (1 conn)', url: `${base}/v1/chat/completions`, bodies: repeated, connections: 1 }));
     const uncachedPort = port + 1000;
-    const uncachedEnv = { ...env, PORT: String(uncachedPort), VLMPRESS_DECODE_CACHE_MB: '0', VLMPRESS_REDIS_PREFIX: `${env['VLMPRESS_REDIS_PREFIX']}-nocache` };
+    const uncachedEnv = { ...env, PORT: String(uncachedPort), VLMPRESS_DECODE_CACHE_MB: '0', VLMPRESS_REDIS_PREFIX: `${env['VLMPRESS_REDIS_PREFIX']}-nocache`, VLMPRESS_WORKER_METRICS_PORT: '0' };
     const uncachedBase = `http://127.0.0.1:${uncachedPort}`;
     const uncached = await startProcess('server/main.js', uncachedEnv, async () => (await fetch(`${uncachedBase}/healthz`)).ok);
     children.push(uncached);
@@ -123,6 +128,7 @@ async function main(): Promise<void> {
     while ((await fetch(`${uncachedBase}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 100));
     rows.push(await run({ name: 'same, VLMPRESS_DECODE_CACHE_MB=0 (1 conn)', url: `${uncachedBase}/v1/chat/completions`, bodies: repeated, connections: 1 }));
     console.log(`gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`);
+    console.log(policyNote);
     console.log(table(rows));
     const baseRps = rows[1]![1] as number;
     const proxyRps = rows[2]![1] as number;

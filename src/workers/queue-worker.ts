@@ -35,6 +35,14 @@ async function serveWorkerMetrics(port: number, metrics: WorkerMetrics, running:
   return server;
 }
 
+/** The worker cannot start for a reason its operator must fix (a port taken, no model). */
+export class WorkerStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkerStartError';
+  }
+}
+
 export interface QueueWorkerHandle {
   heartbeat: WorkerHeartbeat;
   metrics: WorkerMetrics;
@@ -116,7 +124,20 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
     }
   };
 
-  const workers = [QUEUES.encode, QUEUES.decode].map((name) => {
+  // The metrics port is bound before any job is taken or heartbeat sent: a worker that cannot serve
+  // its probes stops here with a clear error instead of crashing after gateways have counted it.
+  let workers: Worker[] = [];
+  let server: Server | undefined;
+  if (config.workerMetricsPort) {
+    try {
+      server = await serveWorkerMetrics(config.workerMetricsPort, metrics, () => workers.length > 0 && workers.every((w) => w.isRunning()));
+    } catch (e) {
+      await pool.close();
+      await redis.quit().catch(() => redis.disconnect());
+      throw new WorkerStartError(`cannot serve metrics on port ${config.workerMetricsPort} (VLMPRESS_WORKER_METRICS_PORT): ${(e as Error).message}`);
+    }
+  }
+  workers = [QUEUES.encode, QUEUES.decode].map((name) => {
     const w = new Worker(name, process_, {
       connection: bullConnection(redisUrl, `vlmpress-worker-${name}`),
       prefix: bullPrefix(config.redisPrefix),
@@ -135,7 +156,6 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
   beatTimer.unref();
   log.info({ worker: id, models: models.map((m) => `${m.name} (${m.provider})`), concurrency: config.workerConcurrency, threads: config.workerThreads }, 'queue worker ready');
 
-  const server = config.workerMetricsPort ? await serveWorkerMetrics(config.workerMetricsPort, metrics, () => workers.every((w) => w.isRunning())) : undefined;
 
   return {
     heartbeat,

@@ -1,7 +1,7 @@
 /** `npm run worker`: a queue worker process for Redis mode; drains its jobs on SIGINT/SIGTERM. */
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../server/config.js';
-import { startQueueWorker } from './queue-worker.js';
+import { startQueueWorker, WorkerStartError, type QueueWorkerHandle } from './queue-worker.js';
 
 let config;
 try {
@@ -18,7 +18,16 @@ if (!config.redisUrl) {
   process.exit(2);
 }
 const log = pino({ level: config.logLevel, base: { service: 'vlmpress-worker' } });
-const worker = await startQueueWorker(config, log);
+let worker: QueueWorkerHandle;
+try {
+  worker = await startQueueWorker(config, log);
+} catch (e) {
+  if (e instanceof WorkerStartError) {
+    process.stderr.write(`vlmpress worker: ${e.message}\n`);
+    process.exit(2);
+  }
+  throw e;
+}
 let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;

@@ -136,7 +136,7 @@ describe('gateway API keys', () => {
       // The API description is open, and lists every endpoint.
       const spec = (await (await fetch(`${gw.base}/docs/json`)).json()) as { openapi: string; paths: Record<string, unknown> };
       assert.match(spec.openapi, /^3\./);
-      for (const p of ['/compress', '/bitstreams/{id}', '/bitstreams/{id}/image', '/decompress', '/v1/chat/completions', '/v1/models', '/healthz', '/readyz', '/metrics']) assert.ok(spec.paths[p], p);
+      for (const p of ['/compress', '/bitstreams/{id}', '/bitstreams/{id}/image', '/decompress', '/v1/chat/completions', '/v1/responses', '/v1/models', '/healthz', '/readyz', '/metrics']) assert.ok(spec.paths[p], p);
       assert.equal((await fetch(`${gw.base}/docs`)).status, 200);
     } finally {
       await gw.close();

@@ -101,6 +101,22 @@ describe('Redis mode: gateway and a separate worker process', () => {
     }
   });
 
+  it('refuses to start a second worker whose metrics port is taken, before it announces itself', async () => {
+    const heartbeats = async () => (await redis.keys(`${gw.prefix}:workers:*`)).length;
+    const before = await heartbeats();
+    const second = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
+      env: { ...process.env, REDIS_URL: gw.redisUrl!, VLMPRESS_REDIS_PREFIX: gw.prefix, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_WORKER_METRICS_PORT: String(metricsPort), LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    second.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => second.once('exit', resolve));
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /vlmpress worker: cannot serve metrics on port \d+ \(VLMPRESS_WORKER_METRICS_PORT\)/);
+    assert.doesNotMatch(stderr, /\n\s+at /, 'a message, not a stack trace');
+    assert.equal(await heartbeats(), before, 'it never counted as a live worker');
+  });
+
   it('finishes the active job when the worker is asked to stop', async () => {
     const big = await sharp(readShared('data', 'kodak', 'kodim05.png')).png().toBuffer();
     const pending = post(gw, { image: big.toString('base64'), quality: 7 });
