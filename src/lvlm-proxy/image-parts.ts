@@ -16,33 +16,56 @@ export interface ImageSlot {
   set(url: string): void;
 }
 
-export function findImageParts(messages: unknown): ImageSlot[] {
-  if (!Array.isArray(messages)) throw new HttpError(400, 'invalid_request', 'messages must be an array');
-  const slots: ImageSlot[] = [];
-  messages.forEach((message: unknown, i) => {
-    if (typeof message !== 'object' || message === null) throw new HttpError(400, 'invalid_request', `messages[${i}] must be an object`);
-    const content = (message as { content?: unknown }).content;
+/** Every object part of every item's `content` list, with its JSON path; items must be objects. */
+function eachPart(items: unknown[], name: string, visit: (part: Record<string, unknown>, path: string) => void): void {
+  items.forEach((item: unknown, i) => {
+    if (typeof item !== 'object' || item === null) throw new HttpError(400, 'invalid_request', `${name}[${i}] must be an object`);
+    const content = (item as { content?: unknown }).content;
     if (!Array.isArray(content)) return;
     content.forEach((part: unknown, j) => {
-      if (typeof part !== 'object' || part === null || (part as { type?: unknown }).type !== 'image_url') return;
-      const p = part as { image_url?: unknown };
-      const base = `messages[${i}].content[${j}].image_url`;
-      if (typeof p.image_url === 'string') {
-        slots.push({ field: base, url: p.image_url, set: (url) => void (p.image_url = url) });
-      } else if (typeof p.image_url === 'object' && p.image_url !== null && typeof (p.image_url as { url?: unknown }).url === 'string') {
-        const holder = p.image_url as { url: string; detail?: unknown };
-        const detail = detailOf(holder.detail);
-        slots.push({ field: `${base}.url`, url: holder.url, ...(detail ? { detail } : {}), set: (url) => void (holder.url = url) });
-      } else {
-        throw new HttpError(400, 'invalid_request', `${base} must be {"url": "..."}`);
-      }
+      if (typeof part === 'object' && part !== null) visit(part as Record<string, unknown>, `${name}[${i}].content[${j}]`);
     });
   });
-  return slots;
+}
+
+/** The words of a list of messages or input items: string contents and `text` parts. */
+function textOf(items: unknown[]): string[] {
+  const texts: string[] = [];
+  for (const item of items) {
+    const content = (item as { content?: unknown } | null)?.content;
+    if (typeof content === 'string') texts.push(content);
+    else if (Array.isArray(content)) for (const p of content) if (typeof (p as { text?: unknown } | null)?.text === 'string') texts.push((p as { text: string }).text);
+  }
+  return texts;
 }
 
 const DETAILS = ['low', 'high', 'auto'] as const;
 const detailOf = (v: unknown) => (DETAILS as readonly unknown[]).includes(v) ? (v as ImageSlot['detail']) : undefined;
+
+export function findImageParts(messages: unknown): ImageSlot[] {
+  if (!Array.isArray(messages)) throw new HttpError(400, 'invalid_request', 'messages must be an array');
+  const slots: ImageSlot[] = [];
+  eachPart(messages, 'messages', (p, path) => {
+    if (p['type'] !== 'image_url') return;
+    const base = `${path}.image_url`;
+    const image = p['image_url'];
+    if (typeof image === 'string') {
+      slots.push({ field: base, url: image, set: (url) => void (p['image_url'] = url) });
+    } else if (typeof image === 'object' && image !== null && typeof (image as { url?: unknown }).url === 'string') {
+      const holder = image as { url: string; detail?: unknown };
+      const detail = detailOf(holder.detail);
+      slots.push({ field: `${base}.url`, url: holder.url, ...(detail ? { detail } : {}), set: (url) => void (holder.url = url) });
+    } else {
+      throw new HttpError(400, 'invalid_request', `${base} must be {"url": "..."}`);
+    }
+  });
+  return slots;
+}
+
+/** The words of a chat request, for the task classifier. */
+export function chatPromptText(messages: unknown[]): string {
+  return textOf(messages).join('\n').slice(0, 100_000);
+}
 
 /**
  * Responses API input: a string (no images) or a list of items whose `content` lists parts. An
@@ -53,22 +76,17 @@ export function findResponsesImageParts(input: unknown): ImageSlot[] {
   if (typeof input === 'string') return [];
   if (!Array.isArray(input)) throw new HttpError(400, 'invalid_request', 'input must be a string or an array of input items');
   const slots: ImageSlot[] = [];
-  input.forEach((item: unknown, i) => {
-    if (typeof item !== 'object' || item === null) throw new HttpError(400, 'invalid_request', `input[${i}] must be an object`);
-    const content = (item as { content?: unknown }).content;
-    if (!Array.isArray(content)) return;
-    content.forEach((part: unknown, j) => {
-      if (typeof part !== 'object' || part === null || (part as { type?: unknown }).type !== 'input_image') return;
-      const p = part as { image_url?: unknown; file_id?: unknown; detail?: unknown };
-      const field = `input[${i}].content[${j}].image_url`;
-      if (p.image_url === undefined || p.image_url === null) {
-        if (typeof p.file_id === 'string') return;
-        throw new HttpError(400, 'invalid_request', `input[${i}].content[${j}] needs image_url or file_id`);
-      }
-      if (typeof p.image_url !== 'string') throw new HttpError(400, 'invalid_request', `${field} must be a string (a data URL or an http(s) URL)`);
-      const detail = detailOf(p.detail);
-      slots.push({ field, url: p.image_url, ...(detail ? { detail } : {}), set: (url) => void (p.image_url = url) });
-    });
+  eachPart(input, 'input', (p, path) => {
+    if (p['type'] !== 'input_image') return;
+    const field = `${path}.image_url`;
+    const image = p['image_url'];
+    if (image === undefined || image === null) {
+      if (typeof p['file_id'] === 'string') return;
+      throw new HttpError(400, 'invalid_request', `${path} needs image_url or file_id`);
+    }
+    if (typeof image !== 'string') throw new HttpError(400, 'invalid_request', `${field} must be a string (a data URL or an http(s) URL)`);
+    const detail = detailOf(p['detail']);
+    slots.push({ field, url: image, ...(detail ? { detail } : {}), set: (url) => void (p['image_url'] = url) });
   });
   return slots;
 }
@@ -79,12 +97,6 @@ export function responsesPromptText(request: Record<string, unknown>): string {
   if (typeof request['instructions'] === 'string') texts.push(request['instructions']);
   const input = request['input'];
   if (typeof input === 'string') texts.push(input);
-  else if (Array.isArray(input)) {
-    for (const item of input) {
-      const content = (item as { content?: unknown } | null)?.content;
-      if (typeof content === 'string') texts.push(content);
-      else if (Array.isArray(content)) for (const p of content) if (typeof (p as { text?: unknown } | null)?.text === 'string') texts.push((p as { text: string }).text);
-    }
-  }
+  else if (Array.isArray(input)) texts.push(...textOf(input));
   return texts.join('\n').slice(0, 100_000);
 }

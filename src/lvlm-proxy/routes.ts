@@ -12,7 +12,7 @@ import type { GatewayContext } from '../server/context.js';
 import { compressAndStore, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../server/image-service.js';
 import type { Backend } from './backends.js';
 import { errors, policyFields } from '../routes/schemas.js';
-import { findImageParts, findResponsesImageParts, responsesPromptText, type ImageSlot } from './image-parts.js';
+import { chatPromptText, findImageParts, findResponsesImageParts, responsesPromptText, type ImageSlot } from './image-parts.js';
 import { callUpstream, clientGone, relayResponse } from './upstream.js';
 
 interface ImageReport {
@@ -39,16 +39,6 @@ function requestOptions(req: FastifyRequest, body: Record<string, unknown>, leve
     Object.assign(fields, own);
   }
   return policyRequest(fields, levels, targets);
-}
-
-function promptText(messages: unknown[]): string {
-  const texts: string[] = [];
-  for (const m of messages) {
-    const content = (m as { content?: unknown } | null)?.content;
-    if (typeof content === 'string') texts.push(content);
-    else if (Array.isArray(content)) for (const p of content) if (typeof (p as { text?: unknown } | null)?.text === 'string') texts.push((p as { text: string }).text);
-  }
-  return texts.join('\n').slice(0, 100_000);
 }
 
 export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
@@ -158,7 +148,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
       path: '/chat/completions',
       read: (request) => {
         if (!Array.isArray(request['messages'])) throw new HttpError(400, 'invalid_request', 'messages must be an array');
-        return { slots: findImageParts(request['messages']), prompt: promptText(request['messages']) };
+        return { slots: findImageParts(request['messages']), prompt: chatPromptText(request['messages']) };
       },
     }, req, reply),
   );
