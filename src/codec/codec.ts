@@ -34,8 +34,15 @@ export interface CodecOptions {
   /** name or id of the model used for encoding; default: the first one loaded */
   defaultModel?: string;
   session?: Partial<SessionSettings>;
-  /** pixel limit for inputs and for the size a bitstream announces */
+  /** pixel limit for input images */
   maxPixels?: number;
+  /**
+   * pixel limit for the size a bitstream announces (default: `maxPixels`). A gateway sets it to what
+   * it produces itself: a few KB of bitstream can announce any size, and decoding costs time per pixel.
+   */
+  maxDecodePixels?: number;
+  /** the learned decoder runs on tiles of at most this many latents a side (memory bound); default 48 */
+  decodeTileLatents?: number;
   log?: LoadOptions['log'];
 }
 
@@ -109,12 +116,30 @@ export async function describeModels(dirs?: string[]): Promise<{ name: string; i
   return out;
 }
 
+/** Latents of context around a decoder tile: the synthesis transform (four 5x5 stride-2 transposed
+ * convolutions) reaches two latents, so three make every tiled pixel equal to the whole-image one. */
+const TILE_HALO = 3;
+
+interface Limits {
+  maxPixels: number;
+  maxDecodePixels: number;
+  tileLatents: number;
+}
+
 export class Codec {
   private constructor(
     private readonly models: ModelPackage[],
     private readonly defaultPackage: ModelPackage,
-    readonly maxPixels: number,
+    private readonly limits: Limits,
   ) {}
+
+  get maxPixels(): number {
+    return this.limits.maxPixels;
+  }
+
+  get maxDecodePixels(): number {
+    return this.limits.maxDecodePixels;
+  }
 
   static async load(options: CodecOptions = {}): Promise<Codec> {
     const dirs = options.modelDirs ?? (await findModelDirs());
@@ -129,9 +154,13 @@ export class Codec {
       }
       const prefixes = new Set(models.map((m) => m.manifest.id.slice(0, 16)));
       if (prefixes.size !== models.length) throw new CodecError('bad_model_package', 'two model packages share an id prefix');
-      const codec = new Codec(models, models[0]!, options.maxPixels ?? DEFAULT_MAX_PIXELS);
+      const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+      const tileLatents = options.decodeTileLatents ?? 48;
+      if (!Number.isSafeInteger(tileLatents) || tileLatents < 1) throw new CodecError('invalid_argument', 'decodeTileLatents must be a positive integer');
+      const limits = { maxPixels, maxDecodePixels: options.maxDecodePixels ?? maxPixels, tileLatents };
+      const codec = new Codec(models, models[0]!, limits);
       const def = options.defaultModel ? codec.model(options.defaultModel) : models[0]!;
-      return new Codec(models, def, codec.maxPixels);
+      return new Codec(models, def, limits);
     } catch (e) {
       await Promise.all(models.map(releaseModelPackage));
       throw e;
@@ -328,16 +357,25 @@ export class Codec {
     if (c.qualityFixed < QUALITY_ONE || c.qualityFixed > levels * QUALITY_ONE) {
       throw new CodecError('bad_header', `quality ${c.qualityFixed / QUALITY_ONE} is outside 1..${levels}`);
     }
-    if (c.width * c.height > this.maxPixels) {
-      throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the limit is ${this.maxPixels}`);
-    }
+    this.checkAnnouncedSize(c);
     return { c, pkg };
+  }
+
+  /** Refuse before any allocation: the size a bitstream announces is the cost of decoding it. */
+  private checkAnnouncedSize(c: Container): void {
+    const limit = this.limits.maxDecodePixels;
+    if (c.width * c.height > limit) {
+      throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the decode limit is ${limit}`, { width: c.width, height: c.height, maxDecodePixels: limit });
+    }
   }
 
   async decode(bitstream: Uint8Array): Promise<RgbImage & { quality: number; model: { name: string; id: string } }> {
     const parsed = parseContainer(bitstream);
     const classical = classicalName(parsed.codec);
-    if (classical) return { ...(await decodeClassical(parsed, this.maxPixels)), model: { name: classical, id: '' } };
+    if (classical) {
+      this.checkAnnouncedSize(parsed);
+      return { ...(await decodeClassical(parsed, this.limits.maxDecodePixels)), model: { name: classical, id: '' } };
+    }
     const { c, pkg } = this.resolveContainer(parsed);
     const m = pkg.manifest;
     const H = paddedSize(c.height, m.paddingMultiple);
@@ -371,12 +409,61 @@ export class Codec {
     }
     latent.assertFinished();
 
-    const out = await pkg.decoder.run({
-      y_hat: new ort.Tensor('float32', yHat, [1, m.latentChannels, yh, yw]),
-      quality: new ort.Tensor('float32', Float32Array.of(c.qualityFixed / QUALITY_ONE), [1]),
-    });
-    const img = fromTensor(out['image']!.data as Float32Array, H, W, c.width, c.height);
+    const img = await this.synthesize(pkg, yHat, yh, yw, c);
     return { ...img, quality: c.qualityFixed / QUALITY_ONE, model: { name: m.name, id: m.id } };
+  }
+
+  /**
+   * The synthesis transform, tile by tile: each tile of at most `tileLatents`² latents runs with
+   * TILE_HALO latents of context on every inner side, and only its own pixels are kept. The decoder's
+   * working memory (about 0.46 GB per megapixel in one run) is then bounded by the tile, not the
+   * image, and the pixels equal those of one whole-image run (test/codec/tiled-decode.test.ts).
+   */
+  private async synthesize(pkg: ModelPackage, yHat: Float32Array, yh: number, yw: number, c: Container): Promise<RgbImage> {
+    const M = pkg.manifest.latentChannels;
+    const s = pkg.manifest.latentStride;
+    const T = this.limits.tileLatents;
+    const quality = new ort.Tensor('float32', Float32Array.of(c.qualityFixed / QUALITY_ONE), [1]);
+    if (yh <= T && yw <= T) {
+      const out = await pkg.decoder.run({ y_hat: new ort.Tensor('float32', yHat, [1, M, yh, yw]), quality });
+      return fromTensor(out['image']!.data as Float32Array, s * yh, s * yw, c.width, c.height);
+    }
+    const rgb = new Uint8Array(c.width * c.height * 3);
+    for (let ty = 0; ty < yh; ty += T) {
+      for (let tx = 0; tx < yw; tx += T) {
+        const y0 = Math.max(0, ty - TILE_HALO);
+        const y1 = Math.min(yh, ty + T + TILE_HALO);
+        const x0 = Math.max(0, tx - TILE_HALO);
+        const x1 = Math.min(yw, tx + T + TILE_HALO);
+        const th = y1 - y0;
+        const tw = x1 - x0;
+        const tile = new Float32Array(M * th * tw);
+        for (let ch = 0; ch < M; ch++) {
+          for (let y = 0; y < th; y++) {
+            const from = (ch * yh + y0 + y) * yw + x0;
+            tile.set(yHat.subarray(from, from + tw), (ch * th + y) * tw);
+          }
+        }
+        const out = await pkg.decoder.run({ y_hat: new ort.Tensor('float32', tile, [1, M, th, tw]), quality });
+        const data = out['image']!.data as Float32Array;
+        const plane = s * th * (s * tw);
+        // This tile's own pixels, in image coordinates, clipped to the real (unpadded) size.
+        const py1 = Math.min(c.height, s * Math.min(yh, ty + T));
+        const px1 = Math.min(c.width, s * Math.min(yw, tx + T));
+        for (let py = s * ty; py < py1; py++) {
+          const rowIn = (py - s * y0) * (s * tw) - s * x0;
+          for (let px = s * tx; px < px1; px++) {
+            const si = rowIn + px;
+            const d = (py * c.width + px) * 3;
+            for (let k = 0; k < 3; k++) {
+              const v = roundHalfEven(Math.fround(data[k * plane + si]! * 255));
+              rgb[d + k] = v < 0 ? 0 : v > 255 ? 255 : v;
+            }
+          }
+        }
+      }
+    }
+    return { data: rgb, width: c.width, height: c.height };
   }
 
   async decodeToFile(bitstream: Uint8Array, format: OutputFormat, quality?: number): Promise<Buffer> {

@@ -65,7 +65,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     options.runner ??
     (redis && config.redisUrl
       ? new QueueRunner({ redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, jobTimeoutMs: config.jobTimeoutMs, attempts: config.jobAttempts, backoffMs: config.jobBackoffMs })
-      : new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels }));
+      : new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels, maxDecodePixels: config.maxDecodePixels }));
   const runner = new AdmissionLimitedRunner(driver, config.maxPendingJobs);
   const store = options.store ?? (config.store === 'redis' && redis ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds) : new FsBitstreamStore(config.dataDir));
   const backends = backendsFrom(config);

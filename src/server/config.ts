@@ -22,6 +22,8 @@ export interface GatewayConfig {
   maxBodyBytes: number;
   /** decoded pixel limit for inputs (decompression bombs) */
   maxPixels: number;
+  /** largest size a bitstream may announce to be decoded (default maxSide², what the gateway makes) */
+  maxDecodePixels: number;
   /** quality used when a request names none and the model ships no policy table */
   defaultQuality: number;
   /** accuracy target when a request names none and the policy table has no default (e.g. 0.98) */
@@ -139,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   if (!/^[\w.-]{1,64}$/.test(redisPrefix)) problems.push(`VLMPRESS_REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-", got "${redisPrefix}"`);
   const backendsFile = str('VLMPRESS_BACKENDS_FILE');
   const backends = backendsFile ? readBackendsFile(backendsFile, env, problems) : [];
+  const maxSide = int('VLMPRESS_MAX_SIDE', 2048, 16, 16384);
   const fetchAllowCidrs = list('VLMPRESS_FETCH_ALLOW_CIDRS');
   for (const c of fetchAllowCidrs) if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(c)) problems.push(`VLMPRESS_FETCH_ALLOW_CIDRS: "${c}" is not a CIDR`);
   const config: GatewayConfig = {
@@ -154,7 +157,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     defaultQuality: num('VLMPRESS_DEFAULT_QUALITY', 4, 1, 8),
     policyFile: str('VLMPRESS_POLICY_FILE'),
     defaultTarget: oneOf('VLMPRESS_DEFAULT_TARGET', ['0.95', '0.98', '0.99'] as const, '0.98'),
-    maxSide: int('VLMPRESS_MAX_SIDE', 2048, 16, 16384),
+    maxSide,
+    maxDecodePixels: int('VLMPRESS_MAX_DECODE_PIXELS', maxSide * maxSide, 1, 400_000_000),
     workerThreads,
     ortThreads: int('VLMPRESS_ORT_THREADS', 1, 0, 256),
     executionProviders,

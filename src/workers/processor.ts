@@ -9,6 +9,8 @@ export interface ProcessorOptions {
   ortThreads: number;
   executionProviders: ExecutionProviderName[];
   maxPixels: number;
+  /** largest size a bitstream may announce (the gateway's own output size) */
+  maxDecodePixels: number;
   modelDirs?: string[];
 }
 
@@ -18,6 +20,7 @@ export function codecFor(options: ProcessorOptions): Promise<Codec> {
   codecPromise ??= Codec.load({
     session: { intraOpThreads: options.ortThreads, executionProviders: options.executionProviders },
     maxPixels: options.maxPixels,
+    maxDecodePixels: options.maxDecodePixels,
     ...(options.modelDirs ? { modelDirs: options.modelDirs } : {}),
   });
   return codecPromise;

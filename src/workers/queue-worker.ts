@@ -60,6 +60,7 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
     ortThreads: config.ortThreads,
     executionProviders: config.executionProviders,
     maxPixels: config.maxPixels,
+    maxDecodePixels: config.maxDecodePixels,
     ...(options.modelDirs ? { modelDirs: options.modelDirs } : {}),
   });
   let models;
