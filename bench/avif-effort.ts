@@ -7,12 +7,12 @@
  *   npm run build && node dist/bench/avif-effort.js [--photos 24] [--efforts 0,1,2,3,4]
  */
 import { readdirSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import sharp, { type Sharp } from 'sharp';
 import { sharedFile } from '../test/helpers.js';
 import { median, table } from './stats.js';
+import { benchArgs } from './cli-args.js';
 
-const { values } = parseArgs({ options: { photos: { type: 'string', default: '24' }, efforts: { type: 'string', default: '0,1,2,3,4' } } });
+const values = benchArgs('node dist/bench/avif-effort.js [--photos 24] [--efforts 0,1,2,3,4]', { photos: { type: 'string', default: '24' }, efforts: { type: 'string', default: '0,1,2,3,4' } });
 const efforts = values.efforts.split(',').map(Number);
 const QUALITIES = [20, 30, 45, 60, 70, 80, 90];
 

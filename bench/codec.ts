@@ -8,15 +8,13 @@
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Codec, parseProviderList, type RgbImage } from '../src/codec/index.js';
 import { psnr, sharedFile } from '../test/helpers.js';
 import { mean, median, table, timed } from './stats.js';
+import { benchArgs } from './cli-args.js';
 
-const { values } = parseArgs({
-  options: { images: { type: 'string', default: '24' }, threads: { type: 'string', default: '0' }, providers: { type: 'string', default: 'cuda,cpu' }, arena: { type: 'boolean', default: false } },
-});
+const values = benchArgs('node dist/bench/codec.js [--images 24] [--threads 0] [--providers cuda,cpu] [--arena]', { images: { type: 'string', default: '24' }, threads: { type: 'string', default: '0' }, providers: { type: 'string', default: 'cuda,cpu' }, arena: { type: 'boolean', default: false } });
 
 interface Row {
   codec: string;

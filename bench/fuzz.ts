@@ -4,12 +4,12 @@
  *
  *   npm run build && node dist/bench/fuzz.js [--cases 100000] [--image-cases 10000] [--seed 1]
  */
-import { parseArgs } from 'node:util';
 import { Codec, CodecError } from '../src/codec/index.js';
 import { bitstreamCase, imageCase } from '../test/fuzz/cases.js';
 import { fuzzSeeds } from '../test/fuzz/seeds.js';
+import { benchArgs } from './cli-args.js';
 
-const { values } = parseArgs({ options: { cases: { type: 'string', default: '100000' }, 'image-cases': { type: 'string', default: '10000' }, seed: { type: 'string', default: '1' } } });
+const values = benchArgs('node dist/bench/fuzz.js [--cases 100000] [--image-cases 10000] [--seed 1]', { cases: { type: 'string', default: '100000' }, 'image-cases': { type: 'string', default: '10000' }, seed: { type: 'string', default: '1' } });
 
 async function run(label: string, n: number, make: (i: number) => { kind: string; data: Uint8Array }, exercise: (data: Uint8Array, i: number) => Promise<void>): Promise<void> {
   const counts: Record<string, number> = {};

@@ -10,20 +10,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { startFakeUpstream } from '../test/gateway/fake-upstream.js';
 import { ROOT, sharedFile } from '../test/helpers.js';
 import { table } from './stats.js';
+import { benchArgs } from './cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '8' },
-    redis: { type: 'string' },
-    threads: { type: 'string', default: '1' },
-  },
+const values = benchArgs('node dist/bench/gateway.js [--duration 10] [--connections 8] [--redis redis://127.0.0.1:6379] [--threads 1]', {
+  duration: { type: 'string', default: '10' },
+  connections: { type: 'string', default: '8' },
+  redis: { type: 'string' },
+  threads: { type: 'string', default: '1' },
 });
 const duration = Number(values.duration);
 const connections = Number(values.connections);
@@ -55,7 +53,7 @@ async function run(s: Scenario): Promise<(string | number)[]> {
   const result = await autocannon({
     url: s.url,
     method: 'POST',
-    connections: s.connections ?? connections,
+  connections: s.connections ?? connections,
     duration,
     headers: { 'content-type': 'application/json' },
     requests: [{ setupRequest: (req) => ({ ...req, body: s.bodies[i++ % s.bodies.length] }) }],
