@@ -5,8 +5,10 @@
  *   vlmpress info IN.vlmp                 (JSON)
  *   vlmpress encode IN... --out-dir D -q 1,2,4   (batch: one process, one model load; D/<stem>.q<Q>.vlmp)
  *   vlmpress decode IN... --out-dir D --format png
+ *   vlmpress encode --inputs-from LIST|- --out-dir D      (one path per line: any number of inputs)
  * Exit codes: 0 success, 1 bad input (the error's code is printed), 2 usage error.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,6 +20,7 @@ const USAGE = `usage:
   vlmpress info IN.vlmp
   vlmpress encode IN... --out-dir DIR [-q Q1,Q2,...] [--max-bytes N]   writes DIR/<name>.q<Q>.vlmp
   vlmpress decode IN... --out-dir DIR [--format png|webp|jpg]          writes DIR/<name>.<format>
+  --inputs-from FILE|-  batch inputs from a file (or stdin), one path per line, instead of / as well as IN...
 options:
   --models-dir DIR   load model packages from DIR instead of the bundled models/ (repeatable)
   --threads N        ONNX Runtime threads per session (default: ONNX Runtime's choice)
@@ -35,6 +38,7 @@ function parse(argv: string[]) {
     options: {
       output: { type: 'string', short: 'o' },
       'out-dir': { type: 'string' },
+      'inputs-from': { type: 'string' },
       format: { type: 'string' },
       codec: { type: 'string' },
       quality: { type: 'string', short: 'q' },
@@ -144,7 +148,48 @@ async function batch(command: 'encode' | 'decode', inputs: string[], values: Ret
   return failed ? 1 : 0;
 }
 
+/** Paths listed one per line (blank lines ignored) in a file, or on stdin for "-". */
+async function readInputList(source: string): Promise<string[]> {
+  let text: string;
+  if (source === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    text = Buffer.concat(chunks).toString('utf8');
+  } else {
+    text = (await readInput(source)).toString('utf8');
+  }
+  return text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+}
+
+/**
+ * ONNX Runtime (onnxruntime-node 1.30) crashes with SIGSEGV while creating a session when the process
+ * command line is longer than about 29 KB, which a batch over a few hundred files reaches. Such a
+ * command line is handed to a child process through stdin instead, so the process that loads the
+ * model always has a short one.
+ */
+const MAX_SAFE_ARGV_CHARS = 16 * 1024;
+const ARGV_ON_STDIN = '--argv-on-stdin';
+
+function relaunchWithArgvOnStdin(argv: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ARGV_ON_STDIN], { stdio: ['pipe', 'inherit', 'inherit'] });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 70)));
+    child.stdin.end(JSON.stringify(argv));
+  });
+}
+
+async function argvFromStdin(): Promise<string[]> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const argv: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw new UsageError(`${ARGV_ON_STDIN} expects a JSON array of strings`);
+  return argv;
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (argv.length === 1 && argv[0] === ARGV_ON_STDIN) argv = await argvFromStdin();
+  else if (argv.reduce((n, a) => n + a.length + 1, 0) > MAX_SAFE_ARGV_CHARS) return relaunchWithArgvOnStdin(argv);
   let args: ReturnType<typeof parse>;
   try {
     args = parse(argv);
@@ -158,6 +203,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command, input, ...extra] = positionals;
   if (!['encode', 'decode', 'info'].includes(command!)) throw new UsageError(`unknown command "${command}"`);
+  if (values['inputs-from'] !== undefined) {
+    if (values['out-dir'] === undefined) throw new UsageError('--inputs-from needs --out-dir (batch mode)');
+    const listed = await readInputList(values['inputs-from']);
+    const inputs = [...positionals.slice(1), ...listed];
+    if (inputs.length === 0) throw new UsageError(`${values['inputs-from']} lists no input file`);
+    return batch(command as 'encode' | 'decode', inputs, values);
+  }
   if (!input) throw new UsageError(`${command} needs an input file`);
   if (values['out-dir'] !== undefined) return batch(command as 'encode' | 'decode', [input, ...extra], values);
   if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
