@@ -30,6 +30,33 @@ describe('vlmpress CLI', () => {
   });
   after(async () => rm(dir, { recursive: true, force: true }));
 
+  it('takes any number of batch inputs: a command line past 29 KB, and a list on stdin', async () => {
+    // onnxruntime-node segfaults creating a session under a command line over about 29 KB.
+    const many = path.join(dir, 'many');
+    const names: string[] = [];
+    const tiny = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#406080' } }).png().toBuffer();
+    for (let i = 0; i < 700; i++) {
+      names.push(path.join(dir, `a-file-name-long-enough-to-fill-the-command-line-${String(i).padStart(4, '0')}.png`));
+      await writeFile(names.at(-1)!, tiny);
+    }
+    assert.ok(names.join(' ').length > 32 * 1024);
+    const r = await run('decode', ...names, '--out-dir', many, '--format', 'png');
+    // PNG inputs are not bitstreams: each is a typed per-file error, and the process itself survives.
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 700);
+    assert.ok(lines.every((l) => l.error.code === 'bad_magic'));
+
+    const list = path.join(dir, 'list.txt');
+    await writeFile(list, names.slice(0, 3).join('\n') + '\n\n');
+    const fromFile = await run('encode', '--inputs-from', list, '--out-dir', many, '--codec', 'webp', '-q', '50');
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    assert.equal(fromFile.stdout.trim().split('\n').length, 3);
+    const noDir = await run('encode', '--inputs-from', list);
+    assert.equal(noDir.code, 2);
+    assert.match(noDir.stderr, /--inputs-from needs --out-dir/);
+  });
+
   it('encodes and decodes many files in one run, reporting each one', async () => {
     const out = path.join(dir, 'batch');
     const second = path.join(dir, 'second.png');
