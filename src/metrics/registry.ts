@@ -44,6 +44,8 @@ export function createMetrics() {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
       registers: [registry],
     }),
+    storeCorrupt: new Counter({ name: 'vlmpress_store_corrupt_entries_total', help: 'Stored entries that failed their hash or did not parse, removed and treated as misses, by part (bitstream, meta, cache)', labelNames: ['part'] as const, registers: [registry] }),
+    jobsAbandoned: new Counter({ name: 'vlmpress_jobs_abandoned_total', help: 'Embedded mode: jobs answered with job_timeout while running; their thread finished them and the result was dropped', registers: [registry] }),
     modelInfo: new Gauge({ name: 'vlmpress_model_info', help: 'Loaded codec models (value 1)', labelNames: ['name', 'id', 'provider'] as const, registers: [registry] }),
   };
   return m;

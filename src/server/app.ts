@@ -65,9 +65,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     options.runner ??
     (redis && config.redisUrl
       ? new QueueRunner({ redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, jobTimeoutMs: config.jobTimeoutMs, attempts: config.jobAttempts, backoffMs: config.jobBackoffMs })
-      : new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels, maxDecodePixels: config.maxDecodePixels }));
+      : new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels, maxDecodePixels: config.maxDecodePixels, onAbandoned: () => metrics.jobsAbandoned.inc() }));
   const runner = new AdmissionLimitedRunner(driver, config.maxPendingJobs);
-  const store = options.store ?? (config.store === 'redis' && redis ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds) : new FsBitstreamStore(config.dataDir));
+  const onCorrupt = (part: 'bitstream' | 'meta' | 'cache') => metrics.storeCorrupt.inc({ part });
+  const store = options.store ?? (config.store === 'redis' && redis ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds, onCorrupt) : new FsBitstreamStore(config.dataDir, onCorrupt));
   const backends = backendsFrom(config);
 
   // Load the codec in every worker before accepting traffic; a broken model package stops start-up.

@@ -4,7 +4,8 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isCodecError, type CodecErrorCode } from '../codec/index.js';
-import { JobTimeoutError, OverloadedError, ShuttingDownError } from '../workers/jobs.js';
+import { JobTimeoutError, OverloadedError, RedisUnavailableError, ShuttingDownError } from '../workers/jobs.js';
+import { isRedisConnectionError } from './redis.js';
 
 export class HttpError extends Error {
   constructor(
@@ -48,6 +49,9 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
     } else if (err instanceof OverloadedError) {
       [status, code, message] = [503, 'overloaded', err.message];
       void reply.header('retry-after', '1');
+    } else if (err instanceof RedisUnavailableError || isRedisConnectionError(err)) {
+      [status, code, message] = [503, 'redis_unavailable', err instanceof RedisUnavailableError ? err.message : `Redis is unavailable (${err.message}); retry shortly`];
+      void reply.header('retry-after', '2');
     } else if (err instanceof ShuttingDownError) {
       [status, code, message] = [503, 'shutting_down', err.message];
     } else if ('validation' in err && err.validation) {

@@ -7,13 +7,18 @@ export interface RedisTarget {
   name: string;
 }
 
+export const REDIS_COMMAND_TIMEOUT_MS = 5_000;
+
 export async function connectRedis(target: RedisTarget): Promise<Redis> {
   const redis = new Redis(target.url, {
     connectionName: target.name,
     lazyConnect: true,
-    // A request issued while Redis is away fails after a few retries instead of hanging the HTTP request.
-    maxRetriesPerRequest: 3,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
+    // While Redis is away a command fails at once (the request gets 503 redis_unavailable) instead of
+    // waiting in an offline queue; one that Redis does not answer fails after commandTimeout.
+    enableOfflineQueue: false,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    maxRetriesPerRequest: 1,
+    retryStrategy: reconnectDelay,
   });
   // ioredis reports connection errors as events; they are handled by the retry strategy and the
   // failing commands, so swallowing the event only keeps the process from crashing on it.
@@ -27,9 +32,27 @@ export async function connectRedis(target: RedisTarget): Promise<Redis> {
   return redis;
 }
 
+/** Reconnect every second at most: BullMQ's own default backs off to 20 s, which kept a gateway's
+ * queues away for that long after a short Redis outage. */
+const reconnectDelay = (times: number): number => Math.min(times * 200, 1000);
+
 /** BullMQ connection options for the same URL (its workers need maxRetriesPerRequest: null). */
-export function bullConnection(url: string, name: string): { url: string; connectionName: string; maxRetriesPerRequest: null } {
-  return { url, connectionName: name, maxRetriesPerRequest: null };
+export function bullConnection(url: string, name: string): { url: string; connectionName: string; maxRetriesPerRequest: null; retryStrategy: (times: number) => number } {
+  return { url, connectionName: name, maxRetriesPerRequest: null, retryStrategy: reconnectDelay };
+}
+
+/**
+ * A BullMQ producer's connection (the gateway's queues): adding a job while Redis is away fails at
+ * once. Workers and queue events keep bullConnection: their blocking reads must wait and reconnect.
+ */
+export function bullProducerConnection(url: string, name: string): ReturnType<typeof bullConnection> & { enableOfflineQueue: false } {
+  return { ...bullConnection(url, name), enableOfflineQueue: false };
+}
+
+/** ioredis's ways of saying "no connection": an offline command, a closed socket, no answer in time. */
+export function isRedisConnectionError(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  return e.name === 'MaxRetriesPerRequestError' || /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command timed out/.test(e.message);
 }
 
 export function redactUrl(url: string): string {

@@ -24,6 +24,9 @@ export interface BitstreamStore {
   close(): Promise<void>;
 }
 
+/** Called when a stored entry fails its hash or does not parse (it is then treated as a miss). */
+export type CorruptEntryListener = (part: 'bitstream' | 'meta' | 'cache') => void;
+
 export function bitstreamId(bitstream: Uint8Array): string {
   return createHash('sha256').update(bitstream).digest('hex');
 }

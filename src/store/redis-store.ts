@@ -2,11 +2,10 @@
  * Redis bitstream store (the default with REDIS_URL, so every gateway replica sees the same
  * bitstreams): one hash per bitstream (`data`, `meta`) and one string per cache key, both with the
  * configured TTL. Content addressing makes writes idempotent; reads re-hash the bytes, so a damaged
- * value is reported, never served.
+ * value is never served: it is counted, deleted and reported as a miss, and the next put rewrites it.
  */
 import type { Redis } from 'ioredis';
-import { bitstreamId, ID_PATTERN, type BitstreamStore, type StoredMeta } from './bitstream-store.js';
-import { StoreCorruptionError } from './fs-store.js';
+import { bitstreamId, ID_PATTERN, type BitstreamStore, type CorruptEntryListener, type StoredMeta } from './bitstream-store.js';
 
 export class RedisBitstreamStore implements BitstreamStore {
   readonly kind = 'redis' as const;
@@ -16,6 +15,7 @@ export class RedisBitstreamStore implements BitstreamStore {
     private readonly prefix: string,
     /** seconds; 0 keeps values forever */
     private readonly ttlSeconds: number,
+    private readonly onCorrupt: CorruptEntryListener = () => {},
   ) {}
 
   private key(kind: 'bitstream' | 'cache', id: string): string {
@@ -38,8 +38,18 @@ export class RedisBitstreamStore implements BitstreamStore {
     if (!ID_PATTERN.test(id)) return null;
     const [data, meta] = await this.redis.hmgetBuffer(this.key('bitstream', id), 'data', 'meta');
     if (!data) return null;
-    if (bitstreamId(data) !== id) throw new StoreCorruptionError(id);
-    return { bitstream: new Uint8Array(data), meta: meta ? (JSON.parse(meta.toString('utf8')) as StoredMeta) : ({} as StoredMeta) };
+    let parsed: StoredMeta | null = null;
+    try {
+      parsed = meta ? (JSON.parse(meta.toString('utf8')) as StoredMeta) : null;
+    } catch {
+      parsed = null;
+    }
+    if (bitstreamId(data) !== id || !parsed) {
+      this.onCorrupt(bitstreamId(data) !== id ? 'bitstream' : 'meta');
+      await this.redis.del(this.key('bitstream', id));
+      return null;
+    }
+    return { bitstream: new Uint8Array(data), meta: parsed };
   }
 
   async lookup(cacheKey: string): Promise<string | null> {

@@ -82,3 +82,11 @@ export class JobTimeoutError extends Error {
     this.name = 'JobTimeoutError';
   }
 }
+
+/** Redis (queues, store) cannot be reached right now: a 503 the client may retry, not our bug. */
+export class RedisUnavailableError extends Error {
+  constructor(state: string) {
+    super(`Redis is unavailable (${state}); retry shortly`);
+    this.name = 'RedisUnavailableError';
+  }
+}

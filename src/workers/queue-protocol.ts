@@ -35,8 +35,13 @@ export function blobKey(prefix: string, id: string): string {
   return `${prefix}:blob:${id}`;
 }
 
-export function workerKey(prefix: string, workerId: string): string {
-  return `${prefix}:workers:${workerId}`;
+/**
+ * Live workers, readable in O(workers) whatever else the database holds (bitstreams share it): a
+ * sorted set of worker ids scored by their last heartbeat (Redis server time, so machines' clocks do
+ * not matter) and a hash of what each one serves.
+ */
+export function workerKeys(prefix: string): { beats: string; info: string } {
+  return { beats: `${prefix}:workers:beats`, info: `${prefix}:workers:info` };
 }
 
 /** A worker's heartbeat value: what it serves and how busy it may get. */
@@ -49,8 +54,39 @@ export interface WorkerHeartbeat {
   startedAt: string;
 }
 
-export const HEARTBEAT_INTERVAL_MS = 5_000;
-export const HEARTBEAT_TTL_S = 15;
+export const HEARTBEAT_INTERVAL_MS = 2_000;
+/** a worker silent this long is dead: readiness stops counting it within a few seconds of a crash */
+export const HEARTBEAT_TTL_MS = 6_000;
+
+const NOW_MS = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
+
+/** KEYS beats, info; ARGV id, heartbeat JSON, ttl ms. Records the beat and forgets workers past the ttl. */
+export const BEAT_SCRIPT = `${NOW_MS}
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+for _, id in ipairs(stale) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+return #stale`;
+
+/** KEYS beats, info; ARGV ttl ms. The heartbeats of the workers seen within the ttl. */
+export const LIVE_SCRIPT = `${NOW_MS}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[2], unpack(ids))`;
+
+/**
+ * BullMQ lock settings for a job timeout: a crashed worker's lock lapses and the stalled-job check
+ * hands its job to another worker well inside the time the gateway waits (at most a third of it),
+ * so the retry the docs promise happens while the client still waits. Codec work runs in threads,
+ * so a busy worker's event loop keeps renewing its locks (every lockDuration / 2).
+ */
+export function lockSettings(jobTimeoutMs: number): { lockDuration: number; stalledInterval: number } {
+  const lockDuration = Math.min(30_000, Math.max(2_000, Math.round(jobTimeoutMs / 5)));
+  return { lockDuration, stalledInterval: Math.max(1_000, Math.round(lockDuration / 2)) };
+}
 
 /** How long binary payloads live: long enough for every attempt, short enough not to pile up when nobody collects them. */
 export function blobTtlSeconds(jobTimeoutMs: number, attempts: number, backoffMs: number): number {

@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CodecError, describeModels } from '../codec/index.js';
-import { bullConnection, redactUrl } from '../server/redis.js';
-import { JobTimeoutError, ShuttingDownError, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobRunner, type RunnerHealth } from './jobs.js';
-import { blobKey, blobTtlSeconds, bullPrefix, QUEUES, workerKey, type DecodeQueueData, type EncodeQueueData, type QueueName, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
+import { bullConnection, bullProducerConnection, redactUrl } from '../server/redis.js';
+import { JobTimeoutError, RedisUnavailableError, ShuttingDownError, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobRunner, type RunnerHealth } from './jobs.js';
+import { blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_TTL_MS, LIVE_SCRIPT, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type QueueName, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
 
 export interface QueueRunnerOptions {
   redis: Redis;
@@ -31,8 +31,8 @@ export class QueueRunner implements JobRunner {
   constructor(private readonly options: QueueRunnerOptions) {
     const common = { prefix: bullPrefix(options.prefix) };
     this.queues = {
-      encode: new Queue(QUEUES.encode, { ...common, connection: bullConnection(options.redisUrl, 'vlmpress-gateway') }),
-      decode: new Queue(QUEUES.decode, { ...common, connection: bullConnection(options.redisUrl, 'vlmpress-gateway') }),
+      encode: new Queue(QUEUES.encode, { ...common, connection: bullProducerConnection(options.redisUrl, 'vlmpress-gateway') }),
+      decode: new Queue(QUEUES.decode, { ...common, connection: bullProducerConnection(options.redisUrl, 'vlmpress-gateway') }),
     };
     this.events = {
       encode: new QueueEvents(QUEUES.encode, { ...common, connection: bullConnection(options.redisUrl, 'vlmpress-gateway-events') }),
@@ -47,6 +47,8 @@ export class QueueRunner implements JobRunner {
   private async run(queue: QueueName, input: Uint8Array, data: Omit<EncodeQueueData, 'input'> | Omit<DecodeQueueData, 'input'>): Promise<{ value: Record<string, unknown>; output: Buffer | null }> {
     if (this.closing) throw new ShuttingDownError();
     const { redis, prefix, jobTimeoutMs, attempts, backoffMs } = this.options;
+    // While Redis is away, answer at once (503 redis_unavailable) instead of queueing commands.
+    if (redis.status !== 'ready') throw new RedisUnavailableError(redis.status);
     const inputKey = blobKey(prefix, randomUUID());
     await redis.set(inputKey, Buffer.from(input.buffer, input.byteOffset, input.length), 'EX', this.blobTtl);
     let job: BullJob | undefined;
@@ -61,7 +63,11 @@ export class QueueRunner implements JobRunner {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new JobTimeoutError(jobTimeoutMs)), jobTimeoutMs);
       });
-      const ret = (await Promise.race([job.waitUntilFinished(this.events[queue]), timeout])) as QueueReturn;
+      const finished = job.waitUntilFinished(this.events[queue]).catch((e: Error) => {
+        // The job itself failed in a worker (every attempt): our fault, reported as such.
+        throw new Error(`${queue} job failed in the worker: ${e.message}`);
+      });
+      const ret = (await Promise.race([finished, timeout])) as QueueReturn;
       if (!ret.ok) throw new CodecError(ret.error.code, ret.error.message, ret.error.details);
       const output = ret.output ? await redis.getdelBuffer(ret.output) : null;
       return { value: ret.value as unknown as Record<string, unknown>, output };
@@ -71,8 +77,7 @@ export class QueueRunner implements JobRunner {
         await job.remove().catch(() => {});
         await redis.del(inputKey).catch(() => {});
       }
-      if (e instanceof CodecError || e instanceof JobTimeoutError) throw e;
-      throw new Error(`${queue} job failed in the worker: ${(e as Error).message}`);
+      throw e;
     } finally {
       clearTimeout(timer);
     }
@@ -92,17 +97,10 @@ export class QueueRunner implements JobRunner {
     return { ...(value as unknown as Omit<DecodeJobResult, 'image'>), image: new Uint8Array(output) };
   }
 
-  /** Live workers, from their heartbeats. */
+  /** Live workers, from their heartbeats: one script over the workers' own keys, never a keyspace scan. */
   async workers(): Promise<WorkerHeartbeat[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.options.redis.scan(cursor, 'MATCH', workerKey(this.options.prefix, '*'), 'COUNT', 100);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    if (keys.length === 0) return [];
-    const values = await this.options.redis.mget(keys);
+    const keys = workerKeys(this.options.prefix);
+    const values = (await this.options.redis.eval(LIVE_SCRIPT, 2, keys.beats, keys.info, HEARTBEAT_TTL_MS)) as (string | null)[];
     return values.flatMap((v) => (v ? [JSON.parse(v) as WorkerHeartbeat] : []));
   }
 
@@ -118,6 +116,9 @@ export class QueueRunner implements JobRunner {
     const checks: RunnerHealth = {};
     try {
       await this.options.redis.ping();
+      // The queues have connections of their own, which come back on their own schedule
+      // (their adds fail at once while disconnected, so one cheap count each tells).
+      await Promise.all(Object.values(this.queues).map((q) => q.getJobCounts('waiting')));
       checks['redis'] = { ok: true, detail: redactUrl(this.options.redisUrl) };
     } catch (e) {
       checks['redis'] = { ok: false, detail: (e as Error).message };

@@ -11,7 +11,7 @@ import { isCodecError } from '../codec/index.js';
 import type { GatewayConfig } from '../server/config.js';
 import { bullConnection, connectRedis } from '../server/redis.js';
 import { JobTimeoutError } from './jobs.js';
-import { blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_S, QUEUES, workerKey, type DecodeQueueData, type EncodeQueueData, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
+import { BEAT_SCRIPT, blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_MS, lockSettings, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
 import { ThreadPoolRunner } from './thread-pool.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/registry.js';
 
@@ -73,7 +73,8 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
   }
   const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const heartbeat: WorkerHeartbeat = { id, host: os.hostname(), pid: process.pid, models, concurrency: config.workerConcurrency, startedAt: new Date().toISOString() };
-  const beat = () => redis.set(workerKey(config.redisPrefix, id), JSON.stringify(heartbeat), 'EX', HEARTBEAT_TTL_S).catch((e: Error) => log.warn({ err: e }, 'heartbeat failed'));
+  const keys = workerKeys(config.redisPrefix);
+  const beat = () => redis.eval(BEAT_SCRIPT, 2, keys.beats, keys.info, id, JSON.stringify(heartbeat), HEARTBEAT_TTL_MS).catch((e: Error) => log.warn({ err: e.message }, 'heartbeat failed'));
   const outputTtl = blobTtlSeconds(config.jobTimeoutMs, config.jobAttempts, config.jobBackoffMs);
 
   const metrics = createWorkerMetrics();
@@ -143,8 +144,8 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
       connection: bullConnection(redisUrl, `vlmpress-worker-${name}`),
       prefix: bullPrefix(config.redisPrefix),
       concurrency: config.workerConcurrency,
-      // The lock outlives the slowest legitimate job, so a busy worker is never mistaken for a dead one.
-      lockDuration: Math.max(30_000, config.jobTimeoutMs + 5_000),
+      // Short locks, renewed while the job runs in a thread: a crashed worker's job is retried in time.
+      ...lockSettings(config.jobTimeoutMs),
     });
     w.on('failed', (job, err) => log.warn({ queue: name, job: job?.id, attempts: job?.attemptsMade, err: err.message }, 'job failed'));
     w.on('error', (err) => log.error({ queue: name, err: err.message }, 'worker error'));
@@ -166,7 +167,7 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
       server?.close();
       await Promise.all(workers.map((w) => w.close()));
       await pool.close();
-      await redis.del(workerKey(config.redisPrefix, id)).catch(() => {});
+      await redis.multi().zrem(keys.beats, id).hdel(keys.info, id).exec().catch(() => {});
       await redis.quit().catch(() => redis.disconnect());
     },
   };
