@@ -82,6 +82,9 @@ echo "== node --test (src/, test/) =="
 mapfile -t node_tests < <(find dist/test -name '*.test.js' | sort)
 node --test --test-reporter=spec "${node_tests[@]}"
 
+echo "== chaos suite, quick (bench/chaos.ts: Redis with AOF, a gateway, two workers, faults injected) =="
+node dist/bench/chaos.js --quick
+
 echo "== pytest (training/) =="
 (cd training && ../.venv/bin/python -m pytest -q "$@")
 

@@ -1,0 +1,414 @@
+/**
+ * Chaos suite: real processes, real faults. Redis mode (redis-server with AOF, fsync always), one
+ * gateway and two queue workers take a bounded stream of distinct images while the suite injects a
+ * worker SIGKILL in the middle of jobs, a Redis SHUTDOWN and a Redis SIGKILL, a gateway SIGTERM and
+ * SIGKILL, and decode bombs; then it checks that every acknowledged bitstream can still be read back
+ * intact. An embedded gateway with one codec thread then takes a steady load of new images (fairness:
+ * max latency against p99) and jobs that overrun a short timeout (the process must stay alive). Last,
+ * /readyz is timed with few and with many stored keys.
+ *
+ * Prints acknowledged / lost / failed by code / unreachable / hung, recovery times and peak RSS, and
+ * exits 1 when an acceptance check fails (a process death nobody caused, a lost or corrupted
+ * bitstream, a hung request, an untyped failure, a bomb past 1 GB, starvation, readiness that grows
+ * with the keyspace).
+ *
+ *   npm run build && node dist/bench/chaos.js [--quick] [--steady-seconds 300] [--connections 8] [--keys 1000000]
+ *   --quick: the few-minute version run by the test command
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { parseContainer, serialiseContainer } from '../src/codec/container.js';
+import { freePort } from '../test/gateway/redis-server.js';
+import { FIXTURES, ROOT, sharedFile } from '../test/helpers.js';
+import { benchArgs } from './cli-args.js';
+import { median, table } from './stats.js';
+
+const values = benchArgs('node dist/bench/chaos.js [--quick] [--steady-seconds 300] [--connections 8] [--keys 1000000]', {
+  quick: { type: 'boolean', default: false },
+  'steady-seconds': { type: 'string' },
+  connections: { type: 'string', default: '8' },
+  keys: { type: 'string' },
+});
+const quick = values.quick;
+const steadySeconds = Number(values['steady-seconds'] ?? (quick ? 20 : 300));
+const connections = Number(values.connections);
+const manyKeys = Number(values.keys ?? (quick ? 200_000 : 1_000_000));
+const JOB_TIMEOUT_MS = 15_000;
+/** a request with no answer after this long is hung (the job timeout plus generous slack) */
+const HANG_MS = JOB_TIMEOUT_MS + 15_000;
+
+const failures: string[] = [];
+const check = (ok: boolean, what: string) => {
+  if (!ok) failures.push(what);
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+};
+
+// -- processes ------------------------------------------------------------------------------------
+
+/** A child process the suite starts, samples (peak RSS from /proc) and may kill; any other exit is a death. */
+class Proc {
+  child: ChildProcess | undefined;
+  peakRssMb = 0;
+  deaths = 0;
+  private expected = false;
+  private sampler: NodeJS.Timeout | undefined;
+  private log = '';
+
+  constructor(
+    readonly name: string,
+    private readonly command: string,
+    private readonly args: string[],
+    private readonly env: Record<string, string>,
+    private readonly readyLine: RegExp,
+  ) {}
+
+  async start(): Promise<void> {
+    this.expected = false;
+    this.log = '';
+    const child = spawn(this.command, this.args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    const onData = (d: Buffer) => {
+      this.log = (this.log + d.toString()).slice(-20_000);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code, signal) => {
+      clearInterval(this.sampler);
+      if (!this.expected) {
+        this.deaths++;
+        console.log(`!! ${this.name} died by itself (code ${code}, signal ${signal}):\n${this.log.slice(-3000)}`);
+      }
+    });
+    this.sampler = setInterval(() => this.sample(), 100);
+    this.sampler.unref();
+    const end = Date.now() + 60_000;
+    while (!this.readyLine.test(this.log)) {
+      if (child.exitCode !== null || Date.now() > end) throw new Error(`${this.name} did not start:\n${this.log}`);
+      await sleep(50);
+    }
+  }
+
+  /** VmHWM: the peak RSS of the process so far, so short spikes between samples are not missed. */
+  private sample(): void {
+    const pid = this.child?.pid;
+    if (!pid || this.child?.exitCode !== null) return;
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) this.peakRssMb = Math.max(this.peakRssMb, Number(m[1]) / 1024);
+    } catch {
+      // exited between the check and the read
+    }
+  }
+
+  rssMb(): number {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.child!.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) / 1024 : NaN;
+    } catch {
+      return NaN;
+    }
+  }
+
+  alive(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async kill(signal: NodeJS.Signals): Promise<void> {
+    const c = this.child;
+    if (!c || !this.alive()) return;
+    this.sample();
+    this.expected = true;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill(signal);
+    });
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// -- load -----------------------------------------------------------------------------------------
+
+interface Outcome {
+  status: number | 'unreachable' | 'hung';
+  code?: string;
+  ms: number;
+  id?: string;
+  at: number;
+}
+
+/** Distinct photos: a Kodak crop with a counter written into its first pixels, as JPEG q90. */
+async function imageSource(): Promise<(i: number) => Promise<Buffer>> {
+  const crops = await Promise.all(
+    ['kodim01.png', 'kodim05.png', 'kodim13.png', 'kodim20.png', 'kodim23.png'].map(async (f) => {
+      const { data, info } = await sharp(sharedFile('data', 'kodak', f)).extract({ left: 128, top: 64, width: 256, height: 256 }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      return { data, info };
+    }),
+  );
+  return async (i) => {
+    const { data, info } = crops[i % crops.length]!;
+    const px = Buffer.from(data);
+    for (let k = 0; k < 12; k++) px[k] = (i >> (2 * k)) & 3 ? 255 : 0;
+    return sharp(px, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  };
+}
+
+async function post(base: string, pathname: string, body: Buffer, contentType: string): Promise<Outcome> {
+  const t0 = performance.now();
+  const at = Date.now();
+  try {
+    const res = await fetch(`${base}${pathname}`, { method: 'POST', headers: { 'content-type': contentType }, body: new Uint8Array(body), signal: AbortSignal.timeout(HANG_MS) });
+    const text = await res.text();
+    const ms = performance.now() - t0;
+    let json: { id?: string; error?: { code?: string } } = {};
+    try {
+      json = JSON.parse(text) as typeof json;
+    } catch {
+      // binary answers (/decompress)
+    }
+    return { status: res.status, ms, at, ...(json.error?.code ? { code: json.error.code } : {}), ...(json.id ? { id: json.id } : {}) };
+  } catch (e) {
+    const ms = performance.now() - t0;
+    return { status: (e as Error).name === 'TimeoutError' ? 'hung' : 'unreachable', ms, at };
+  }
+}
+
+const compressBody = (img: Buffer) => Buffer.from(JSON.stringify({ image: img.toString('base64') }));
+
+/**
+ * `connections` loops posting distinct images until `until()` says stop. Mixed: every third request
+ * asks for the learned codec (quality 4) instead of the policy's AVIF, and every third one after an
+ * acknowledged compress reads that bitstream's reconstruction back as PNG (a decode job).
+ */
+async function load(base: () => string, image: (i: number) => Promise<Buffer>, until: () => boolean, conns: number, first = 0, mixed = false): Promise<Outcome[]> {
+  const out: Outcome[] = [];
+  let next = first;
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      while (!until()) {
+        const i = next++;
+        const img = await image(i);
+        const body = mixed && i % 3 === 1 ? Buffer.from(JSON.stringify({ image: img.toString('base64'), quality: 4 })) : compressBody(img);
+        const o = await post(base(), '/compress', body, 'application/json');
+        out.push(o);
+        if (o.status === 'unreachable') await sleep(50);
+        if (mixed && i % 3 === 2 && o.id) out.push(await get(`${base()}/bitstreams/${o.id}/image?format=png`));
+      }
+    }),
+  );
+  return out;
+}
+
+async function get(url: string): Promise<Outcome> {
+  const t0 = performance.now();
+  const at = Date.now();
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(HANG_MS) });
+    await res.arrayBuffer();
+    return { status: res.status, ms: performance.now() - t0, at };
+  } catch (e) {
+    return { status: (e as Error).name === 'TimeoutError' ? 'hung' : 'unreachable', ms: performance.now() - t0, at };
+  }
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+}
+
+async function waitReady(base: string, timeoutMs = 60_000): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    const ok = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
+    if (ok) return Date.now() - t0;
+    await sleep(100);
+  }
+  throw new Error(`${base} not ready after ${timeoutMs} ms`);
+}
+
+// -- phase 1: Redis mode under faults --------------------------------------------------------------
+
+async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: Buffer; huge: Buffer }): Promise<Record<string, Proc>> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-chaos-'));
+  const redisPort = await freePort();
+  const gwPort = await freePort();
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const base = `http://127.0.0.1:${gwPort}`;
+  const redis = new Proc('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--enable-debug-command', 'yes'], {}, /Ready to accept connections/);
+  const common = { REDIS_URL: redisUrl, VLMPRESS_REDIS_PREFIX: 'chaos', VLMPRESS_JOB_TIMEOUT_MS: String(JOB_TIMEOUT_MS), VLMPRESS_WORKER_THREADS: '1', LOG_LEVEL: 'info' };
+  const gateway = new Proc('gateway', process.execPath, [path.join(ROOT, 'dist', 'src', 'server', 'main.js')], { ...common, PORT: String(gwPort), HOST: '127.0.0.1' }, /Server listening/);
+  const workers = [1, 2].map((n) => new Proc(`worker${n}`, process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], { ...common, VLMPRESS_WORKER_METRICS_PORT: '0' }, /queue worker ready/));
+  const procs: Record<string, Proc> = { redis, gateway, worker1: workers[0]!, worker2: workers[1]! };
+  try {
+    await redis.start();
+    await Promise.all(workers.map((w) => w.start()));
+    await gateway.start();
+    await waitReady(base);
+
+    const faults: { name: string; at: number; after: number; recoveredMs?: number }[] = [];
+    let stop = false;
+    const running = load(() => base, image, () => stop, 4);
+    // A fault's recovery: from its injection to the end of the first acknowledged request that was
+    // sent after the fault's action (restarts included) was over.
+    const fault = async (name: string, act: () => Promise<void>) => {
+      await sleep(quick ? 2_000 : 5_000);
+      const at = Date.now();
+      await act();
+      faults.push({ name, at, after: Date.now() });
+      console.log(`-- ${name}`);
+    };
+
+    // Requests in flight when a worker dies must still succeed (retried on the other worker).
+    const inFlightAtKill: Promise<Outcome>[] = [];
+    await fault('worker1 SIGKILL during jobs', async () => {
+      // Two slow jobs (learned codec, top quality, 1536x1024: seconds each), so each worker holds one.
+      for (let i = 0; i < 2; i++) {
+        const big = await sharp(await image(1_000_000 + i)).resize(1536, 1024).jpeg({ quality: 90 }).toBuffer();
+        inFlightAtKill.push(post(base, '/compress', Buffer.from(JSON.stringify({ image: big.toString('base64'), quality: 8 })), 'application/json'));
+      }
+      await sleep(600);
+      await workers[0]!.kill('SIGKILL');
+      await sleep(1_000);
+      await workers[0]!.start();
+    });
+    await fault('decode bombs: 2048x2048 in 28 KB, and 65535x65535', async () => {
+      const flat = await post(base, '/decompress', bombs.flat, 'application/vnd.vlmpress');
+      const huge = await post(base, '/decompress', bombs.huge, 'application/vnd.vlmpress');
+      check(flat.status === 200, `2048x2048 bitstream decodes (${flat.status} ${flat.code ?? ''}, ${flat.ms.toFixed(0)} ms)`);
+      check(huge.status === 413 && huge.code === 'image_too_large', `65535x65535 bitstream refused (${huge.status} ${huge.code ?? ''}, ${huge.ms.toFixed(0)} ms)`);
+    });
+    await fault('Redis SHUTDOWN, restart after 2 s', async () => {
+      await redis.kill('SIGTERM');
+      await sleep(2_000);
+      await redis.start();
+    });
+    await fault('Redis SIGKILL, restart after 2 s', async () => {
+      await redis.kill('SIGKILL');
+      await sleep(2_000);
+      await redis.start();
+    });
+    await fault('gateway SIGTERM (drain), restart', async () => {
+      await gateway.kill('SIGTERM');
+      await gateway.start();
+    });
+    await fault('gateway SIGKILL, restart', async () => {
+      await gateway.kill('SIGKILL');
+      await gateway.start();
+    });
+    await sleep(quick ? 3_000 : 10_000);
+    stop = true;
+    const outcomes = await running;
+    const killed = await Promise.all(inFlightAtKill);
+
+    // Recovery: from each fault to the first acknowledged request that started after it.
+    for (const f of faults) {
+      const firstOk = outcomes.filter((o) => o.status === 200 && o.at >= f.after).sort((a, b) => a.at - b.at)[0];
+      if (firstOk) f.recoveredMs = firstOk.at + firstOk.ms - f.at;
+    }
+    // Every acknowledged bitstream must come back byte for byte.
+    const acked = [...outcomes, ...killed].filter((o) => o.status === 200 && o.id);
+    let lost = 0;
+    for (const o of acked) {
+      const r = await fetch(`${base}/bitstreams/${o.id}`);
+      const body = Buffer.from(await r.arrayBuffer());
+      if (r.status !== 200 || createHash('sha256').update(body).digest('hex') !== o.id) lost++;
+    }
+    const byCode: Record<string, number> = {};
+    for (const o of outcomes) if (o.status !== 200) byCode[`${o.status} ${o.code ?? ''}`.trim()] = (byCode[`${o.status} ${o.code ?? ''}`.trim()] ?? 0) + 1;
+    const hung = outcomes.filter((o) => o.status === 'hung').length;
+    const untyped = outcomes.filter((o) => typeof o.status === 'number' && o.status !== 200 && (!o.code || o.code === 'internal_error')).length;
+    console.log(`\nRedis mode: ${outcomes.length} requests, ${acked.length} acknowledged, ${lost} lost, ${hung} hung; not acknowledged by outcome: ${JSON.stringify(byCode)}`);
+    console.log(table([['fault', 'injection to first success (s)'], ...faults.map((f) => [f.name, f.recoveredMs === undefined ? 'never' : (f.recoveredMs / 1000).toFixed(1)])]));
+    check(lost === 0, `no acknowledged bitstream lost or corrupted (${acked.length} checked)`);
+    check(hung === 0, 'no hung request');
+    check(untyped === 0, `every failure is a typed 4xx/503 (${untyped} untyped)`);
+    check(killed.every((o) => o.status === 200 && o.ms < JOB_TIMEOUT_MS), `requests in flight at the worker kill succeeded within the job timeout (${killed.map((o) => `${o.status} ${o.ms.toFixed(0)} ms`).join(', ')})`);
+    check(faults.every((f) => f.recoveredMs !== undefined), 'service recovered after every fault');
+
+    // Readiness against the size of the keyspace (the bitstreams share the database).
+    const time = async () => {
+      const ms: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t0 = performance.now();
+        await fetch(`${base}/readyz`);
+        ms.push(performance.now() - t0);
+      }
+      return median(ms);
+    };
+    const few = await time();
+    const populate = spawn('redis-cli', ['-p', String(redisPort), 'DEBUG', 'POPULATE', String(manyKeys), 'chaos:filler']);
+    await new Promise((r) => populate.once('exit', r));
+    const many = await time();
+    console.log(`/readyz median: ${few.toFixed(1)} ms with the run's keys, ${many.toFixed(1)} ms with ${manyKeys.toLocaleString('en')} more`);
+    check(many < Math.max(5 * few, few + 5), '/readyz time independent of the number of keys');
+  } finally {
+    await gateway.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.kill('SIGTERM')));
+    await redis.kill('SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+  }
+  return procs;
+}
+
+// -- phase 2: embedded mode, steady load and overrunning jobs --------------------------------------
+
+async function embeddedPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: Buffer }): Promise<Proc> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-chaos-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const gateway = new Proc('embedded gateway', process.execPath, [path.join(ROOT, 'dist', 'src', 'server', 'main.js')], { PORT: String(port), HOST: '127.0.0.1', VLMPRESS_DATA_DIR: dir, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_JOB_TIMEOUT_MS: '10000', LOG_LEVEL: 'info' }, /Server listening/);
+  try {
+    await gateway.start();
+    await waitReady(base);
+    const end = Date.now() + steadySeconds * 1000;
+    const rss: number[] = [];
+    const rssTimer = setInterval(() => rss.push(gateway.rssMb()), 1000);
+    const outcomes = await load(() => base, image, () => Date.now() > end, connections, 2_000_000, true);
+    clearInterval(rssTimer);
+    const ok = outcomes.filter((o) => o.status === 200).map((o) => o.ms);
+    const p50 = pct(ok, 50);
+    const p99 = pct(ok, 99);
+    const max = Math.max(...outcomes.map((o) => o.ms));
+    const steady = rss.slice(Math.floor(rss.length / 3));
+    console.log(`\nembedded, ${steadySeconds} s of mixed new-image load (/compress AVIF by policy and learned q4, reconstructions read back) at ${connections} connections, one codec thread: ${outcomes.length} requests (${(outcomes.length / steadySeconds).toFixed(1)}/s), ${outcomes.length - ok.length} not 200; p50 ${p50.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms, max ${max.toFixed(0)} ms (${(max / p99).toFixed(2)} x p99); RSS after warm-up median ${median(steady).toFixed(0)} MB, max ${Math.max(...steady).toFixed(0)} MB`);
+    check(ok.length === outcomes.length, 'steady load: every request answered 200');
+    check(max <= 3 * p99, 'no starvation: max latency <= 3 x p99');
+
+    // Jobs that overrun: a second gateway with a 1.5 s timeout decodes the 2048x2048 bitstream (~3 s).
+    await gateway.kill('SIGTERM');
+    const short = new Proc('embedded gateway (1.5 s job timeout)', process.execPath, [path.join(ROOT, 'dist', 'src', 'server', 'main.js')], { PORT: String(port), HOST: '127.0.0.1', VLMPRESS_DATA_DIR: dir, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_JOB_TIMEOUT_MS: '1500', LOG_LEVEL: 'info' }, /Server listening/);
+    await short.start();
+    const timeouts = await Promise.all([0, 1, 2].map(() => post(base, '/decompress', bombs.flat, 'application/vnd.vlmpress')));
+    await sleep(10_000);
+    const after = await post(base, '/compress', compressBody(await image(3_000_000)), 'application/json');
+    check(timeouts.every((o) => o.status === 503 && o.code === 'job_timeout'), `overrunning jobs answered 503 job_timeout (${timeouts.map((o) => `${o.status} ${o.code ?? ''}`).join(', ')})`);
+    check(short.alive() && after.status === 200, 'the gateway is alive and serving after its jobs overran');
+    console.log(`peak RSS of the short-timeout gateway (three 2048x2048 decodes): ${short.peakRssMb.toFixed(0)} MB`);
+    check(short.peakRssMb < 1024, 'decode bombs stay under 1 GB peak RSS');
+    gateway.deaths += short.deaths;
+    await short.kill('SIGTERM');
+    return gateway;
+  } finally {
+    await gateway.kill('SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const image = await imageSource();
+const flat = await readFile(path.join(FIXTURES, 'flat-2048-q1.vlmp'));
+const huge = Buffer.from(serialiseContainer({ ...parseContainer(flat), width: 65535, height: 65535 }));
+const t0 = performance.now();
+const procs = await redisPhase(image, { flat, huge });
+const embedded = await embeddedPhase(image, { flat });
+const all = [...Object.values(procs), embedded];
+console.log('\n' + table([['process', 'peak RSS (MB)', 'deaths nobody caused'], ...all.map((p) => [p.name, p.peakRssMb.toFixed(0), p.deaths])]));
+const deaths = all.reduce((n, p) => n + p.deaths, 0);
+check(deaths === 0, 'no process died by itself');
+check(procs['worker1']!.peakRssMb < 1024 && procs['worker2']!.peakRssMb < 1024, 'workers stayed under 1 GB peak RSS through the decode bomb');
+console.log(`\nchaos suite: ${failures.length ? `${failures.length} check(s) FAILED` : 'all checks passed'} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+process.exit(failures.length ? 1 : 0);
