@@ -20,6 +20,8 @@ export interface ThreadPoolOptions extends ProcessorOptions {
   onAbandoned?: () => void;
 }
 
+const MODEL_LOAD_TIMEOUT_MS = 120_000;
+
 type PoolJob = EncodeJob | DecodeJob | { kind: 'ready' };
 
 interface Waiter {
@@ -59,7 +61,7 @@ export class ThreadPoolRunner implements JobRunner {
     });
   }
 
-  private run<T>(job: PoolJob): Promise<T> {
+  private run<T>(job: PoolJob, timeoutMs = this.timeoutMs): Promise<T> {
     if (this.closing) return Promise.reject(new ShuttingDownError());
     return new Promise<T>((resolve, reject) => {
       const w: Waiter = {
@@ -72,8 +74,8 @@ export class ThreadPoolRunner implements JobRunner {
           w.settled = true;
           if (w.started) this.onAbandoned();
           else this.waiting--;
-          reject(new JobTimeoutError(this.timeoutMs));
-        }, this.timeoutMs),
+          reject(new JobTimeoutError(timeoutMs));
+        }, timeoutMs),
       };
       this.queue.push(w);
       this.waiting++;
@@ -123,7 +125,9 @@ export class ThreadPoolRunner implements JobRunner {
   async ready(): Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }> {
     // Warm every thread so the first requests do not pay for session creation.
     if (!this.loaded) {
-      const loading = Promise.all(Array.from({ length: this.threads }, () => this.run<{ models: { name: string; id: string; provider: string; levels: number }[] }>({ kind: 'ready' }))).then((all) => all[0]!);
+      // Loading the models (CUDA initialisation included) may take longer than a job may.
+      const loadTimeoutMs = Math.max(this.timeoutMs, MODEL_LOAD_TIMEOUT_MS);
+      const loading = Promise.all(Array.from({ length: this.threads }, () => this.run<{ models: { name: string; id: string; provider: string; levels: number }[] }>({ kind: 'ready' }, loadTimeoutMs))).then((all) => all[0]!);
       // A failed load is tried again by the next call.
       loading.catch(() => {
         if (this.loaded === loading) this.loaded = undefined;

@@ -49,9 +49,9 @@ describe('embedded mode: jobs that overrun their timeout', () => {
     const r = await decompress(gw, bomb);
     assert.equal(r.status, 503);
     assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'job_timeout');
-    // The abandoned decode still holds the thread; a job queued behind it times out as well, typed.
-    // Once it is done, ordinary work runs again. Before, the process aborted (Napi::Error) here.
-    await new Promise((res) => setTimeout(res, 3_500));
+    // The abandoned decode still holds the thread; once it is done, ordinary work runs again.
+    // Before, the process aborted (Napi::Error) a few seconds after such a timeout.
+    await waitFor('the abandoned decode to finish', async () => (/^vlmpress_queue_jobs\{state="active"\} 0$/m.test(await (await fetch(`${gw.base}/metrics`)).text()) ? true : undefined), 60_000);
     const png = await sharp(readShared('data', 'kodak', 'kodim05.png')).resize(96, 64).png().toBuffer();
     const ok = await compress(gw, png);
     assert.equal(ok.status, 200, await ok.text());
