@@ -4,8 +4,8 @@
  * `src/server/backends-file.ts`); a request is routed by its `model`: exact names first, then
  * `prefix*` patterns, then the default.
  */
-import type { BackendSpec } from '../server/backends-file.js';
-import type { GatewayConfig } from '../server/config.js';
+import type { BackendSpec } from '../config/backends-file.js';
+import type { GatewayConfig } from '../config/config.js';
 
 export type Backend = BackendSpec;
 

@@ -4,7 +4,7 @@
  * too). Responses API: an input item's content part `{type: "input_image", image_url: "...",
  * detail}`. Only the URL changes; everything else in the request is forwarded as it came.
  */
-import { HttpError } from '../server/errors.js';
+import { HttpError } from '../http/http-error.js';
 
 export interface ImageSlot {
   /** JSON path used in error messages, e.g. messages[1].content[2].image_url.url */

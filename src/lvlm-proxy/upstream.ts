@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError } from '../server/errors.js';
+import { HttpError } from '../http/http-error.js';
 import type { Backend } from './backends.js';
 
 /** Headers from the client that mean something to an OpenAI-compatible server. */

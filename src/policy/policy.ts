@@ -9,9 +9,8 @@
  * The decision and its reason go back to the client.
  */
 import { CLASSICAL_CODECS, type ClassicalCodec, type ResizeRule } from '../codec/index.js';
-import type { GatewayConfig, ResolutionProfile } from '../server/config.js';
 import type { PolicyTable } from './policy-table.js';
-import { resizeRuleFor, type ImageDetail } from './resolution.js';
+import { resizeRuleFor, type ImageDetail, type ResolutionProfile } from './resolution.js';
 import type { ImageStats } from './image-stats.js';
 import { classifyTask, type TaskClass } from './task-classifier.js';
 
@@ -46,7 +45,14 @@ export interface PolicyDecision {
   reason: string;
 }
 
-export function decidePolicy(config: GatewayConfig, table: PolicyTable | null, req: PolicyRequest): PolicyDecision {
+/** The configuration the decision reads (a subset of the gateway's; the policy does no IO). */
+export interface PolicySettings {
+  maxSide: number;
+  defaultQuality: number;
+  defaultTarget: string;
+}
+
+export function decidePolicy(config: PolicySettings, table: PolicyTable | null, req: PolicyRequest): PolicyDecision {
   const profile = req.profile ?? 'none';
   const { rule, note } = resizeRuleFor(profile, req.detail, config.maxSide);
   const { taskClass, reason: why } = classifyTask(req);

@@ -1,5 +1,5 @@
 /** Reading a client's policy fields (quality, max_bytes, task, target, prompt) with clear 400s for bad values. */
-import { HttpError } from '../server/errors.js';
+import { HttpError } from '../http/http-error.js';
 import type { PolicyRequest } from './policy.js';
 import { TASK_HINTS } from './task-classifier.js';
 

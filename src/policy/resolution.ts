@@ -9,7 +9,10 @@
  * - none: only the gateway's VLMPRESS_MAX_SIDE.
  */
 import type { ResizeRule } from '../codec/index.js';
-import type { ResolutionProfile } from '../server/config.js';
+
+/** what a backend's vision encoder sees; the policy downscales to it before encoding */
+export const RESOLUTION_PROFILES = ['none', 'openai', 'anthropic', 'qwen2-vl', 'llava'] as const;
+export type ResolutionProfile = (typeof RESOLUTION_PROFILES)[number];
 
 export type ImageDetail = 'low' | 'high' | 'auto';
 

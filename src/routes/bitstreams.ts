@@ -1,9 +1,9 @@
 /** Stored bitstreams and decoding: GET /bitstreams/:id, GET /bitstreams/:id/image, POST /decompress. */
 import type { FastifyInstance } from 'fastify';
 import { OUTPUT_FORMATS, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
-import { HttpError } from '../server/errors.js';
-import type { GatewayContext } from '../server/context.js';
-import { decodeBitstream } from '../server/image-service.js';
+import { HttpError } from '../http/http-error.js';
+import type { GatewayContext } from '../pipeline/context.js';
+import { decodeBitstream } from '../pipeline/image-service.js';
 import { ID_PATTERN } from '../store/bitstream-store.js';
 import { bitstreamId, errors, formatQuery } from './schemas.js';
 

@@ -1,12 +1,11 @@
 /** POST /compress: an image in (multipart, or JSON with base64, a data URL or an http(s) URL), a stored bitstream out (JSON summary or the bytes). */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { imageStats } from '../policy/image-stats.js';
-import { decidePolicy, needsImageStats, policyHeader } from '../policy/policy.js';
+import { policyHeader } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { compressResult, errors, policyFields } from './schemas.js';
-import { HttpError } from '../server/errors.js';
-import type { GatewayContext } from '../server/context.js';
-import { BITSTREAM_MIME, compressAndStore, readImageReference } from '../server/image-service.js';
+import { HttpError } from '../http/http-error.js';
+import type { GatewayContext } from '../pipeline/context.js';
+import { BITSTREAM_MIME, compressImage, readImageReference } from '../pipeline/image-service.js';
 
 async function readInput(ctx: GatewayContext, req: FastifyRequest): Promise<{ image: Uint8Array; fields: Record<string, unknown> }> {
   const fields: Record<string, unknown> = {};
@@ -53,10 +52,7 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
     const t0 = performance.now();
     const model = ctx.defaultModel();
     const { image, fields } = await readInput(ctx, req);
-    const request = policyRequest(fields, model.levels, ctx.targets);
-    if (needsImageStats(request)) request.image = await imageStats(image, ctx.config.maxPixels);
-    const policy = decidePolicy(ctx.config, ctx.policyTable, request);
-    const out = await compressAndStore(ctx, image, policy);
+    const { stored: out, decision: policy } = await compressImage(ctx, { image, policy: policyRequest(fields, model.levels, ctx.targets) });
     const { meta, bitstream } = out;
     void reply
       .header('x-vlmpress-id', out.id)

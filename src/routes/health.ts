@@ -1,6 +1,6 @@
 /** Liveness, readiness and the Prometheus scrape. */
 import type { FastifyInstance } from 'fastify';
-import type { GatewayContext } from '../server/context.js';
+import type { GatewayContext } from '../pipeline/context.js';
 
 const QUEUE_COUNTS_DEADLINE_MS = 250;
 

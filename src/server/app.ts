@@ -15,9 +15,9 @@ import { AdmissionLimitedRunner } from '../workers/admission.js';
 import { QueueRunner } from '../workers/queue-runner.js';
 import { ThreadPoolRunner } from '../workers/thread-pool.js';
 import { backendsFrom } from '../lvlm-proxy/backends.js';
-import { proxyRoutes } from '../lvlm-proxy/routes.js';
+import { proxyRoutes } from '../routes/proxy.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
-import { connectRedis } from './redis.js';
+import { connectRedis } from '../infra/redis.js';
 import { findModelDirs } from '../codec/index.js';
 import { readManifest } from '../codec/model-package.js';
 import { loadPolicyTable, PolicyTableError, type PolicyTable } from '../policy/policy-table.js';
@@ -25,9 +25,9 @@ import path from 'node:path';
 import { installOpenApi } from './openapi.js';
 import { PACKAGE_VERSION } from './version.js';
 import { installAuth } from './auth.js';
-import type { GatewayConfig } from './config.js';
-import type { GatewayContext, ModelSummary } from './context.js';
-import { DecodeCache } from './decode-cache.js';
+import type { GatewayConfig } from '../config/config.js';
+import type { GatewayContext, ModelSummary } from '../pipeline/context.js';
+import { DecodeCache } from '../pipeline/decode-cache.js';
 import { installErrorHandler } from './errors.js';
 
 export interface AppOptions {

@@ -1,7 +1,7 @@
 /** Bearer API keys (VLMPRESS_API_KEYS). Health, readiness and metrics stay open for probes and scrapers, /docs for people. */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { HttpError } from './errors.js';
+import { HttpError } from '../http/http-error.js';
 
 const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 

@@ -3,33 +3,10 @@
  * the client can fix; 5xx only for our own faults (logged) and overload (503).
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { isCodecError, type CodecErrorCode } from '../codec/index.js';
+import { isCodecError } from '../codec/index.js';
+import { codecErrorStatus, HttpError } from '../http/http-error.js';
 import { JobTimeoutError, OverloadedError, RedisUnavailableError, ShuttingDownError } from '../workers/jobs.js';
-import { isRedisConnectionError } from './redis.js';
-
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
-
-const CODEC_STATUS: Partial<Record<CodecErrorCode, number>> = {
-  image_too_large: 413,
-  unsupported_image_format: 415,
-  budget_too_small: 422,
-  unknown_model: 422,
-  bad_model_package: 500,
-};
-
-export function codecErrorStatus(code: CodecErrorCode): number {
-  return CODEC_STATUS[code] ?? 400;
-}
+import { isRedisConnectionError } from '../infra/redis.js';
 
 export function installErrorHandler(app: FastifyInstance, onError: (code: string) => void): void {
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {

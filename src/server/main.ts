@@ -1,6 +1,6 @@
 /** `npm start`: load the configuration, start the gateway, shut down gracefully on SIGINT/SIGTERM. */
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig } from '../config/config.js';
 import { PolicyTableError } from '../policy/policy-table.js';
 
 async function main(): Promise<void> {

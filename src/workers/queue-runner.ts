@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CodecError, describeModels } from '../codec/index.js';
-import { bullConnection, bullProducerConnection, redactUrl } from '../server/redis.js';
+import { bullConnection, bullProducerConnection, redactUrl } from '../infra/redis.js';
 import { JobTimeoutError, RedisUnavailableError, ShuttingDownError, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobRunner, type RunnerHealth } from './jobs.js';
 import { blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_TTL_MS, LIVE_SCRIPT, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type QueueName, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
 

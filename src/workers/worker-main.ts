@@ -1,6 +1,6 @@
 /** `npm run worker`: a queue worker process for Redis mode; drains its jobs on SIGINT/SIGTERM. */
 import { pino } from 'pino';
-import { ConfigError, loadConfig } from '../server/config.js';
+import { ConfigError, loadConfig } from '../config/config.js';
 import { startQueueWorker, WorkerStartError, type QueueWorkerHandle } from './queue-worker.js';
 
 let config;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { backendsFrom } from '../../src/lvlm-proxy/backends.js';
-import { ConfigError, loadConfig } from '../../src/server/config.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
 
 async function backendsFile(content: unknown): Promise<string> {
   const file = path.join(await mkdtemp(path.join(tmpdir(), 'vlmpress-backends-')), 'backends.json');

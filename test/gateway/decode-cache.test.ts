@@ -1,7 +1,7 @@
 /** The proxy's reconstruction cache: byte bound, least-recently-used order, shared decodes, no cached failures. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DecodeCache, type DecodeCacheOutcome } from '../../src/server/decode-cache.js';
+import { DecodeCache, type DecodeCacheOutcome } from '../../src/pipeline/decode-cache.js';
 import type { DecodeJobResult } from '../../src/workers/jobs.js';
 
 const result = (bytes: number, tag = 0): DecodeJobResult => ({

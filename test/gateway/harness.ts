@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { buildApp } from '../../src/server/app.js';
-import { loadConfig } from '../../src/server/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { startQueueWorker, type QueueWorkerHandle } from '../../src/workers/queue-worker.js';
 import { testRedisUrl } from './redis-server.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { loadConfig } from '../../src/server/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { closeCodecs, readShared, sha256, sharedCodec } from '../helpers.js';
 import { MODES, startGateway, type TestGateway } from './harness.js';
 

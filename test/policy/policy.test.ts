@@ -9,7 +9,7 @@ import { decidePolicy } from '../../src/policy/policy.js';
 import { parsePolicyTable, PolicyTableError } from '../../src/policy/policy-table.js';
 import { resizeRuleFor } from '../../src/policy/resolution.js';
 import { classifyTask } from '../../src/policy/task-classifier.js';
-import { loadConfig } from '../../src/server/config.js';
+import { loadConfig } from '../../src/config/config.js';
 import { startGateway } from '../gateway/harness.js';
 import { closeCodecs, FIXTURES, readShared } from '../helpers.js';
 import { imageStats } from '../../src/policy/image-stats.js';

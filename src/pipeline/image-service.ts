@@ -1,15 +1,16 @@
 /**
  * What /compress and the LVLM proxy share: turn an image reference (base64, data URL, http(s) URL,
- * or an already-compressed vlmpress data URL) into bytes, encode and store an image under a policy
- * (once per identical image + settings + model), and decode a stored bitstream for forwarding.
+ * or an already-compressed vlmpress data URL) into bytes, and `compressImage`: decide, encode and
+ * store an image (once per identical image + settings + model), and decode it for forwarding.
  */
 import { isCodecError, looksLikeContainer, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
-import type { PolicyDecision } from '../policy/policy.js';
+import { imageStats } from '../policy/image-stats.js';
+import { decidePolicy, needsImageStats, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { cacheKey, type StoredMeta } from '../store/bitstream-store.js';
 import type { DecodeJobResult } from '../workers/jobs.js';
 import type { GatewayContext } from './context.js';
 import { DecodeCache } from './decode-cache.js';
-import { codecErrorStatus, HttpError } from './errors.js';
+import { codecErrorStatus, HttpError } from '../http/http-error.js';
 import { fetchImageUrl, isFetchableUrl, UrlFetchError } from '../lvlm-proxy/url-fetcher.js';
 
 export const BITSTREAM_MIME = 'application/vnd.vlmpress';
@@ -73,7 +74,7 @@ export interface CompressOutcome {
   timings: Record<string, number>;
 }
 
-export async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision): Promise<CompressOutcome> {
+async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision): Promise<CompressOutcome> {
   const model = ctx.defaultModel();
   const settings = { codec: policy.codec, quality: policy.quality, resize: policy.resize, modelId: model.id, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) };
   const key = cacheKey(image, settings);
@@ -95,6 +96,33 @@ export async function compressAndStore(ctx: GatewayContext, image: Uint8Array, p
   if (policy.codec === 'learned') ctx.metrics.quality.observe(r.quality);
   ctx.metrics.bpp.observe(r.bpp);
   return { id: stored, bitstream: r.bitstream, meta, cached: false, probes: r.probes, timings: r.timings };
+}
+
+export interface CompressImageRequest {
+  image: Uint8Array;
+  /** what the client asked for (quality, budget, task, target, prompt, backend profile, detail) */
+  policy: PolicyRequest;
+  /** also return the reconstruction in this format (the proxy forwards it) */
+  reconstruction?: OutputFormat;
+}
+
+export interface CompressedImage {
+  stored: CompressOutcome;
+  decision: PolicyDecision;
+  reconstruction?: DecodeJobResult;
+}
+
+/**
+ * The one pipeline behind /compress and the proxy: image statistics when the request's words do not
+ * settle the task, the policy decision, encode and store (once per identical image and settings),
+ * and the reconstruction when the caller forwards it.
+ */
+export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage> {
+  const request = needsImageStats(req.policy) ? { ...req.policy, image: await imageStats(req.image, ctx.config.maxPixels) } : req.policy;
+  const decision = decidePolicy(ctx.config, ctx.policyTable, request);
+  const stored = await compressAndStore(ctx, req.image, decision);
+  if (!req.reconstruction) return { stored, decision };
+  return { stored, decision, reconstruction: await decodeBitstream(ctx, stored.bitstream, req.reconstruction) };
 }
 
 /** Decode through the reconstruction cache: a repeated image (every turn of a chat) is decoded once. */

@@ -4,10 +4,7 @@
  * variable, so a missing key stops start-up together with every other problem.
  */
 import { readFileSync } from 'node:fs';
-
-/** what a backend's vision encoder sees; the policy downscales to it before encoding */
-export const RESOLUTION_PROFILES = ['none', 'openai', 'anthropic', 'qwen2-vl', 'llava'] as const;
-export type ResolutionProfile = (typeof RESOLUTION_PROFILES)[number];
+import { RESOLUTION_PROFILES, type ResolutionProfile } from '../policy/resolution.js';
 
 export interface BackendSpec {
   name: string;

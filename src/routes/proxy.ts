@@ -4,16 +4,15 @@
  * backend's answer unchanged; GET /v1/models lists the models of every backend.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { imageStats } from '../policy/image-stats.js';
-import { decidePolicy, needsImageStats, policyHeader, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
+import { decidePolicy, policyHeader, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
-import { HttpError } from '../server/errors.js';
-import type { GatewayContext } from '../server/context.js';
-import { compressAndStore, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../server/image-service.js';
-import type { Backend } from './backends.js';
-import { errors, policyFields } from '../routes/schemas.js';
-import { chatPromptText, findImageParts, findResponsesImageParts, responsesPromptText, type ImageSlot } from './image-parts.js';
-import { callUpstream, clientGone, relayResponse } from './upstream.js';
+import { HttpError } from '../http/http-error.js';
+import type { GatewayContext } from '../pipeline/context.js';
+import { compressImage, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../pipeline/image-service.js';
+import type { Backend } from '../lvlm-proxy/backends.js';
+import { errors, policyFields } from './schemas.js';
+import { chatPromptText, findImageParts, findResponsesImageParts, responsesPromptText, type ImageSlot } from '../lvlm-proxy/image-parts.js';
+import { callUpstream, clientGone, relayResponse } from '../lvlm-proxy/upstream.js';
 
 interface ImageReport {
   id: string;
@@ -49,17 +48,16 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
   async function rewriteImage(url: string, field: string, request: PolicyRequest): Promise<{ url: string; report: ImageReport; policy: PolicyDecision }> {
     const format = ctx.config.proxyImageFormat;
     const ref = await readImageReference(ctx, url, field);
-    if (ref.kind === 'image' && needsImageStats(request)) request = { ...request, image: await imageStats(ref.bytes, ctx.config.maxPixels) };
-    const policy = decidePolicy(ctx.config, ctx.policyTable, request);
     return withField(field, async () => {
       if (ref.kind === 'bitstream') {
-        // Compressed by the client already: decode, never re-encode.
+        // Compressed by the client already: decode, never re-encode (the decision is only reported).
+        const policy = decidePolicy(ctx.config, ctx.policyTable, request);
         const decoded = await decodeBitstream(ctx, ref.bytes, format);
         const id = await storeClientBitstream(ctx, ref.bytes, decoded);
         return { url: dataUrl(format, decoded.image), policy, report: { id, originalBytes: ref.bytes.length, compressedBytes: ref.bytes.length, quality: decoded.quality, how: 'client_bitstream' } };
       }
-      const out = await compressAndStore(ctx, ref.bytes, policy);
-      const decoded = await decodeBitstream(ctx, out.bitstream, format);
+      const { stored: out, decision: policy, reconstruction } = await compressImage(ctx, { image: ref.bytes, policy: request, reconstruction: format });
+      const decoded = reconstruction!;
       return {
         url: dataUrl(format, decoded.image),
         policy,

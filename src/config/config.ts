@@ -6,7 +6,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseProviderList, type ExecutionProviderName } from '../codec/index.js';
-import { readBackendsFile, RESOLUTION_PROFILES, type BackendSpec, type ResolutionProfile } from './backends-file.js';
+import { RESOLUTION_PROFILES, type ResolutionProfile } from '../policy/resolution.js';
+import { readBackendsFile, type BackendSpec } from './backends-file.js';
 
 export interface GatewayConfig {
   port: number;
@@ -72,8 +73,6 @@ export interface GatewayConfig {
   decodeCacheBytes: number;
   logLevel: string;
 }
-
-export { RESOLUTION_PROFILES, type ResolutionProfile };
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

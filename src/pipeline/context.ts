@@ -4,7 +4,7 @@ import type { BitstreamStore } from '../store/bitstream-store.js';
 import type { JobRunner } from '../workers/jobs.js';
 import type { Backends } from '../lvlm-proxy/backends.js';
 import type { PolicyTable } from '../policy/policy-table.js';
-import type { GatewayConfig } from './config.js';
+import type { GatewayConfig } from '../config/config.js';
 import type { DecodeCache } from './decode-cache.js';
 
 export interface ModelSummary {
