@@ -1,11 +1,12 @@
 /** What routes share: configuration, the job runner, the store, metrics. Built once per app. */
 import type { Metrics } from '../metrics/registry.js';
 import type { BitstreamStore } from '../store/bitstream-store.js';
-import type { JobRunner } from '../workers/jobs.js';
+import type { DecodeJobResult, JobRunner } from '../workers/jobs.js';
 import type { Backends } from '../lvlm-proxy/backends.js';
 import type { PolicyTable } from '../policy/policy-table.js';
 import type { GatewayConfig } from '../config/config.js';
 import type { DecodeCache } from './decode-cache.js';
+import type { CompressOutcome } from './image-service.js';
 
 export interface ModelSummary {
   name: string;
@@ -21,6 +22,8 @@ export interface GatewayContext {
   metrics: Metrics;
   /** reconstructions of recently decoded bitstreams (see decode-cache.ts) */
   decodeCache: DecodeCache;
+  /** encodes running now, by cache key: identical concurrent images share one (image-service.ts) */
+  encodesInFlight: Map<string, Promise<{ outcome: CompressOutcome; reconstruction?: DecodeJobResult }>>;
   /** the model new bitstreams are made with (known once the runner is ready) */
   defaultModel(): ModelSummary;
   /** the default model's calibrated policy (null: none shipped, the default quality applies) */

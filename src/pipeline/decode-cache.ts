@@ -67,6 +67,11 @@ export class DecodeCache {
     return work;
   }
 
+  /** Keep a reconstruction made elsewhere (an encode job that decoded its own bitstream). */
+  put(key: string, result: DecodeJobResult): void {
+    if (!this.entries.has(key)) this.remember(key, result);
+  }
+
   private remember(key: string, result: DecodeJobResult): void {
     const cost = result.image.length + ENTRY_OVERHEAD;
     if (cost > this.maxBytes) return;

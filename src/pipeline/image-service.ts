@@ -74,7 +74,10 @@ export interface CompressOutcome {
   timings: Record<string, number>;
 }
 
-async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision): Promise<CompressOutcome> {
+/** An encode that ran here: the stored outcome and, when the job made one, its reconstruction. */
+type EncodeRun = { outcome: CompressOutcome; reconstruction?: DecodeJobResult };
+
+async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision, reconstruction?: OutputFormat): Promise<EncodeRun> {
   const model = ctx.defaultModel();
   const settings = { codec: policy.codec, quality: policy.quality, resize: policy.resize, modelId: model.id, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) };
   const key = cacheKey(image, settings);
@@ -84,9 +87,18 @@ async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: 
   if (hit && id) {
     ctx.metrics.cacheHits.inc();
     ctx.metrics.bytesSaved.inc(Math.max(0, image.length - hit.bitstream.length));
-    return { id, ...hit, cached: true, probes: 0, timings: {} };
+    return { outcome: { id, ...hit, cached: true, probes: 0, timings: {} } };
   }
-  const r = await ctx.runner.encode({ image, codec: policy.codec, quality: policy.quality, resize: policy.resize, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) });
+  // Identical images arriving together (a retried request, parallel chats) share one encode.
+  const running = ctx.encodesInFlight.get(key);
+  if (running) return running;
+  const work = encodeAndStore(ctx, image, policy, key, reconstruction).finally(() => ctx.encodesInFlight.delete(key));
+  ctx.encodesInFlight.set(key, work);
+  return work;
+}
+
+async function encodeAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision, key: string, reconstruction?: OutputFormat): Promise<EncodeRun> {
+  const r = await ctx.runner.encode({ image, codec: policy.codec, quality: policy.quality, resize: policy.resize, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}), ...(reconstruction ? { reconstruction } : {}) });
   const meta: StoredMeta = { width: r.width, height: r.height, quality: r.quality, model: r.model, source: r.source, createdAt: new Date().toISOString() };
   const stored = await ctx.store.put(r.bitstream, meta);
   await ctx.store.remember(key, stored);
@@ -95,7 +107,13 @@ async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: 
   ctx.metrics.bytesSaved.inc(Math.max(0, image.length - r.bytes));
   if (policy.codec === 'learned') ctx.metrics.quality.observe(r.quality);
   ctx.metrics.bpp.observe(r.bpp);
-  return { id: stored, bitstream: r.bitstream, meta, cached: false, probes: r.probes, timings: r.timings };
+  if (r.reconstruction) {
+    ctx.metrics.decodeDuration.observe(r.reconstruction.timings.decodeMs / 1000);
+    // The next turn of the conversation finds it in the reconstruction cache.
+    ctx.decodeCache.put(DecodeCache.key(r.bitstream, r.reconstruction.format), r.reconstruction);
+  }
+  const outcome = { id: stored, bitstream: r.bitstream, meta, cached: false, probes: r.probes, timings: r.timings };
+  return r.reconstruction ? { outcome, reconstruction: r.reconstruction } : { outcome };
 }
 
 export interface CompressImageRequest {
@@ -120,9 +138,11 @@ export interface CompressedImage {
 export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage> {
   const request = needsImageStats(req.policy) ? { ...req.policy, image: await imageStats(req.image, ctx.config.maxPixels) } : req.policy;
   const decision = decidePolicy(ctx.config, ctx.policyTable, request);
-  const stored = await compressAndStore(ctx, req.image, decision);
+  const { outcome: stored, reconstruction } = await compressAndStore(ctx, req.image, decision, req.reconstruction);
   if (!req.reconstruction) return { stored, decision };
-  return { stored, decision, reconstruction: await decodeBitstream(ctx, stored.bitstream, req.reconstruction) };
+  // Made by the encode job itself when it ran for this request; else through the decode cache.
+  const forwarded = reconstruction?.format === req.reconstruction ? reconstruction : await decodeBitstream(ctx, stored.bitstream, req.reconstruction);
+  return { stored, decision, reconstruction: forwarded };
 }
 
 /** Decode through the reconstruction cache: a repeated image (every turn of a chat) is decoded once. */

@@ -87,6 +87,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     store,
     metrics,
     decodeCache,
+    encodesInFlight: new Map(),
     defaultModel: () => model,
     backends,
     policyTable,

@@ -15,6 +15,8 @@ export interface EncodeJob {
   maxBytes?: number;
   /** size limits applied before encoding (the receiving model's view of the image) */
   resize: ResizeRule;
+  /** also decode the new bitstream to this format in the same job (the proxy forwards it) */
+  reconstruction?: OutputFormat;
 }
 
 /** The codec's encode result (minus the provider, reported by readiness) plus what the job adds. */
@@ -22,6 +24,8 @@ export interface EncodeJobResult extends Omit<EncodeResult, 'provider'> {
   source: { format: string; width: number; height: number; bytes: number };
   resized: boolean;
   timings: { decodeInputMs: number; encodeMs: number };
+  /** when the job asked for it: the bitstream decoded, as the decode job would have */
+  reconstruction?: DecodeJobResult;
 }
 
 export interface DecodeJob {

@@ -39,6 +39,9 @@ async function encode(codec: Codec, job: EncodeJob): Promise<EncodeJobResult> {
   const t1 = performance.now();
   const r = await codec.encodePixels(pixels, { quality: job.quality, ...(job.codec ? { codec: job.codec } : {}), ...(job.maxBytes !== undefined ? { maxBytes: job.maxBytes } : {}) }, input.hadAlpha ? Flags.AlphaFlattened : 0);
   const t2 = performance.now();
+  // One pass per image: the reconstruction comes from the same worker, without a second job or a
+  // round trip of the bitstream through the gateway.
+  const reconstruction = job.reconstruction ? await decode(codec, { kind: 'decode', bitstream: r.bitstream, format: job.reconstruction }) : undefined;
   return {
     bitstream: r.bitstream,
     bytes: r.bytes,
@@ -51,6 +54,7 @@ async function encode(codec: Codec, job: EncodeJob): Promise<EncodeJobResult> {
     resized: pixels !== input,
     probes: r.probes,
     timings: { decodeInputMs: t1 - t0, encodeMs: t2 - t1 },
+    ...(reconstruction ? { reconstruction } : {}),
   };
 }
 

@@ -16,6 +16,7 @@ export interface EncodeQueueData {
   quality: number;
   maxBytes?: number;
   resize: ResizeRule;
+  reconstruction?: OutputFormat;
 }
 
 export interface DecodeQueueData {
@@ -25,7 +26,11 @@ export interface DecodeQueueData {
 }
 
 /** The job's return value: the result without its binary part, plus the key holding that part. */
-export type QueueReturn = JobOutcome<Omit<EncodeJobResult, 'bitstream'> | Omit<DecodeJobResult, 'image'>> & { output?: string };
+export type QueueReturn = JobOutcome<Omit<EncodeJobResult, 'bitstream'> | Omit<DecodeJobResult, 'image'>> & {
+  output?: string;
+  /** encode jobs asked for a reconstruction: the key holding its image */
+  reconstructionOutput?: string;
+};
 
 export function bullPrefix(prefix: string): string {
   return `${prefix}:bull`;

@@ -44,7 +44,7 @@ export class QueueRunner implements JobRunner {
     this.blobTtl = blobTtlSeconds(options.jobTimeoutMs, options.attempts, options.backoffMs);
   }
 
-  private async run(queue: QueueName, input: Uint8Array, data: Omit<EncodeQueueData, 'input'> | Omit<DecodeQueueData, 'input'>): Promise<{ value: Record<string, unknown>; output: Buffer | null }> {
+  private async run(queue: QueueName, input: Uint8Array, data: Omit<EncodeQueueData, 'input'> | Omit<DecodeQueueData, 'input'>): Promise<{ value: Record<string, unknown>; output: Buffer | null; reconstruction: Buffer | null }> {
     if (this.closing) throw new ShuttingDownError();
     const { redis, prefix, jobTimeoutMs, attempts, backoffMs } = this.options;
     // While Redis is away, answer at once (503 redis_unavailable) instead of queueing commands.
@@ -70,7 +70,8 @@ export class QueueRunner implements JobRunner {
       const ret = (await Promise.race([finished, timeout])) as QueueReturn;
       if (!ret.ok) throw new CodecError(ret.error.code, ret.error.message, ret.error.details);
       const output = ret.output ? await redis.getdelBuffer(ret.output) : null;
-      return { value: ret.value as unknown as Record<string, unknown>, output };
+      const reconstruction = ret.reconstructionOutput ? await redis.getdelBuffer(ret.reconstructionOutput) : null;
+      return { value: ret.value as unknown as Record<string, unknown>, output, reconstruction };
     } catch (e) {
       if (e instanceof JobTimeoutError && job) {
         // Nobody is waiting any more: drop the job if no worker has taken it yet.
@@ -85,9 +86,14 @@ export class QueueRunner implements JobRunner {
 
   async encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult> {
     const { image, ...settings } = job;
-    const { value, output } = await this.run('encode', image, settings);
+    const { value, output, reconstruction } = await this.run('encode', image, settings);
     if (!output) throw new Error('encode job finished but its bitstream expired before it was collected');
-    return { ...(value as unknown as Omit<EncodeJobResult, 'bitstream'>), bitstream: new Uint8Array(output) };
+    const result = { ...(value as unknown as Omit<EncodeJobResult, 'bitstream'>), bitstream: new Uint8Array(output) };
+    if (result.reconstruction) {
+      if (!reconstruction) throw new Error('encode job finished but its reconstruction expired before it was collected');
+      result.reconstruction = { ...result.reconstruction, image: new Uint8Array(reconstruction) };
+    }
+    return result;
   }
 
   async decode(job: Omit<DecodeJob, 'kind'>): Promise<DecodeJobResult> {

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { isCodecError } from '../codec/index.js';
 import type { GatewayConfig } from '../config/config.js';
 import { bullConnection, connectRedis } from '../infra/redis.js';
-import { JobTimeoutError } from './jobs.js';
+import { JobTimeoutError, type DecodeJobResult } from './jobs.js';
 import { BEAT_SCRIPT, blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_MS, lockSettings, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
 import { ThreadPoolRunner } from './thread-pool.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/registry.js';
@@ -104,9 +104,15 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
       let ret: QueueReturn;
       const output = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-out`);
       if (job.name === QUEUES.encode) {
-        const { bitstream, ...value } = await pool.encode({ ...(data as EncodeQueueData), image: bytes });
+        const { bitstream, reconstruction, ...value } = await pool.encode({ ...(data as EncodeQueueData), image: bytes });
         await redis.set(output, Buffer.from(bitstream), 'EX', outputTtl);
         ret = { ok: true, value, output };
+        if (reconstruction) {
+          const { image, ...meta } = reconstruction;
+          const reconstructionOutput = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-reconstruction`);
+          await redis.set(reconstructionOutput, Buffer.from(image), 'EX', outputTtl);
+          ret = { ok: true, value: { ...value, reconstruction: meta as DecodeJobResult }, output, reconstructionOutput };
+        }
       } else {
         const { image, ...value } = await pool.decode({ ...(data as DecodeQueueData), bitstream: bytes });
         await redis.set(output, Buffer.from(image), 'EX', outputTtl);
