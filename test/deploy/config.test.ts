@@ -1,6 +1,6 @@
 /**
  * The deployment files speak the product's language: every VLMPRESS_* name in the compose file, the
- * Dockerfiles, the Helm chart and docs/deployment.md is one src/server/config.ts reads; every setting
+ * Dockerfiles, the Helm chart and docs/deployment.md is one src/config/config.ts reads; every setting
  * config.ts reads can be set through the chart; the chart's appVersion is the package version; and the
  * Redis lists the KEDA ScaledObject counts are the keys BullMQ really fills.
  */
@@ -28,7 +28,7 @@ const NOT_IN_CHART = new Set(['VLMPRESS_FETCH_ALLOW_CIDRS']);
 
 /** The environment variables loadConfig reads, from its helper calls: str('X'), int('X', ...), ... */
 function configNames(): Set<string> {
-  const src = read('src', 'server', 'config.ts');
+  const src = read('src', 'config', 'config.ts');
   return new Set([...src.matchAll(/\b(?:str|int|num|url|oneOf|list)\(\s*'([A-Z][A-Z0-9_]*)'/g)].map((m) => m[1]!));
 }
 
