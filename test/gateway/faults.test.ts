@@ -17,7 +17,7 @@ import { JobTimeoutError } from '../../src/workers/jobs.js';
 import { HEARTBEAT_TTL_MS } from '../../src/workers/queue-protocol.js';
 import { ThreadPoolRunner } from '../../src/workers/thread-pool.js';
 import { closeCodecs, FIXTURES, readShared, ROOT } from '../helpers.js';
-import { startGateway, type TestGateway } from './harness.js';
+import { startGateway, waitFor, type TestGateway } from './harness.js';
 import { freePort } from './redis-server.js';
 
 after(closeCodecs);
@@ -25,16 +25,6 @@ after(closeCodecs);
 const FLAT_2048 = path.join(FIXTURES, 'flat-2048-q1.vlmp');
 const decompress = (gw: TestGateway, body: Uint8Array) => fetch(`${gw.base}/decompress`, { method: 'POST', headers: { 'content-type': 'application/vnd.vlmpress' }, body: Buffer.from(body) });
 const compress = (gw: TestGateway, image: Buffer) => fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: image.toString('base64'), quality: 2 }) });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('embedded mode: jobs that overrun their timeout', () => {
   let gw: TestGateway;

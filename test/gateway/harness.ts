@@ -59,3 +59,14 @@ export async function startGateway(mode: Mode, env: Record<string, string> = {},
     },
   };
 }
+
+/** Polls `probe` until it returns a value (every 50 ms), or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -12,22 +12,12 @@ import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { bullPrefix } from '../../src/workers/queue-protocol.js';
 import { closeCodecs, readShared, ROOT } from '../helpers.js';
-import { startGateway, type TestGateway } from './harness.js';
+import { startGateway, waitFor, type TestGateway } from './harness.js';
 import { freePort } from './redis-server.js';
 
 after(closeCodecs);
 
 const post = (gw: TestGateway, body: unknown) => fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('Redis mode: gateway and a separate worker process', () => {
   let gw: TestGateway;
