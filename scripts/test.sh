@@ -73,20 +73,34 @@ if [ -z "${VLMPRESS_TEST_REDIS_URL:-}" ]; then
 fi
 echo "== Redis for the tests: $VLMPRESS_TEST_REDIS_URL =="
 
+# The time each suite takes, printed at the end.
+timings=()
+suite_start=0  # bash counts SECONDS from the start of the script
+suite_done() { timings+=("$(printf '%-28s %4d s' "$1" $((SECONDS - suite_start)))"); suite_start=$SECONDS; }
+suite_done "setup (packages, build)"
+
 # Deployment files: helm lint + kubeconform, promtool on live scrapes, the release the Dockerfiles
 # build run as they run it. Also builds .tools/bin/helm, which a node test uses.
 echo "== deployment files (scripts/validate-deploy.sh) =="
 ./scripts/validate-deploy.sh
+suite_done "deployment files"
 
 echo "== node --test (src/, test/) =="
 mapfile -t node_tests < <(find dist/test -name '*.test.js' | sort)
 node --test --test-reporter=spec "${node_tests[@]}"
+suite_done "node --test"
 
 echo "== chaos suite, quick (bench/chaos.ts: Redis with AOF, a gateway, two workers, faults injected) =="
 node dist/bench/chaos.js --quick
+suite_done "chaos suite (quick)"
 
 echo "== pytest (training/) =="
 (cd training && ../.venv/bin/python -m pytest -q "$@")
+suite_done "pytest training/"
 
 echo "== pytest (eval/) =="
 (cd eval && ../.venv/bin/python -m pytest -q "$@")
+suite_done "pytest eval/"
+
+echo "== time per suite =="
+printf '%s\n' "${timings[@]}"
