@@ -4,6 +4,7 @@
  * target, the quality to encode at. A table built for another model is refused, never half-used.
  */
 import { readFile } from 'node:fs/promises';
+import { CLASSICAL_CODECS, type ClassicalCodec } from '../codec/index.js';
 import { TASK_CLASSES, type TaskClass } from './task-classifier.js';
 
 export interface PolicyEntry {
@@ -20,6 +21,13 @@ export interface PolicyTable {
   targets: string[];
   defaultTarget: string;
   classes: Partial<Record<TaskClass, { metrics: string[]; targets: Record<string, PolicyEntry> }>>;
+}
+
+/** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it (sharp). */
+export function gatewayCodec(name: string): 'learned' | ClassicalCodec | undefined {
+  if (name === 'vlmpress') return 'learned';
+  const c = name.startsWith('sharp-') ? name.slice(6) : '';
+  return (CLASSICAL_CODECS as readonly string[]).includes(c) ? (c as ClassicalCodec) : undefined;
 }
 
 export class PolicyTableError extends Error {}
@@ -41,6 +49,8 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
     for (const t of targets) {
       const e = entry.targets?.[t];
       if (typeof e?.quality !== 'number' || !(e.quality >= 1) || typeof e.codec !== 'string') fail(`classes.${c}.targets.${t} needs codec and quality`);
+      // A codec this gateway cannot make would otherwise fall back silently, with a wrong reason.
+      if (!gatewayCodec(e.codec)) fail(`classes.${c}.targets.${t}: unknown codec "${e.codec}" (known: vlmpress, ${CLASSICAL_CODECS.map((k) => `sharp-${k}`).join(', ')})`);
     }
     classes[c] = { metrics: entry.metrics, targets: entry.targets };
   }

@@ -8,8 +8,8 @@
  * 4. a byte budget (`max_bytes`) then takes the highest quality up to that one which fits.
  * The decision and its reason go back to the client.
  */
-import { CLASSICAL_CODECS, type ClassicalCodec, type ResizeRule } from '../codec/index.js';
-import type { PolicyTable } from './policy-table.js';
+import type { ClassicalCodec, ResizeRule } from '../codec/index.js';
+import { gatewayCodec, type PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail, type ResolutionProfile } from './resolution.js';
 import type { ImageStats } from './image-stats.js';
 import { classifyTask, type TaskClass } from './task-classifier.js';
@@ -82,13 +82,6 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
 /** The decision in one header value: `policy; class=text; target=0.98; quality=6.5` (the full reason is in JSON bodies). */
 export function policyHeader(d: PolicyDecision): string {
   return [d.source, `class=${d.taskClass}`, ...(d.codec !== 'learned' ? [`codec=${d.codec}`] : []), ...(d.target ? [`target=${d.target}`] : []), `quality=${d.quality}`, ...(d.maxBytes !== undefined ? [`max_bytes=${d.maxBytes}`] : [])].join('; ');
-}
-
-/** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it (sharp). */
-export function gatewayCodec(name: string): 'learned' | ClassicalCodec | undefined {
-  if (name === 'vlmpress') return 'learned';
-  const c = name.startsWith('sharp-') ? name.slice(6) : '';
-  return (CLASSICAL_CODECS as readonly string[]).includes(c) ? (c as ClassicalCodec) : undefined;
 }
 
 /** Whether a request leaves the task class to the image itself (no quality, hint or cue in words). */

@@ -115,6 +115,11 @@ describe('policy decisions', () => {
     assert.throws(() => parsePolicyTable(table('b'.repeat(64)), MODEL_ID, 'x.json'), PolicyTableError);
     assert.throws(() => parsePolicyTable({ ...table(), default_target: '0.5' }, MODEL_ID, 'x.json'), /default_target/);
   });
+  it('refuses a table naming a codec the gateway cannot make, at load', () => {
+    const t = table();
+    (t.classes.text.targets['0.99'] as { codec: string }).codec = 'vvc';
+    assert.throws(() => parsePolicyTable(t, MODEL_ID, 'x.json'), /classes\.text\.targets\.0\.99: unknown codec "vvc" \(known: vlmpress, sharp-avif/);
+  });
 });
 
 describe('the gateway applies the policy table', () => {
