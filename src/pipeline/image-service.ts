@@ -135,6 +135,8 @@ export interface CompressedImage {
  * settle the task, the policy decision, encode and store (once per identical image and settings),
  * and the reconstruction when the caller forwards it.
  */
+export async function compressImage(ctx: GatewayContext, req: CompressImageRequest & { reconstruction: OutputFormat }): Promise<CompressedImage & { reconstruction: DecodeJobResult }>;
+export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage>;
 export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage> {
   const request = needsImageStats(req.policy) ? { ...req.policy, image: await imageStats(req.image, ctx.config.maxPixels) } : req.policy;
   const decision = decidePolicy(ctx.config, ctx.policyTable, request);

@@ -56,8 +56,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         const id = await storeClientBitstream(ctx, ref.bytes, decoded);
         return { url: dataUrl(format, decoded.image), policy, report: { id, originalBytes: ref.bytes.length, compressedBytes: ref.bytes.length, quality: decoded.quality, how: 'client_bitstream' } };
       }
-      const { stored: out, decision: policy, reconstruction } = await compressImage(ctx, { image: ref.bytes, policy: request, reconstruction: format });
-      const decoded = reconstruction!;
+      const { stored: out, decision: policy, reconstruction: decoded } = await compressImage(ctx, { image: ref.bytes, policy: request, reconstruction: format });
       return {
         url: dataUrl(format, decoded.image),
         policy,

@@ -26,7 +26,10 @@ export interface DecodeQueueData {
 }
 
 /** The job's return value: the result without its binary part, plus the key holding that part. */
-export type QueueReturn = JobOutcome<Omit<EncodeJobResult, 'bitstream'> | Omit<DecodeJobResult, 'image'>> & {
+/** An encode result without its binary parts (the bitstream, the reconstruction's image). */
+export type EncodeQueueValue = Omit<EncodeJobResult, 'bitstream' | 'reconstruction'> & { reconstruction?: Omit<DecodeJobResult, 'image'> };
+
+export type QueueReturn = JobOutcome<EncodeQueueValue | Omit<DecodeJobResult, 'image'>> & {
   output?: string;
   /** encode jobs asked for a reconstruction: the key holding its image */
   reconstructionOutput?: string;

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { CodecError, describeModels } from '../codec/index.js';
 import { bullConnection, bullProducerConnection, redactUrl } from '../infra/redis.js';
 import { JobTimeoutError, RedisUnavailableError, ShuttingDownError, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobRunner, type RunnerHealth } from './jobs.js';
-import { blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_TTL_MS, LIVE_SCRIPT, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type QueueName, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
+import { blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_TTL_MS, LIVE_SCRIPT, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type EncodeQueueValue, type QueueName, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
 
 export interface QueueRunnerOptions {
   redis: Redis;
@@ -88,10 +88,11 @@ export class QueueRunner implements JobRunner {
     const { image, ...settings } = job;
     const { value, output, reconstruction } = await this.run('encode', image, settings);
     if (!output) throw new Error('encode job finished but its bitstream expired before it was collected');
-    const result = { ...(value as unknown as Omit<EncodeJobResult, 'bitstream'>), bitstream: new Uint8Array(output) };
-    if (result.reconstruction) {
+    const { reconstruction: meta, ...rest } = value as unknown as EncodeQueueValue;
+    const result: EncodeJobResult = { ...rest, bitstream: new Uint8Array(output) };
+    if (meta) {
       if (!reconstruction) throw new Error('encode job finished but its reconstruction expired before it was collected');
-      result.reconstruction = { ...result.reconstruction, image: new Uint8Array(reconstruction) };
+      result.reconstruction = { ...meta, image: new Uint8Array(reconstruction) };
     }
     return result;
   }

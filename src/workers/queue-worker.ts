@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { isCodecError } from '../codec/index.js';
 import type { GatewayConfig } from '../config/config.js';
 import { bullConnection, connectRedis } from '../infra/redis.js';
-import { JobTimeoutError, type DecodeJobResult } from './jobs.js';
+import { JobTimeoutError } from './jobs.js';
 import { BEAT_SCRIPT, blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_MS, lockSettings, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
 import { ThreadPoolRunner } from './thread-pool.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/registry.js';
@@ -106,12 +106,14 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
       if (job.name === QUEUES.encode) {
         const { bitstream, reconstruction, ...value } = await pool.encode({ ...(data as EncodeQueueData), image: bytes });
         await redis.set(output, Buffer.from(bitstream), 'EX', outputTtl);
-        ret = { ok: true, value, output };
         if (reconstruction) {
+          // The reconstruction's pixels travel like the bitstream: a binary value, its key in the result.
           const { image, ...meta } = reconstruction;
           const reconstructionOutput = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-reconstruction`);
           await redis.set(reconstructionOutput, Buffer.from(image), 'EX', outputTtl);
-          ret = { ok: true, value: { ...value, reconstruction: meta as DecodeJobResult }, output, reconstructionOutput };
+          ret = { ok: true, value: { ...value, reconstruction: meta }, output, reconstructionOutput };
+        } else {
+          ret = { ok: true, value, output };
         }
       } else {
         const { image, ...value } = await pool.decode({ ...(data as DecodeQueueData), bitstream: bytes });
