@@ -12,7 +12,10 @@ import { sharedFile } from '../test/helpers.js';
 import { median, table } from './stats.js';
 import { benchArgs } from './cli-args.js';
 
-const values = benchArgs('node dist/bench/avif-effort.js [--photos 24] [--efforts 0,1,2,3,4]', { photos: { type: 'string', default: '24' }, efforts: { type: 'string', default: '0,1,2,3,4' } });
+const values = benchArgs('node dist/bench/avif-effort.js [--photos 24] [--efforts 0,1,2,3,4]', {
+  photos: { type: 'string', default: '24' },
+  efforts: { type: 'string', default: '0,1,2,3,4' },
+});
 const efforts = values.efforts.split(',').map(Number);
 const QUALITIES = [20, 30, 45, 60, 70, 80, 90];
 
@@ -36,16 +39,33 @@ function psnr(a: Buffer, b: Buffer): number {
 /** The receiver's view of a photo (shorter side 256, centre 224²), Kodak at 512 px, and rendered text pages. */
 async function images(photos: number): Promise<Record<string, Raw[]>> {
   const dir = sharedFile('data', 'imagenet-dev');
-  const names = readdirSync(dir).sort().filter((_, i) => i % 7 === 0).slice(0, photos);
-  const photo = await Promise.all(names.map((n) => rawOf(sharp(`${dir}/${n}`).resize(256, 256, { fit: 'outside' }).resize(224, 224, { fit: 'cover' }))));
-  const kodak = await Promise.all(['kodim05', 'kodim13', 'kodim19', 'kodim23'].map((n) => rawOf(sharp(sharedFile('data', 'kodak', `${n}.png`)).resize(512, 512, { fit: 'inside' }))));
-  const lines = ['INVOICE 2026-0113  Total due: 1,284.50 EUR', 'Item      Qty   Unit price   Amount', 'Cable, shielded 2 m   4   12.90   51.60', 'Please pay within 30 days of receipt.', 'Ref. 88-2231-ZX  Terms and conditions apply.'];
-  const text = await Promise.all([13, 16, 20, 26].map((px) => {
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="512" height="384"><rect width="100%" height="100%" fill="#fbfbf8"/>${lines
-      .map((l, i) => `<text x="16" y="${40 + i * px * 1.8}" font-family="DejaVu Sans" font-size="${px}" fill="#1a1a1a">${l}</text>`)
-      .join('')}</svg>`;
-    return rawOf(sharp(Buffer.from(svg)));
-  }));
+  const names = readdirSync(dir)
+    .sort()
+    .filter((_, i) => i % 7 === 0)
+    .slice(0, photos);
+  const photo = await Promise.all(
+    names.map((n) => rawOf(sharp(`${dir}/${n}`).resize(256, 256, { fit: 'outside' }).resize(224, 224, { fit: 'cover' }))),
+  );
+  const kodak = await Promise.all(
+    ['kodim05', 'kodim13', 'kodim19', 'kodim23'].map((n) =>
+      rawOf(sharp(sharedFile('data', 'kodak', `${n}.png`)).resize(512, 512, { fit: 'inside' })),
+    ),
+  );
+  const lines = [
+    'INVOICE 2026-0113  Total due: 1,284.50 EUR',
+    'Item      Qty   Unit price   Amount',
+    'Cable, shielded 2 m   4   12.90   51.60',
+    'Please pay within 30 days of receipt.',
+    'Ref. 88-2231-ZX  Terms and conditions apply.',
+  ];
+  const text = await Promise.all(
+    [13, 16, 20, 26].map((px) => {
+      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="512" height="384"><rect width="100%" height="100%" fill="#fbfbf8"/>${lines
+        .map((l, i) => `<text x="16" y="${40 + i * px * 1.8}" font-family="DejaVu Sans" font-size="${px}" fill="#1a1a1a">${l}</text>`)
+        .join('')}</svg>`;
+      return rawOf(sharp(Buffer.from(svg)));
+    }),
+  );
   return { 'photo 224²': photo, 'kodak 512': kodak, 'text 512×384': text };
 }
 
@@ -76,7 +96,9 @@ function bdRate(a: [number, number][], b: [number, number][]): number {
 
 async function main(): Promise<void> {
   const sets = await images(Number(values.photos));
-  const rows: (string | number)[][] = [['class', 'effort', 'median ms / image', 'x faster than 4', 'BD-rate vs 4 (PSNR)', 'bytes @ q70', 'PSNR @ q70']];
+  const rows: (string | number)[][] = [
+    ['class', 'effort', 'median ms / image', 'x faster than 4', 'BD-rate vs 4 (PSNR)', 'bytes @ q70', 'PSNR @ q70'],
+  ];
   for (const [name, imgs] of Object.entries(sets)) {
     const curves = new Map<number, { curve: [number, number][]; ms: number; q70: [number, number] }>();
     for (const effort of efforts) {
@@ -102,10 +124,20 @@ async function main(): Promise<void> {
     }
     const ref = curves.get(4);
     for (const [effort, c] of curves) {
-      rows.push([name, effort, c.ms, ref ? ref.ms / c.ms : NaN, ref ? `${(100 * bdRate(ref.curve, c.curve)).toFixed(1)}%` : '-', Math.round(c.q70[0]), c.q70[1]]);
+      rows.push([
+        name,
+        effort,
+        c.ms,
+        ref ? ref.ms / c.ms : NaN,
+        ref ? `${(100 * bdRate(ref.curve, c.curve)).toFixed(1)}%` : '-',
+        Math.round(c.q70[0]),
+        c.q70[1],
+      ]);
     }
   }
-  console.log(`AVIF effort (sharp ${sharp.versions.sharp}, libaom ${sharp.versions.aom}), qualities ${QUALITIES.join(',')}, libvips concurrency ${sharp.concurrency()}`);
+  console.log(
+    `AVIF effort (sharp ${sharp.versions.sharp}, libaom ${sharp.versions.aom}), qualities ${QUALITIES.join(',')}, libvips concurrency ${sharp.concurrency()}`,
+  );
   console.log(table(rows));
 }
 

@@ -146,7 +146,11 @@ interface Outcome {
 async function imageSource(): Promise<(i: number) => Promise<Buffer>> {
   const crops = await Promise.all(
     ['kodim01.png', 'kodim05.png', 'kodim13.png', 'kodim20.png', 'kodim23.png'].map(async (f) => {
-      const { data, info } = await sharp(sharedFile('data', 'kodak', f)).extract({ left: 128, top: 64, width: 256, height: 256 }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const { data, info } = await sharp(sharedFile('data', 'kodak', f))
+        .extract({ left: 128, top: 64, width: 256, height: 256 })
+        .removeAlpha()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       return { data, info };
     }),
   );
@@ -154,7 +158,9 @@ async function imageSource(): Promise<(i: number) => Promise<Buffer>> {
     const { data, info } = crops[i % crops.length]!;
     const px = Buffer.from(data);
     for (let k = 0; k < 12; k++) px[k] = (i >> (2 * k)) & 3 ? 255 : 0;
-    return sharp(px, { raw: { width: info.width, height: info.height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+    return sharp(px, { raw: { width: info.width, height: info.height, channels: 3 } })
+      .jpeg({ quality: 90 })
+      .toBuffer();
   };
 }
 
@@ -162,7 +168,12 @@ async function post(base: string, pathname: string, body: Buffer, contentType: s
   const t0 = performance.now();
   const at = Date.now();
   try {
-    const res = await fetch(`${base}${pathname}`, { method: 'POST', headers: { 'content-type': contentType }, body: new Uint8Array(body), signal: AbortSignal.timeout(HANG_MS) });
+    const res = await fetch(`${base}${pathname}`, {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body: new Uint8Array(body),
+      signal: AbortSignal.timeout(HANG_MS),
+    });
     const text = await res.text();
     const ms = performance.now() - t0;
     let json: { id?: string; error?: { code?: string } } = {};
@@ -185,7 +196,14 @@ const compressBody = (img: Buffer) => Buffer.from(JSON.stringify({ image: img.to
  * asks for the learned codec (quality 4) instead of the policy's AVIF, and every third one after an
  * acknowledged compress reads that bitstream's reconstruction back as PNG (a decode job).
  */
-async function load(base: () => string, image: (i: number) => Promise<Buffer>, until: () => boolean, conns: number, first = 0, mixed = false): Promise<Outcome[]> {
+async function load(
+  base: () => string,
+  image: (i: number) => Promise<Buffer>,
+  until: () => boolean,
+  conns: number,
+  first = 0,
+  mixed = false,
+): Promise<Outcome[]> {
   const out: Outcome[] = [];
   let next = first;
   await Promise.all(
@@ -224,7 +242,10 @@ function pct(xs: number[], p: number): number {
 async function waitReady(base: string, timeoutMs = 60_000): Promise<number> {
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
-    const ok = await fetch(`${base}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${base}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) return Date.now() - t0;
     await sleep(100);
   }
@@ -239,10 +260,52 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
   const gwPort = await freePort();
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
   const base = `http://127.0.0.1:${gwPort}`;
-  const redis = new Proc('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--enable-debug-command', 'yes'], {}, /Ready to accept connections/);
-  const common = { REDIS_URL: redisUrl, VLMPRESS_REDIS_PREFIX: 'chaos', VLMPRESS_JOB_TIMEOUT_MS: String(JOB_TIMEOUT_MS), VLMPRESS_WORKER_THREADS: '1', LOG_LEVEL: 'info' };
-  const gateway = new Proc('gateway', process.execPath, [path.join(ROOT, 'dist', 'src', 'server', 'main.js')], { ...common, PORT: String(gwPort), HOST: '127.0.0.1' }, /Server listening/);
-  const workers = [1, 2].map((n) => new Proc(`worker${n}`, process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], { ...common, VLMPRESS_WORKER_METRICS_PORT: '0' }, /queue worker ready/));
+  const redis = new Proc(
+    'redis',
+    'redis-server',
+    [
+      '--port',
+      String(redisPort),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      '--enable-debug-command',
+      'yes',
+    ],
+    {},
+    /Ready to accept connections/,
+  );
+  const common = {
+    REDIS_URL: redisUrl,
+    VLMPRESS_REDIS_PREFIX: 'chaos',
+    VLMPRESS_JOB_TIMEOUT_MS: String(JOB_TIMEOUT_MS),
+    VLMPRESS_WORKER_THREADS: '1',
+    LOG_LEVEL: 'info',
+  };
+  const gateway = new Proc(
+    'gateway',
+    process.execPath,
+    [path.join(ROOT, 'dist', 'src', 'server', 'main.js')],
+    { ...common, PORT: String(gwPort), HOST: '127.0.0.1' },
+    /Server listening/,
+  );
+  const workers = [1, 2].map(
+    (n) =>
+      new Proc(
+        `worker${n}`,
+        process.execPath,
+        [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')],
+        { ...common, VLMPRESS_WORKER_METRICS_PORT: '0' },
+        /queue worker ready/,
+      ),
+  );
   const procs: Record<string, Proc> = { redis, gateway, worker1: workers[0]!, worker2: workers[1]! };
   try {
     await redis.start();
@@ -252,7 +315,12 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
 
     const faults: { name: string; at: number; after: number; recoveredMs?: number }[] = [];
     let stop = false;
-    const running = load(() => base, image, () => stop, 4);
+    const running = load(
+      () => base,
+      image,
+      () => stop,
+      4,
+    );
     // A fault's recovery: from its injection to the end of the first acknowledged request that was
     // sent after the fault's action (restarts included) was over.
     const fault = async (name: string, act: () => Promise<void>) => {
@@ -268,8 +336,13 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
     await fault('worker1 SIGKILL during jobs', async () => {
       // Two slow jobs (learned codec, top quality, 1536x1024: seconds each), so each worker holds one.
       for (let i = 0; i < 2; i++) {
-        const big = await sharp(await image(1_000_000 + i)).resize(1536, 1024).jpeg({ quality: 90 }).toBuffer();
-        inFlightAtKill.push(post(base, '/compress', Buffer.from(JSON.stringify({ image: big.toString('base64'), quality: 8 })), 'application/json'));
+        const big = await sharp(await image(1_000_000 + i))
+          .resize(1536, 1024)
+          .jpeg({ quality: 90 })
+          .toBuffer();
+        inFlightAtKill.push(
+          post(base, '/compress', Buffer.from(JSON.stringify({ image: big.toString('base64'), quality: 8 })), 'application/json'),
+        );
       }
       await sleep(600);
       await workers[0]!.kill('SIGKILL');
@@ -280,7 +353,10 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
       const flat = await post(base, '/decompress', bombs.flat, 'application/vnd.vlmpress');
       const huge = await post(base, '/decompress', bombs.huge, 'application/vnd.vlmpress');
       check(flat.status === 200, `2048x2048 bitstream decodes (${flat.status} ${flat.code ?? ''}, ${flat.ms.toFixed(0)} ms)`);
-      check(huge.status === 413 && huge.code === 'image_too_large', `65535x65535 bitstream refused (${huge.status} ${huge.code ?? ''}, ${huge.ms.toFixed(0)} ms)`);
+      check(
+        huge.status === 413 && huge.code === 'image_too_large',
+        `65535x65535 bitstream refused (${huge.status} ${huge.code ?? ''}, ${huge.ms.toFixed(0)} ms)`,
+      );
     });
     await fault('Redis SHUTDOWN, restart after 2 s', async () => {
       await redis.kill('SIGTERM');
@@ -319,16 +395,32 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
       if (r.status !== 200 || createHash('sha256').update(body).digest('hex') !== o.id) lost++;
     }
     const byCode: Record<string, number> = {};
-    for (const o of outcomes) if (o.status !== 200) byCode[`${o.status} ${o.code ?? ''}`.trim()] = (byCode[`${o.status} ${o.code ?? ''}`.trim()] ?? 0) + 1;
+    for (const o of outcomes)
+      if (o.status !== 200) byCode[`${o.status} ${o.code ?? ''}`.trim()] = (byCode[`${o.status} ${o.code ?? ''}`.trim()] ?? 0) + 1;
     const hung = outcomes.filter((o) => o.status === 'hung').length;
-    const untyped = outcomes.filter((o) => typeof o.status === 'number' && o.status !== 200 && (!o.code || o.code === 'internal_error')).length;
-    console.log(`\nRedis mode: ${outcomes.length} requests, ${acked.length} acknowledged, ${lost} lost, ${hung} hung; not acknowledged by outcome: ${JSON.stringify(byCode)}`);
-    console.log(table([['fault', 'injection to first success (s)'], ...faults.map((f) => [f.name, f.recoveredMs === undefined ? 'never' : (f.recoveredMs / 1000).toFixed(1)])]));
+    const untyped = outcomes.filter(
+      (o) => typeof o.status === 'number' && o.status !== 200 && (!o.code || o.code === 'internal_error'),
+    ).length;
+    console.log(
+      `\nRedis mode: ${outcomes.length} requests, ${acked.length} acknowledged, ${lost} lost, ${hung} hung; not acknowledged by outcome: ${JSON.stringify(byCode)}`,
+    );
+    console.log(
+      table([
+        ['fault', 'injection to first success (s)'],
+        ...faults.map((f) => [f.name, f.recoveredMs === undefined ? 'never' : (f.recoveredMs / 1000).toFixed(1)]),
+      ]),
+    );
     check(lost === 0, `no acknowledged bitstream lost or corrupted (${acked.length} checked)`);
     check(hung === 0, 'no hung request');
     check(untyped === 0, `every failure is a typed 4xx/503 (${untyped} untyped)`);
-    check(killed.every((o) => o.status === 200 && o.ms < JOB_TIMEOUT_MS), `requests in flight at the worker kill succeeded within the job timeout (${killed.map((o) => `${o.status} ${o.ms.toFixed(0)} ms`).join(', ')})`);
-    check(faults.every((f) => f.recoveredMs !== undefined), 'service recovered after every fault');
+    check(
+      killed.every((o) => o.status === 200 && o.ms < JOB_TIMEOUT_MS),
+      `requests in flight at the worker kill succeeded within the job timeout (${killed.map((o) => `${o.status} ${o.ms.toFixed(0)} ms`).join(', ')})`,
+    );
+    check(
+      faults.every((f) => f.recoveredMs !== undefined),
+      'service recovered after every fault',
+    );
 
     // Readiness against the size of the keyspace (the bitstreams share the database).
     const time = async () => {
@@ -344,7 +436,9 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
     const populate = spawn('redis-cli', ['-p', String(redisPort), 'DEBUG', 'POPULATE', String(manyKeys), 'chaos:filler']);
     await new Promise((r) => populate.once('exit', r));
     const many = await time();
-    console.log(`/readyz median: ${few.toFixed(1)} ms with the run's keys, ${many.toFixed(1)} ms with ${manyKeys.toLocaleString('en')} more`);
+    console.log(
+      `/readyz median: ${few.toFixed(1)} ms with the run's keys, ${many.toFixed(1)} ms with ${manyKeys.toLocaleString('en')} more`,
+    );
     check(many < Math.max(5 * few, few + 5), '/readyz time independent of the number of keys');
   } finally {
     await gateway.kill('SIGTERM');
@@ -361,32 +455,70 @@ async function embeddedPhase(image: (i: number) => Promise<Buffer>, bombs: { fla
   const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-chaos-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const gateway = new Proc('embedded gateway', process.execPath, [path.join(ROOT, 'dist', 'src', 'server', 'main.js')], { PORT: String(port), HOST: '127.0.0.1', VLMPRESS_DATA_DIR: dir, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_JOB_TIMEOUT_MS: '10000', LOG_LEVEL: 'info' }, /Server listening/);
+  const gateway = new Proc(
+    'embedded gateway',
+    process.execPath,
+    [path.join(ROOT, 'dist', 'src', 'server', 'main.js')],
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      VLMPRESS_DATA_DIR: dir,
+      VLMPRESS_WORKER_THREADS: '1',
+      VLMPRESS_JOB_TIMEOUT_MS: '10000',
+      LOG_LEVEL: 'info',
+    },
+    /Server listening/,
+  );
   try {
     await gateway.start();
     await waitReady(base);
     const end = Date.now() + steadySeconds * 1000;
     const rss: number[] = [];
     const rssTimer = setInterval(() => rss.push(gateway.rssMb()), 1000);
-    const outcomes = await load(() => base, image, () => Date.now() > end, connections, 2_000_000, true);
+    const outcomes = await load(
+      () => base,
+      image,
+      () => Date.now() > end,
+      connections,
+      2_000_000,
+      true,
+    );
     clearInterval(rssTimer);
     const ok = outcomes.filter((o) => o.status === 200).map((o) => o.ms);
     const p50 = pct(ok, 50);
     const p99 = pct(ok, 99);
     const max = Math.max(...outcomes.map((o) => o.ms));
     const steady = rss.slice(Math.floor(rss.length / 3));
-    console.log(`\nembedded, ${steadySeconds} s of mixed new-image load (/compress AVIF by policy and learned q4, reconstructions read back) at ${connections} connections, one codec thread: ${outcomes.length} requests (${(outcomes.length / steadySeconds).toFixed(1)}/s), ${outcomes.length - ok.length} not 200; p50 ${p50.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms, max ${max.toFixed(0)} ms (${(max / p99).toFixed(2)} x p99); RSS after warm-up median ${median(steady).toFixed(0)} MB, max ${Math.max(...steady).toFixed(0)} MB`);
+    console.log(
+      `\nembedded, ${steadySeconds} s of mixed new-image load (/compress AVIF by policy and learned q4, reconstructions read back) at ${connections} connections, one codec thread: ${outcomes.length} requests (${(outcomes.length / steadySeconds).toFixed(1)}/s), ${outcomes.length - ok.length} not 200; p50 ${p50.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms, max ${max.toFixed(0)} ms (${(max / p99).toFixed(2)} x p99); RSS after warm-up median ${median(steady).toFixed(0)} MB, max ${Math.max(...steady).toFixed(0)} MB`,
+    );
     check(ok.length === outcomes.length, 'steady load: every request answered 200');
     check(max <= 3 * p99, 'no starvation: max latency <= 3 x p99');
 
     // Jobs that overrun: a second gateway with a 1.5 s timeout decodes the 2048x2048 bitstream (~3 s).
     await gateway.kill('SIGTERM');
-    const short = new Proc('embedded gateway (1.5 s job timeout)', process.execPath, [path.join(ROOT, 'dist', 'src', 'server', 'main.js')], { PORT: String(port), HOST: '127.0.0.1', VLMPRESS_DATA_DIR: dir, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_JOB_TIMEOUT_MS: '1500', LOG_LEVEL: 'info' }, /Server listening/);
+    const short = new Proc(
+      'embedded gateway (1.5 s job timeout)',
+      process.execPath,
+      [path.join(ROOT, 'dist', 'src', 'server', 'main.js')],
+      {
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        VLMPRESS_DATA_DIR: dir,
+        VLMPRESS_WORKER_THREADS: '1',
+        VLMPRESS_JOB_TIMEOUT_MS: '1500',
+        LOG_LEVEL: 'info',
+      },
+      /Server listening/,
+    );
     await short.start();
     const timeouts = await Promise.all([0, 1, 2].map(() => post(base, '/decompress', bombs.flat, 'application/vnd.vlmpress')));
     await sleep(10_000);
     const after = await post(base, '/compress', compressBody(await image(3_000_000)), 'application/json');
-    check(timeouts.every((o) => o.status === 503 && o.code === 'job_timeout'), `overrunning jobs answered 503 job_timeout (${timeouts.map((o) => `${o.status} ${o.code ?? ''}`).join(', ')})`);
+    check(
+      timeouts.every((o) => o.status === 503 && o.code === 'job_timeout'),
+      `overrunning jobs answered 503 job_timeout (${timeouts.map((o) => `${o.status} ${o.code ?? ''}`).join(', ')})`,
+    );
     check(short.alive() && after.status === 200, 'the gateway is alive and serving after its jobs overran');
     console.log(`peak RSS of the short-timeout gateway (three 2048x2048 decodes): ${short.peakRssMb.toFixed(0)} MB`);
     check(short.peakRssMb < 1024, 'decode bombs stay under 1 GB peak RSS');
@@ -406,9 +538,16 @@ const t0 = performance.now();
 const procs = await redisPhase(image, { flat, huge });
 const embedded = await embeddedPhase(image, { flat });
 const all = [...Object.values(procs), embedded];
-console.log('\n' + table([['process', 'peak RSS (MB)', 'deaths nobody caused'], ...all.map((p) => [p.name, p.peakRssMb.toFixed(0), p.deaths])]));
+console.log(
+  '\n' + table([['process', 'peak RSS (MB)', 'deaths nobody caused'], ...all.map((p) => [p.name, p.peakRssMb.toFixed(0), p.deaths])]),
+);
 const deaths = all.reduce((n, p) => n + p.deaths, 0);
 check(deaths === 0, 'no process died by itself');
-check(procs['worker1']!.peakRssMb < 1024 && procs['worker2']!.peakRssMb < 1024, 'workers stayed under 1 GB peak RSS through the decode bomb');
-console.log(`\nchaos suite: ${failures.length ? `${failures.length} check(s) FAILED` : 'all checks passed'} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+check(
+  procs['worker1']!.peakRssMb < 1024 && procs['worker2']!.peakRssMb < 1024,
+  'workers stayed under 1 GB peak RSS through the decode bomb',
+);
+console.log(
+  `\nchaos suite: ${failures.length ? `${failures.length} check(s) FAILED` : 'all checks passed'} in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+);
 process.exit(failures.length ? 1 : 0);

@@ -14,7 +14,12 @@ import { psnr, sharedFile } from '../test/helpers.js';
 import { mean, median, table, timed } from './stats.js';
 import { benchArgs } from './cli-args.js';
 
-const values = benchArgs('node dist/bench/codec.js [--images 24] [--threads 0] [--providers cuda,cpu] [--arena]', { images: { type: 'string', default: '24' }, threads: { type: 'string', default: '0' }, providers: { type: 'string', default: 'cuda,cpu' }, arena: { type: 'boolean', default: false } });
+const values = benchArgs('node dist/bench/codec.js [--images 24] [--threads 0] [--providers cuda,cpu] [--arena]', {
+  images: { type: 'string', default: '24' },
+  threads: { type: 'string', default: '0' },
+  providers: { type: 'string', default: 'cuda,cpu' },
+  arena: { type: 'boolean', default: false },
+});
 
 interface Row {
   codec: string;
@@ -27,7 +32,10 @@ interface Row {
 
 async function loadKodak(n: number): Promise<RgbImage[]> {
   const dir = sharedFile('data', 'kodak');
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.png')).sort().slice(0, n);
+  const files = (await readdir(dir))
+    .filter((f) => f.endsWith('.png'))
+    .sort()
+    .slice(0, n);
   return Promise.all(
     files.map(async (f) => {
       const { data, info } = await sharp(path.join(dir, f)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -37,10 +45,19 @@ async function loadKodak(n: number): Promise<RgbImage[]> {
 }
 
 async function sharpRow(images: RgbImage[], format: 'jpeg' | 'webp', quality: number): Promise<Row> {
-  const row: Row = { codec: format === 'jpeg' ? 'JPEG (sharp)' : 'WebP (sharp)', setting: `q${quality}`, encodeMs: [], decodeMs: [], bpp: [], psnr: [] };
+  const row: Row = {
+    codec: format === 'jpeg' ? 'JPEG (sharp)' : 'WebP (sharp)',
+    setting: `q${quality}`,
+    encodeMs: [],
+    decodeMs: [],
+    bpp: [],
+    psnr: [],
+  };
   for (const img of images) {
     const raw = { raw: { width: img.width, height: img.height, channels: 3 as const } };
-    const [buf, encMs] = await timed(() => (format === 'jpeg' ? sharp(img.data, raw).jpeg({ quality }) : sharp(img.data, raw).webp({ quality })).toBuffer());
+    const [buf, encMs] = await timed(() =>
+      (format === 'jpeg' ? sharp(img.data, raw).jpeg({ quality }) : sharp(img.data, raw).webp({ quality })).toBuffer(),
+    );
     const [dec, decMs] = await timed(() => sharp(buf).raw().toBuffer());
     row.encodeMs.push(encMs);
     row.decodeMs.push(decMs);
@@ -52,12 +69,20 @@ async function sharpRow(images: RgbImage[], format: 'jpeg' | 'webp', quality: nu
 
 async function main(): Promise<void> {
   const images = await loadKodak(Number(values.images));
-  const codec = await Codec.load({ session: { intraOpThreads: Number(values.threads), executionProviders: parseProviderList(values.providers!), memoryArena: values.arena! } });
+  const codec = await Codec.load({
+    session: {
+      intraOpThreads: Number(values.threads),
+      executionProviders: parseProviderList(values.providers!),
+      memoryArena: values.arena!,
+    },
+  });
   const provider = codec.modelInfo[0]!.provider;
   // Warm-up: first runs allocate ORT arenas and JIT-compile the coder.
   const warm = await codec.encodePixels(images[0]!, { quality: 4 });
   await codec.decode(warm.bitstream);
-  await sharp(images[0]!.data, { raw: { width: images[0]!.width, height: images[0]!.height, channels: 3 } }).jpeg().toBuffer();
+  await sharp(images[0]!.data, { raw: { width: images[0]!.width, height: images[0]!.height, channels: 3 } })
+    .jpeg()
+    .toBuffer();
 
   const rows: Row[] = [];
   for (let q = 1; q <= 8; q++) {
@@ -80,13 +105,26 @@ async function main(): Promise<void> {
   const jpegRef = rows.find((r) => r.codec.startsWith('JPEG') && r.setting === 'q70')!;
   const jEnc = median(jpegRef.encodeMs);
   const jDec = median(jpegRef.decodeMs);
-  const out: (string | number)[][] = [['codec', 'setting', 'enc ms (median)', 'dec ms (median)', 'enc ×JPEG', 'dec ×JPEG', 'bpp (mean)', 'PSNR dB (mean)']];
+  const out: (string | number)[][] = [
+    ['codec', 'setting', 'enc ms (median)', 'dec ms (median)', 'enc ×JPEG', 'dec ×JPEG', 'bpp (mean)', 'PSNR dB (mean)'],
+  ];
   for (const r of rows) {
     const e = median(r.encodeMs);
     const d = median(r.decodeMs);
-    out.push([r.codec, r.setting, e.toFixed(1), d.toFixed(1), (e / jEnc).toFixed(1), (d / jDec).toFixed(1), mean(r.bpp).toFixed(3), mean(r.psnr).toFixed(2)]);
+    out.push([
+      r.codec,
+      r.setting,
+      e.toFixed(1),
+      d.toFixed(1),
+      (e / jEnc).toFixed(1),
+      (d / jDec).toFixed(1),
+      mean(r.bpp).toFixed(3),
+      mean(r.psnr).toFixed(2),
+    ]);
   }
-  console.log(`Kodak, ${images.length} images ${images[0]!.width}x${images[0]!.height}; vlmpress threads=${values.threads} provider=${provider} memory arena=${values.arena ? 'on' : 'off'}; ratios against JPEG q70 in this run`);
+  console.log(
+    `Kodak, ${images.length} images ${images[0]!.width}x${images[0]!.height}; vlmpress threads=${values.threads} provider=${provider} memory arena=${values.arena ? 'on' : 'off'}; ratios against JPEG q70 in this run`,
+  );
   console.log(table(out));
 }
 

@@ -28,7 +28,10 @@ const connections = Number(values.connections);
 
 /** Start a gateway or worker process; it is ready when `probe` says so (logs stay at warn, as in production). */
 async function startProcess(script: string, env: Record<string, string>, probe: () => Promise<boolean>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', script)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   let exited: number | null | undefined;
   child.once('exit', (code) => (exited = code));
   const end = Date.now() + 60_000;
@@ -53,14 +56,19 @@ async function run(s: Scenario): Promise<(string | number)[]> {
   const result = await autocannon({
     url: s.url,
     method: 'POST',
-  connections: s.connections ?? connections,
+    connections: s.connections ?? connections,
     duration,
     headers: { 'content-type': 'application/json' },
     requests: [{ setupRequest: (req) => ({ ...req, body: s.bodies[i++ % s.bodies.length] }) }],
   });
   // Requests still in flight when the run ends are cut off and counted as errors by autocannon: at most one per connection.
-  const statuses = Object.entries(result.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2')).map(([code, v]) => `${code}x${(v as { count: number }).count}`);
-  const failures = [result.errors ? `${result.errors} conn` : '', result.timeouts ? `${result.timeouts} timeout` : '', ...statuses].filter(Boolean).join(' ') || '0';
+  const statuses = Object.entries(result.statusCodeStats ?? {})
+    .filter(([code]) => !code.startsWith('2'))
+    .map(([code, v]) => `${code}x${(v as { count: number }).count}`);
+  const failures =
+    [result.errors ? `${result.errors} conn` : '', result.timeouts ? `${result.timeouts} timeout` : '', ...statuses]
+      .filter(Boolean)
+      .join(' ') || '0';
   return [s.name, result.requests.average, result.latency.p50, result.latency.p90, result.latency.p99, result.requests.total, failures];
 }
 
@@ -91,46 +99,113 @@ async function main(): Promise<void> {
     }
 
     // Inputs: a 256x256 photo crop; distinct variants (one pixel changed) so every request encodes.
-    const crop = await sharp(sharedFile('data', 'kodak', 'kodim23.png')).extract({ left: 256, top: 128, width: 256, height: 256 }).raw().toBuffer();
+    const crop = await sharp(sharedFile('data', 'kodak', 'kodim23.png'))
+      .extract({ left: 256, top: 128, width: 256, height: 256 })
+      .raw()
+      .toBuffer();
     const variants: string[] = [];
     for (let v = 0; v < 2000; v++) {
       const px = Buffer.from(crop);
       px[v % px.length] = (px[v % px.length]! + 1 + (v >> 16)) & 255;
-      variants.push((await sharp(px, { raw: { width: 256, height: 256, channels: 3 } }).png().toBuffer()).toString('base64'));
+      variants.push(
+        (
+          await sharp(px, { raw: { width: 256, height: 256, channels: 3 } })
+            .png()
+            .toBuffer()
+        ).toString('base64'),
+      );
     }
     const textChat = JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: 'Say something.' }] });
-    const imageChat = (b64: string) => JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${b64}` } }] }] });
+    const imageChat = (b64: string) =>
+      JSON.stringify({
+        model: 'fake-vlm',
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'What is this?' },
+              { type: 'image_url', image_url: { url: `data:image/png;base64,${b64}` } },
+            ],
+          },
+        ],
+      });
 
     // What the calibrated policy picks for these proxied images (no quality in the request).
-    const probe = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: imageChat(variants[1000]!) });
+    const probe = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: imageChat(variants[1000]!),
+    });
     await probe.arrayBuffer();
     const policyNote = `proxied images: ${probe.headers.get('x-vlmpress-policy')} (${probe.headers.get('x-vlmpress-compressed-bytes')} bytes)`;
 
     const rows: (string | number)[][] = [['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'requests', 'failures']];
     rows.push(await run({ name: 'upstream direct, text chat (baseline)', url: `${upstream.url}/chat/completions`, bodies: [textChat] }));
     rows.push(await run({ name: 'proxy, text chat (gateway overhead)', url: `${base}/v1/chat/completions`, bodies: [textChat] }));
-    rows.push(await run({ name: '/compress 256x256, cache hit', url: `${base}/compress`, bodies: [JSON.stringify({ image: variants[0], quality: 4 })] }));
-    rows.push(await run({ name: '/compress 256x256, new image', url: `${base}/compress`, bodies: variants.slice(1, 1001).map((image) => JSON.stringify({ image, quality: 4 })) }));
-    rows.push(await run({ name: 'proxy, chat with a new 256x256 image', url: `${base}/v1/chat/completions`, bodies: variants.slice(1001).map(imageChat) }));
+    rows.push(
+      await run({
+        name: '/compress 256x256, cache hit',
+        url: `${base}/compress`,
+        bodies: [JSON.stringify({ image: variants[0], quality: 4 })],
+      }),
+    );
+    rows.push(
+      await run({
+        name: '/compress 256x256, new image',
+        url: `${base}/compress`,
+        bodies: variants.slice(1, 1001).map((image) => JSON.stringify({ image, quality: 4 })),
+      }),
+    );
+    rows.push(
+      await run({
+        name: 'proxy, chat with a new 256x256 image',
+        url: `${base}/v1/chat/completions`,
+        bodies: variants.slice(1001).map(imageChat),
+      }),
+    );
     // A later turn of a conversation: the same image again (stored already). With the decode cache the
     // proxy forwards the kept reconstruction; the same gateway without it (second process) decodes again.
     const repeated = [imageChat(variants[0]!)];
     // One connection: concurrent requests for one image would share a decode even without the cache.
-    rows.push(await run({ name: 'proxy, chat repeating a 256x256 image (1 conn)', url: `${base}/v1/chat/completions`, bodies: repeated, connections: 1 }));
+    rows.push(
+      await run({
+        name: 'proxy, chat repeating a 256x256 image (1 conn)',
+        url: `${base}/v1/chat/completions`,
+        bodies: repeated,
+        connections: 1,
+      }),
+    );
     const uncachedPort = port + 1000;
-    const uncachedEnv = { ...env, PORT: String(uncachedPort), VLMPRESS_DECODE_CACHE_MB: '0', VLMPRESS_REDIS_PREFIX: `${env['VLMPRESS_REDIS_PREFIX']}-nocache`, VLMPRESS_WORKER_METRICS_PORT: '0' };
+    const uncachedEnv = {
+      ...env,
+      PORT: String(uncachedPort),
+      VLMPRESS_DECODE_CACHE_MB: '0',
+      VLMPRESS_REDIS_PREFIX: `${env['VLMPRESS_REDIS_PREFIX']}-nocache`,
+      VLMPRESS_WORKER_METRICS_PORT: '0',
+    };
     const uncachedBase = `http://127.0.0.1:${uncachedPort}`;
     const uncached = await startProcess('server/main.js', uncachedEnv, async () => (await fetch(`${uncachedBase}/healthz`)).ok);
     children.push(uncached);
     if (values.redis) children.push(await startProcess('workers/worker-main.js', uncachedEnv, async () => true));
     while ((await fetch(`${uncachedBase}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 100));
-    rows.push(await run({ name: 'same, VLMPRESS_DECODE_CACHE_MB=0 (1 conn)', url: `${uncachedBase}/v1/chat/completions`, bodies: repeated, connections: 1 }));
-    console.log(`gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`);
+    rows.push(
+      await run({
+        name: 'same, VLMPRESS_DECODE_CACHE_MB=0 (1 conn)',
+        url: `${uncachedBase}/v1/chat/completions`,
+        bodies: repeated,
+        connections: 1,
+      }),
+    );
+    console.log(
+      `gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`,
+    );
     console.log(policyNote);
     console.log(table(rows));
     const baseRps = rows[1]![1] as number;
     const proxyRps = rows[2]![1] as number;
-    console.log(`proxy text-chat throughput = ${(proxyRps / baseRps).toFixed(3)} x the upstream alone; p50 latency added = ${((rows[2]![2] as number) - (rows[1]![2] as number)).toFixed(2)} ms`);
+    console.log(
+      `proxy text-chat throughput = ${(proxyRps / baseRps).toFixed(3)} x the upstream alone; p50 latency added = ${((rows[2]![2] as number) - (rows[1]![2] as number)).toFixed(2)} ms`,
+    );
     const cachedRps = rows[6]![1] as number;
     const uncachedRps = rows[7]![1] as number;
     console.log(`repeated image: ${(cachedRps / uncachedRps).toFixed(2)} x the throughput with the decode cache than without`);

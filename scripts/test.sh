@@ -79,6 +79,13 @@ suite_start=0  # bash counts SECONDS from the start of the script
 suite_done() { timings+=("$(printf '%-28s %4d s' "$1" $((SECONDS - suite_start)))"); suite_start=$SECONDS; }
 suite_done "setup (packages, build)"
 
+# Formatting and lint, both languages: Prettier + ESLint (npm run format fixes what it can), Ruff.
+echo "== lint and format check (ESLint, Prettier, Ruff) =="
+npm run --silent lint
+.venv/bin/ruff check training eval
+.venv/bin/ruff format --check training eval
+suite_done "lint and format"
+
 # Deployment files: helm lint + kubeconform, promtool on live scrapes, the release the Dockerfiles
 # build run as they run it. Also builds .tools/bin/helm, which a node test uses.
 echo "== deployment files (scripts/validate-deploy.sh) =="

@@ -1,7 +1,6 @@
 import math
 
 import pytest
-
 from vlmpress_eval.bdrate import bd_rate, monotone_envelope
 
 RATES = [0.1, 0.2, 0.4, 0.8, 1.6]

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import SHARED
+from PIL import Image
 from vlmpress_eval.codecs import VvcCodec, all_codecs
 from vlmpress_eval.metrics import psnr
 

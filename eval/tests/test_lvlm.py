@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from PIL import Image
-
 from vlmpress_eval.lvlm import contains_answer, load_questions, normalise
 from vlmpress_eval.run import main
 
@@ -28,7 +27,15 @@ class FakeLvlm(BaseHTTPRequestHandler):
         png = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
         mean = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0)
         name = min(COLOURS, key=lambda c: float(np.sum((np.array(COLOURS[c]) - mean) ** 2)))
-        answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"The image is mostly {name.capitalize()}."}, "finish_reason": "stop"}]}
+        answer = {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"The image is mostly {name.capitalize()}."},
+                    "finish_reason": "stop",
+                }
+            ]
+        }
         data = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -70,8 +77,24 @@ def test_lvlm_mode_scores_agreement_and_accuracy(server, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_LVLM_KEY", "sk-test")
 
     out = tmp_path / "res"
-    code = main(["--questions", str(qa), "--lvlm-url", server, "--lvlm-model", "fake-vl", "--lvlm-key-env", "FAKE_LVLM_KEY",
-                 "--codecs", "jpeg,vlmpress", "--receivers", "", "--out", str(out)])
+    code = main(
+        [
+            "--questions",
+            str(qa),
+            "--lvlm-url",
+            server,
+            "--lvlm-model",
+            "fake-vl",
+            "--lvlm-key-env",
+            "FAKE_LVLM_KEY",
+            "--codecs",
+            "jpeg,vlmpress",
+            "--receivers",
+            "",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     # original + 16 reconstructions per question, all with the model name and the key
     assert len(FakeLvlm.received) == 3 * 17

@@ -2,8 +2,6 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from vlmpress_eval.metrics import char_accuracy
 from vlmpress_eval.ocr import PaddleOcr, Tesseract
 from vlmpress_eval.run import main

@@ -1,15 +1,23 @@
 import pytest
-
 from vlmpress_eval.policy import build, lowest_reaching, relative_curves, wilson
 
 
 def result(codec_points, originals=None, images=10):
-    return {"set": "s", "images": images, "codecs": list(codec_points), "originals": originals or {},
-            "points": {c: [{"setting": s, "bpp": b, "images": images, "metrics": m} for s, b, m in pts] for c, pts in codec_points.items()}}
+    return {
+        "set": "s",
+        "images": images,
+        "codecs": list(codec_points),
+        "originals": originals or {},
+        "points": {c: [{"setting": s, "bpp": b, "images": images, "metrics": m} for s, b, m in pts] for c, pts in codec_points.items()},
+    }
 
 
-VLM = [(1.0, 0.1, {"mbv2_agree": 0.90, "mbv1_agree": 0.88}), (2.0, 0.2, {"mbv2_agree": 0.96, "mbv1_agree": 0.97}),
-       (4.0, 0.4, {"mbv2_agree": 0.985, "mbv1_agree": 0.94}), (8.0, 0.8, {"mbv2_agree": 0.995, "mbv1_agree": 0.985})]
+VLM = [
+    (1.0, 0.1, {"mbv2_agree": 0.90, "mbv1_agree": 0.88}),
+    (2.0, 0.2, {"mbv2_agree": 0.96, "mbv1_agree": 0.97}),
+    (4.0, 0.4, {"mbv2_agree": 0.985, "mbv1_agree": 0.94}),
+    (8.0, 0.8, {"mbv2_agree": 0.995, "mbv1_agree": 0.985}),
+]
 JPEG = [(30, 0.3, {"mbv2_agree": 0.96, "mbv1_agree": 0.96}), (60, 0.6, {"mbv2_agree": 0.99, "mbv1_agree": 0.99})]
 
 

@@ -6,7 +6,22 @@ from vlmpress_eval.run import main
 
 def test_a_small_run_writes_points_tables_and_plots(tmp_path, capsys):
     out = tmp_path / "res"
-    code = main(["--set", str(SHARED / "data" / "imagenet-dev"), "--limit", "3", "--stride", "50", "--codecs", "jpeg,vlmpress,vvc", "--receivers", "mbv1", "--out", str(out)])
+    code = main(
+        [
+            "--set",
+            str(SHARED / "data" / "imagenet-dev"),
+            "--limit",
+            "3",
+            "--stride",
+            "50",
+            "--codecs",
+            "jpeg,vlmpress,vvc",
+            "--receivers",
+            "mbv1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads((out / "points.json").read_text())
     assert result["images"] == 3

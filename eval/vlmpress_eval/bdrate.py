@@ -26,7 +26,9 @@ def monotone_envelope(rates: list[float], quality: list[float]) -> tuple[np.ndar
     return np.asarray(r_out, dtype=np.float64), np.asarray(q_out, dtype=np.float64)
 
 
-def bd_rate(anchor_rate: list[float], anchor_q: list[float], test_rate: list[float], test_q: list[float], samples: int = 1000) -> float | None:
+def bd_rate(
+    anchor_rate: list[float], anchor_q: list[float], test_rate: list[float], test_q: list[float], samples: int = 1000
+) -> float | None:
     """Average rate difference of `test` against `anchor` at equal quality, in percent (negative = fewer bytes)."""
     ra, qa = monotone_envelope(anchor_rate, anchor_q)
     rt, qt = monotone_envelope(test_rate, test_q)

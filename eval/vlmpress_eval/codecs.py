@@ -97,8 +97,25 @@ class HevcCodec:
                 bit = work / f"{key}.qp{int(qp)}.hevc"
                 rec = work / f"{key}.qp{int(qp)}.hevc.png"
                 # BT.709 limited range both ways, so colour conversion is not part of the codec's error.
-                _ffmpeg("-i", str(src), "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p", "-c:v", "libx265", "-preset", "medium", "-tune", "psnr",
-                        "-x265-params", f"qp={int(qp)}:keyint=1:log-level=error", "-frames:v", "1", "-f", "hevc", str(bit))
+                _ffmpeg(
+                    "-i",
+                    str(src),
+                    "-vf",
+                    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
+                    "-c:v",
+                    "libx265",
+                    "-preset",
+                    "medium",
+                    "-tune",
+                    "psnr",
+                    "-x265-params",
+                    f"qp={int(qp)}:keyint=1:log-level=error",
+                    "-frames:v",
+                    "1",
+                    "-f",
+                    "hevc",
+                    str(bit),
+                )
                 _ffmpeg("-i", str(bit), "-vf", "scale=in_color_matrix=bt709:in_range=tv,format=rgb24", "-frames:v", "1", str(rec))
                 with Image.open(rec) as im:
                     out[(key, qp)] = Coded(bit.stat().st_size, np.asarray(im.convert("RGB"))[:h, :w])
@@ -113,7 +130,11 @@ class VvcCodec:
 
     def available(self) -> str | None:
         missing = [t for t in ("vvencapp", "vvdecapp", "ffmpeg") if not shutil.which(t)]
-        return None if not missing else f"{' and '.join(missing)} not on the PATH (VVC is skipped; build VVenC/VVdeC from source to include it)"
+        return (
+            None
+            if not missing
+            else f"{' and '.join(missing)} not on the PATH (VVC is skipped; build VVenC/VVdeC from source to include it)"
+        )
 
     def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
         out: dict[tuple[str, float], Coded] = {}
@@ -125,13 +146,52 @@ class VvcCodec:
             Image.fromarray(padded).save(src_png)
             _ffmpeg("-i", str(src_png), "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p10le", "-f", "rawvideo", str(yuv))
             for qp in self.settings:
-                bit, rec_yuv, rec = work / f"{key}.qp{int(qp)}.266", work / f"{key}.qp{int(qp)}.rec.yuv", work / f"{key}.qp{int(qp)}.vvc.png"
-                subprocess.run(["vvencapp", "-i", str(yuv), "-s", f"{pw}x{ph}", "-c", "yuv420_10", "-r", "1", "-f", "1",
-                                "--preset", "medium", "-q", str(int(qp)), "--intraperiod", "1", "-o", str(bit)],
-                               check=True, capture_output=True)
+                bit, rec_yuv, rec = (
+                    work / f"{key}.qp{int(qp)}.266",
+                    work / f"{key}.qp{int(qp)}.rec.yuv",
+                    work / f"{key}.qp{int(qp)}.vvc.png",
+                )
+                subprocess.run(
+                    [
+                        "vvencapp",
+                        "-i",
+                        str(yuv),
+                        "-s",
+                        f"{pw}x{ph}",
+                        "-c",
+                        "yuv420_10",
+                        "-r",
+                        "1",
+                        "-f",
+                        "1",
+                        "--preset",
+                        "medium",
+                        "-q",
+                        str(int(qp)),
+                        "--intraperiod",
+                        "1",
+                        "-o",
+                        str(bit),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
                 subprocess.run(["vvdecapp", "-b", str(bit), "-o", str(rec_yuv), "-d", "10"], check=True, capture_output=True)
-                _ffmpeg("-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{pw}x{ph}", "-i", str(rec_yuv),
-                        "-vf", "scale=in_color_matrix=bt709:in_range=tv,format=rgb24", "-frames:v", "1", str(rec))
+                _ffmpeg(
+                    "-f",
+                    "rawvideo",
+                    "-pix_fmt",
+                    "yuv420p10le",
+                    "-s",
+                    f"{pw}x{ph}",
+                    "-i",
+                    str(rec_yuv),
+                    "-vf",
+                    "scale=in_color_matrix=bt709:in_range=tv,format=rgb24",
+                    "-frames:v",
+                    "1",
+                    str(rec),
+                )
                 with Image.open(rec) as im:
                     out[(key, qp)] = Coded(bit.stat().st_size, np.asarray(im.convert("RGB"))[:h, :w])
         return out
@@ -172,8 +232,20 @@ class VlmpressCodec:
             Image.fromarray(img).save(f)
             files.append(str(f))
         codec = ["--codec", self.codec] if self.codec else []
-        encoded = self._cli("encode", *files, "--out-dir", str(work / f"{self.name}-bits"), "-q", ",".join(f"{q:g}" for q in self.settings), "--threads", "2", *codec)
-        decoded = self._cli("decode", *[e["output"] for e in encoded], "--out-dir", str(work / f"{self.name}-rec"), "--format", "png", "--threads", "2")
+        encoded = self._cli(
+            "encode",
+            *files,
+            "--out-dir",
+            str(work / f"{self.name}-bits"),
+            "-q",
+            ",".join(f"{q:g}" for q in self.settings),
+            "--threads",
+            "2",
+            *codec,
+        )
+        decoded = self._cli(
+            "decode", *[e["output"] for e in encoded], "--out-dir", str(work / f"{self.name}-rec"), "--format", "png", "--threads", "2"
+        )
         out: dict[tuple[str, float], Coded] = {}
         for e, d in zip(encoded, decoded):
             key = Path(e["input"]).stem

@@ -63,10 +63,34 @@ def items_from_questions(questions: list, synsets_file: Path) -> list[Item]:
 #: imagenet-dev photos of things that usually carry text (signs, screens, packaging, vehicles, shops):
 #: the OCR-on-photos set, scored against each engine's reading of the original
 TEXT_PHOTO_CLASSES = (
-    "barbershop", "beer_bottle", "book_jacket", "bookshop", "cash_machine", "confectionery", "digital_clock", "envelope",
-    "hand-held_computer", "jersey", "laptop", "lotion", "menu", "monitor", "odometer", "packet", "parking_meter",
-    "pill_bottle", "police_van", "racer", "remote_control", "school_bus", "scoreboard", "slot", "street_sign",
-    "sweatshirt", "tobacco_shop", "toyshop",
+    "barbershop",
+    "beer_bottle",
+    "book_jacket",
+    "bookshop",
+    "cash_machine",
+    "confectionery",
+    "digital_clock",
+    "envelope",
+    "hand-held_computer",
+    "jersey",
+    "laptop",
+    "lotion",
+    "menu",
+    "monitor",
+    "odometer",
+    "packet",
+    "parking_meter",
+    "pill_bottle",
+    "police_van",
+    "racer",
+    "remote_control",
+    "school_bus",
+    "scoreboard",
+    "slot",
+    "street_sign",
+    "sweatshirt",
+    "tobacco_shop",
+    "toyshop",
 )
 
 

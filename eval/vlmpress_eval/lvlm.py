@@ -40,7 +40,7 @@ def load_questions(path: Path) -> list[Question]:
             obj = json.loads(line)
             out.append(Question(path.parent / obj["image"], str(obj["question"]), obj.get("answer")))
         except (ValueError, KeyError) as e:
-            raise ValueError(f"{path}:{n}: expected {{\"image\", \"question\", \"answer\"?}} ({e})") from e
+            raise ValueError(f'{path}:{n}: expected {{"image", "question", "answer"?}} ({e})') from e
     return out
 
 
@@ -57,7 +57,9 @@ def contains_answer(answer: str, reference: str) -> bool:
 
 
 class LvlmReceiver:
-    def __init__(self, url: str, model: str, api_key: str | None = None, max_tokens: int = 32, timeout: float = 120.0, concurrency: int = 4) -> None:
+    def __init__(
+        self, url: str, model: str, api_key: str | None = None, max_tokens: int = 32, timeout: float = 120.0, concurrency: int = 4
+    ) -> None:
         self.url = url.rstrip("/") + "/chat/completions"
         self.model, self.api_key, self.max_tokens, self.timeout, self.concurrency = model, api_key, max_tokens, timeout, concurrency
 
@@ -68,10 +70,15 @@ class LvlmReceiver:
             "model": self.model,
             "temperature": 0,
             "max_tokens": self.max_tokens,
-            "messages": [{"role": "user", "content": [
-                {"type": "text", "text": question},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()}},
-            ]}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": question},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()}},
+                    ],
+                }
+            ],
         }
         headers = {"content-type": "application/json"}
         if self.api_key:

@@ -182,8 +182,10 @@ def main() -> None:
     args.out.write_text(json.dumps(policy, indent=1) + "\n")
     for cls, e in policy["classes"].items():
         for t, d in e.get("targets", {}).items():
-            print(f"{cls:8s} {t}: {d['codec']} q{d['quality']} {'reached' if d['reached'] else 'NOT reached'} bpp={d['bpp']:.3f} "
-                  f"scores={d['scores']} ci95={d['ci95']} n={d['images']} cheapest={d['cheapest_measured'] and d['cheapest_measured']['codec']}")
+            print(
+                f"{cls:8s} {t}: {d['codec']} q{d['quality']} {'reached' if d['reached'] else 'NOT reached'} bpp={d['bpp']:.3f} "
+                f"scores={d['scores']} ci95={d['ci95']} n={d['images']} cheapest={d['cheapest_measured'] and d['cheapest_measured']['codec']}"
+            )
     print(f"wrote {args.out}")
 
 

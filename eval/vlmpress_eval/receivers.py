@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
 from vlmpress_train.images import resize_center_crop
 from vlmpress_train.teachers.tflite_graph import TFLiteClassifier
 
@@ -43,7 +42,10 @@ class Receiver:
         self.net = TFLiteClassifier(models_dir / spec.file, tap_strides=()).eval()
 
     def _batch(self, images: list[np.ndarray]) -> torch.Tensor:
-        crops = [np.asarray(resize_center_crop(Image.fromarray(im), self.spec.short_side, self.spec.crop), dtype=np.float32) / 255.0 for im in images]
+        crops = [
+            np.asarray(resize_center_crop(Image.fromarray(im), self.spec.short_side, self.spec.crop), dtype=np.float32) / 255.0
+            for im in images
+        ]
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
     @torch.no_grad()

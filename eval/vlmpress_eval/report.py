@@ -63,7 +63,9 @@ def markdown(bd: dict[str, dict[str, dict[str, float | None]]], points: dict[str
     for metric, by_anchor in bd.items():
         if not by_anchor:
             continue
-        lines.append(f"**{METRIC_LABELS.get(metric, metric)}** — BD-rate (%) of each codec (columns) against each anchor (rows); negative = fewer bytes at equal {metric}")
+        lines.append(
+            f"**{METRIC_LABELS.get(metric, metric)}** — BD-rate (%) of each codec (columns) against each anchor (rows); negative = fewer bytes at equal {metric}"
+        )
         lines.append("")
         lines.append("| anchor | " + " | ".join(codecs) + " |")
         lines.append("| --- |" + " --- |" * len(codecs))

@@ -14,9 +14,32 @@ from typing import Any
 
 from .report import ANCHOR_ORDER, METRIC_LABELS, is_fraction
 
-SHORT = {"mbv2_agree": "MBv2 agree", "mbv1_agree": "MBv1 agree", "mbv2_top1": "MBv2 top-1", "mbv1_top1": "MBv1 top-1", "embed_cos": "embed cos",
-         "ocr_paddle": "PP-OCR", "ocr_tesseract": "Tesseract", "lvlm_agree": "LVLM agree", "lvlm_acc": "LVLM acc", "psnr": "PSNR dB", "msssim": "MS-SSIM"}
-ORDER = ["mbv2_agree", "mbv1_agree", "mbv2_top1", "mbv1_top1", "embed_cos", "ocr_paddle", "ocr_tesseract", "lvlm_agree", "lvlm_acc", "psnr", "msssim"]
+SHORT = {
+    "mbv2_agree": "MBv2 agree",
+    "mbv1_agree": "MBv1 agree",
+    "mbv2_top1": "MBv2 top-1",
+    "mbv1_top1": "MBv1 top-1",
+    "embed_cos": "embed cos",
+    "ocr_paddle": "PP-OCR",
+    "ocr_tesseract": "Tesseract",
+    "lvlm_agree": "LVLM agree",
+    "lvlm_acc": "LVLM acc",
+    "psnr": "PSNR dB",
+    "msssim": "MS-SSIM",
+}
+ORDER = [
+    "mbv2_agree",
+    "mbv1_agree",
+    "mbv2_top1",
+    "mbv1_top1",
+    "embed_cos",
+    "ocr_paddle",
+    "ocr_tesseract",
+    "lvlm_agree",
+    "lvlm_acc",
+    "psnr",
+    "msssim",
+]
 
 
 def fmt(v: float | None) -> str:
@@ -28,9 +51,15 @@ def section(res: dict[str, Any], path: Path, out: Path) -> list[str]:
     metrics = [m for m in ORDER if m in res["bd_rate"]]
     codecs = res["codecs"]
     lines = [f"## {name}", ""]
-    lines.append(f"{res['images']} images; codecs {', '.join(codecs)}" + (f"; skipped: {', '.join(res['skipped'])}" if res["skipped"] else "") + f"; {res['seconds'] / 60:.0f} min on the development machine.")
+    lines.append(
+        f"{res['images']} images; codecs {', '.join(codecs)}"
+        + (f"; skipped: {', '.join(res['skipped'])}" if res["skipped"] else "")
+        + f"; {res['seconds'] / 60:.0f} min on the development machine."
+    )
     lines.append("")
-    lines.append(f"Reproduce: `PYTHONPATH=training:eval .venv/bin/python -m vlmpress_eval.run {res['command'].split('vlmpress_eval.run', 1)[1].strip()}`")
+    lines.append(
+        f"Reproduce: `PYTHONPATH=training:eval .venv/bin/python -m vlmpress_eval.run {res['command'].split('vlmpress_eval.run', 1)[1].strip()}`"
+    )
     lines.append("")
     for anchor in [a for a in ANCHOR_ORDER if a in res["points"]][:2]:
         lines.append(f"BD-rate (%) against **{anchor}** (negative: fewer bytes at equal score):")
@@ -51,11 +80,18 @@ def section(res: dict[str, Any], path: Path, out: Path) -> list[str]:
         lines.append("| --- | --- |" + " --- |" * len(shown))
         for p in pts:
             vals = [p["metrics"].get(m) for m in shown]
-            cells = ["n/a" if v is None else (f"{100 * v:.1f}%" if is_fraction(m) else f"{v:.3f}" if m in ("msssim", "embed_cos") else f"{v:.2f}") for m, v in zip(shown, vals)]
+            cells = [
+                "n/a"
+                if v is None
+                else (f"{100 * v:.1f}%" if is_fraction(m) else f"{v:.3f}" if m in ("msssim", "embed_cos") else f"{v:.2f}")
+                for m, v in zip(shown, vals)
+            ]
             lines.append(f"| {p['setting']:g} | {p['bpp']:.3f} | " + " | ".join(cells) + " |")
         lines.append("")
     if res.get("originals"):
-        lines.append("Originals: " + ", ".join(f"{METRIC_LABELS.get(k, k)} {100 * v:.1f}%" for k, v in sorted(res["originals"].items())) + ".")
+        lines.append(
+            "Originals: " + ", ".join(f"{METRIC_LABELS.get(k, k)} {100 * v:.1f}%" for k, v in sorted(res["originals"].items())) + "."
+        )
         lines.append("")
     plots = path.parent / "plots"
     rel = os.path.relpath(plots, out.parent)

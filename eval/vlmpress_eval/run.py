@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
-
 from vlmpress_train.images import load_rgb
 
 from .codecs import Codec, all_codecs, temporary_workdir
@@ -33,9 +32,9 @@ from .datasets import SHARED, Item, items_from_questions, load_items, named_set,
 from .lvlm import LvlmReceiver, contains_answer, load_questions, normalise
 from .metrics import char_accuracy, cosine, msssim, psnr
 from .ocr import PaddleOcr, Tesseract
-from .textset import write_set
 from .receivers import load_receivers
 from .report import ANCHOR_ORDER, bd_tables, markdown, plot
+from .textset import write_set
 
 PEOPLE_METRICS = ["psnr", "msssim"]
 
@@ -60,7 +59,14 @@ def ocr_scores(engines: dict[str, Any], it: Item, img: np.ndarray, recs: list[np
     return scores
 
 
-def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[str, Any], work: Path, lvlm: LvlmReceiver | None = None, ocr: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def evaluate_chunk(
+    items: list[Item],
+    codecs: dict[str, Codec],
+    receivers: dict[str, Any],
+    work: Path,
+    lvlm: LvlmReceiver | None = None,
+    ocr: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     originals = {it.key: np.asarray(load_rgb(it.path)) for it in items}
     coded = {name: c.run(originals, work) for name, c in codecs.items()}
     rows = []
@@ -90,13 +96,39 @@ def evaluate_chunk(items: list[Item], codecs: dict[str, Codec], receivers: dict[
             rows.append({"image": it.path.name, "codec": name, "setting": s, "bytes": x.bytes, "bpp": 8 * x.bytes / pixels, "metrics": m})
         for r, o in outs.items():
             if receivers[r].spec.kind == "classifier" and it.label is not None:
-                rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels,
-                             "metrics": {f"{r}_top1": float(o[0].argmax() == it.label)}})
+                rows.append(
+                    {
+                        "image": it.path.name,
+                        "codec": "original",
+                        "setting": 0,
+                        "bytes": it.path.stat().st_size,
+                        "bpp": 8 * it.path.stat().st_size / pixels,
+                        "metrics": {f"{r}_top1": float(o[0].argmax() == it.label)},
+                    }
+                )
         if ocr_by_image is not None and it.lines is not None and ocr_by_image[0]:
-            rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels, "metrics": ocr_by_image[0]})
+            rows.append(
+                {
+                    "image": it.path.name,
+                    "codec": "original",
+                    "setting": 0,
+                    "bytes": it.path.stat().st_size,
+                    "bpp": 8 * it.path.stat().st_size / pixels,
+                    "metrics": ocr_by_image[0],
+                }
+            )
         if answers is not None and it.answer is not None:
-            rows.append({"image": it.path.name, "codec": "original", "setting": 0, "bytes": it.path.stat().st_size, "bpp": 8 * it.path.stat().st_size / pixels,
-                         "metrics": {"lvlm_acc": float(contains_answer(answers[0], it.answer))}, "answer": answers[0]})
+            rows.append(
+                {
+                    "image": it.path.name,
+                    "codec": "original",
+                    "setting": 0,
+                    "bytes": it.path.stat().st_size,
+                    "bpp": 8 * it.path.stat().st_size / pixels,
+                    "metrics": {"lvlm_acc": float(contains_answer(answers[0], it.answer))},
+                    "answer": answers[0],
+                }
+            )
     return rows
 
 
@@ -116,7 +148,15 @@ def aggregate(rows: list[dict[str, Any]], codec_order: list[str]) -> dict[str, l
             for k in names:
                 vals = [r["metrics"][k] for r in rs if r["metrics"].get(k) is not None]
                 metrics[k] = float(np.mean(vals)) if vals else None
-            pts.append({"setting": s, "images": len(rs), "bpp": float(np.mean([r["bpp"] for r in rs])), "bytes": float(np.mean([r["bytes"] for r in rs])), "metrics": metrics})
+            pts.append(
+                {
+                    "setting": s,
+                    "images": len(rs),
+                    "bpp": float(np.mean([r["bpp"] for r in rs])),
+                    "bytes": float(np.mean([r["bytes"] for r in rs])),
+                    "metrics": metrics,
+                }
+            )
         if pts:
             points[codec] = sorted(pts, key=lambda p: p["bpp"])
     return points
@@ -124,7 +164,11 @@ def aggregate(rows: list[dict[str, Any]], codec_order: list[str]) -> dict[str, l
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", default="imagenet-dev", help="a development set under ../shared/data (imagenet-dev, kodak, ...), text (rendered now, with truth), text-photos (imagenet-dev photos with text, OCR), or a folder")
+    ap.add_argument(
+        "--set",
+        default="imagenet-dev",
+        help="a development set under ../shared/data (imagenet-dev, kodak, ...), text (rendered now, with truth), text-photos (imagenet-dev photos with text, OCR), or a folder",
+    )
     ap.add_argument("--images", type=Path, help="any folder of images (overrides --set)")
     ap.add_argument("--limit", type=int, help="evaluate the first N images (after --stride)")
     ap.add_argument("--stride", type=int, default=1, help="take every k-th image (a spread-out subset)")
@@ -153,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         key = os.environ.get(args.lvlm_key_env) if args.lvlm_key_env else None
         lvlm = LvlmReceiver(args.lvlm_url, args.lvlm_model, key, concurrency=args.lvlm_concurrency)
         folder = args.questions.parent
-        items = items_from_questions(load_questions(args.questions), args.models / "imagenet_synsets.txt")[::args.stride][: args.limit]
+        items = items_from_questions(load_questions(args.questions), args.models / "imagenet_synsets.txt")[:: args.stride][: args.limit]
     elif args.set == "text-photos" and not args.images:
         folder = named_set("imagenet-dev")
         items = text_photo_items(folder, args.models / "imagenet_synsets.txt")[:: args.stride][: args.limit]
@@ -176,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         codecs[name] = c
     receivers = load_receivers([r for r in args.receivers.split(",") if r], args.models)
-    ocr_names = [n for n in (args.ocr if args.ocr is not None else ("paddle,tesseract" if (folder / "truth.json").exists() else "")).split(",") if n]
+    ocr_names = [
+        n for n in (args.ocr if args.ocr is not None else ("paddle,tesseract" if (folder / "truth.json").exists() else "")).split(",") if n
+    ]
     ocr: dict[str, Any] = {}
     for n in ocr_names:
         if n not in ("paddle", "tesseract"):
@@ -195,10 +241,15 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(len(chunk))
 
     points = aggregate(rows, list(codecs))
-    metrics = sorted({k for c in points.values() for p in c for k, v in p["metrics"].items() if v is not None}, key=lambda m: (m not in PEOPLE_METRICS, m))
+    metrics = sorted(
+        {k for c in points.values() for p in c for k, v in p["metrics"].items() if v is not None},
+        key=lambda m: (m not in PEOPLE_METRICS, m),
+    )
     bd = bd_tables(points, metrics)
     originals = [r for r in rows if r["codec"] == "original"]
-    reference = {k: float(np.mean([r["metrics"][k] for r in originals if k in r["metrics"]])) for k in {k for r in originals for k in r["metrics"]}}
+    reference = {
+        k: float(np.mean([r["metrics"][k] for r in originals if k in r["metrics"]])) for k in {k for r in originals for k in r["metrics"]}
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
         # relative to the repository, so results name no machine's paths

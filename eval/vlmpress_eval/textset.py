@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
-
 from vlmpress_train.text_render import _line, system_fonts
 
 KINDS = ("document", "sign", "table", "receipt")
@@ -32,7 +31,14 @@ def _font(rng: random.Random, size: int, mono: bool = False) -> ImageFont.FreeTy
     return ImageFont.truetype(rng.choice(fonts or list(system_fonts())), size)
 
 
-def _put(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font: ImageFont.FreeTypeFont, fill: tuple[int, int, int], lines: list[TextLine]) -> int:
+def _put(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[int, int],
+    text: str,
+    font: ImageFont.FreeTypeFont,
+    fill: tuple[int, int, int],
+    lines: list[TextLine],
+) -> int:
     draw.text(xy, text, font=font, fill=fill)
     l, t, r, b = draw.textbbox(xy, text, font=font)
     lines.append(TextLine(text, (l, t, r, b)))

@@ -12,7 +12,17 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLASSICAL_CODECS, Codec, CodecError, isCodecError, type ClassicalCodec, outputFormatFromName, parseProviderList, type CodecOptions, type GraphOptimizationLevel } from '../codec/index.js';
+import {
+  CLASSICAL_CODECS,
+  Codec,
+  CodecError,
+  isCodecError,
+  type ClassicalCodec,
+  outputFormatFromName,
+  parseProviderList,
+  type CodecOptions,
+  type GraphOptimizationLevel,
+} from '../codec/index.js';
 
 const USAGE = `usage:
   vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME] [--codec learned|avif|webp|jpeg]
@@ -59,7 +69,8 @@ function parse(argv: string[]) {
 function number(name: string, text: string | undefined, integer = false): number | undefined {
   if (text === undefined) return undefined;
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || (integer && !Number.isSafeInteger(v))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got "${text}"`);
+  if (text.trim() === '' || !Number.isFinite(v) || (integer && !Number.isSafeInteger(v)))
+    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got "${text}"`);
   return v;
 }
 
@@ -92,7 +103,8 @@ function codecOptions(values: ReturnType<typeof parse>['values']): CodecOptions 
     }
   }
   if (values.optimization) {
-    if (!['disabled', 'basic', 'extended', 'all'].includes(values.optimization)) throw new UsageError('--optimization must be disabled, basic, extended or all');
+    if (!['disabled', 'basic', 'extended', 'all'].includes(values.optimization))
+      throw new UsageError('--optimization must be disabled, basic, extended or all');
     options.session!.graphOptimizationLevel = values.optimization as GraphOptimizationLevel;
   }
   return options;
@@ -124,17 +136,41 @@ async function batch(command: 'encode' | 'decode', inputs: string[], values: Ret
         const data = await readInput(input);
         if (command === 'encode') {
           for (const q of qualities) {
-            const r = await codec.encodeFile(data, { ...codecChoice(values), ...(q !== undefined ? { quality: q } : {}), ...(maxBytes !== undefined ? { maxBytes } : {}), ...(values.model ? { model: values.model } : {}) });
+            const r = await codec.encodeFile(data, {
+              ...codecChoice(values),
+              ...(q !== undefined ? { quality: q } : {}),
+              ...(maxBytes !== undefined ? { maxBytes } : {}),
+              ...(values.model ? { model: values.model } : {}),
+            });
             const output = path.join(dir, q === undefined ? `${stem}.vlmp` : `${stem}.q${q}.vlmp`);
             await writeFile(output, r.bitstream);
-            emit({ input, output, bytes: r.bytes, bpp: r.bpp, quality: r.quality, width: r.width, height: r.height, model: r.model.name, probes: r.probes, source: r.source });
+            emit({
+              input,
+              output,
+              bytes: r.bytes,
+              bpp: r.bpp,
+              quality: r.quality,
+              width: r.width,
+              height: r.height,
+              model: r.model.name,
+              probes: r.probes,
+              source: r.source,
+            });
           }
         } else {
           const image = await codec.decodeToFile(data, format!, jpegQuality);
           const output = path.join(dir, `${stem}.${format === 'jpeg' ? 'jpg' : format}`);
           await writeFile(output, image);
           const info = codec.inspect(data);
-          emit({ input, output, bytes: image.length, width: info.width, height: info.height, quality: info.quality, model: info.model.name });
+          emit({
+            input,
+            output,
+            bytes: image.length,
+            width: info.width,
+            height: info.height,
+            quality: info.quality,
+            model: info.model.name,
+          });
         }
       } catch (e) {
         if (!isCodecError(e) && !(e instanceof FileError)) throw e;
@@ -158,7 +194,10 @@ async function readInputList(source: string): Promise<string[]> {
   } else {
     text = (await readInput(source)).toString('utf8');
   }
-  return text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 /**
@@ -172,7 +211,9 @@ const ARGV_ON_STDIN = '--argv-on-stdin';
 
 function relaunchWithArgvOnStdin(argv: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ARGV_ON_STDIN], { stdio: ['pipe', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ARGV_ON_STDIN], {
+      stdio: ['pipe', 'inherit', 'inherit'],
+    });
     child.on('error', reject);
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 70)));
     child.stdin.end(JSON.stringify(argv));
@@ -183,7 +224,8 @@ async function argvFromStdin(): Promise<string[]> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   const argv: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw new UsageError(`${ARGV_ON_STDIN} expects a JSON array of strings`);
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string'))
+    throw new UsageError(`${ARGV_ON_STDIN} expects a JSON array of strings`);
   return argv;
 }
 
@@ -230,21 +272,48 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'encode') {
-      const encodeOptions: { quality?: number; maxBytes?: number; model?: string; codec?: 'learned' | ClassicalCodec } = { ...codecChoice(values) };
+      const encodeOptions: { quality?: number; maxBytes?: number; model?: string; codec?: 'learned' | ClassicalCodec } = {
+        ...codecChoice(values),
+      };
       if (quality !== undefined) encodeOptions.quality = quality;
       if (maxBytes !== undefined) encodeOptions.maxBytes = maxBytes;
       if (values.model) encodeOptions.model = values.model;
       const r = await codec.encodeFile(data, encodeOptions);
       await writeFile(values.output!, r.bitstream);
-      const summary = { output: values.output, bytes: r.bytes, bpp: r.bpp, quality: r.quality, width: r.width, height: r.height, model: r.model.name, probes: r.probes, source: r.source };
-      process.stdout.write(values.json ? JSON.stringify(summary) + '\n' : `${values.output}: ${r.bytes} bytes, ${r.bpp.toFixed(4)} bpp, quality ${r.quality}, ${r.width}x${r.height} (from ${r.source.bytes} bytes of ${r.source.format})\n`);
+      const summary = {
+        output: values.output,
+        bytes: r.bytes,
+        bpp: r.bpp,
+        quality: r.quality,
+        width: r.width,
+        height: r.height,
+        model: r.model.name,
+        probes: r.probes,
+        source: r.source,
+      };
+      process.stdout.write(
+        values.json
+          ? JSON.stringify(summary) + '\n'
+          : `${values.output}: ${r.bytes} bytes, ${r.bpp.toFixed(4)} bpp, quality ${r.quality}, ${r.width}x${r.height} (from ${r.source.bytes} bytes of ${r.source.format})\n`,
+      );
       return 0;
     }
     const image = await codec.decodeToFile(data, outputFormat!, jpegQuality);
     await writeFile(values.output!, image);
     const info = codec.inspect(data);
-    const summary = { output: values.output, bytes: image.length, width: info.width, height: info.height, quality: info.quality, model: info.model.name };
-    process.stdout.write(values.json ? JSON.stringify(summary) + '\n' : `${values.output}: ${info.width}x${info.height} ${outputFormat}, ${image.length} bytes\n`);
+    const summary = {
+      output: values.output,
+      bytes: image.length,
+      width: info.width,
+      height: info.height,
+      quality: info.quality,
+      model: info.model.name,
+    };
+    process.stdout.write(
+      values.json
+        ? JSON.stringify(summary) + '\n'
+        : `${values.output}: ${info.width}x${info.height} ${outputFormat}, ${image.length} bytes\n`,
+    );
     return 0;
   } finally {
     await codec.close();

@@ -55,7 +55,13 @@ export function parseEntropyTables(json: unknown, expect: { hyperChannels: numbe
   const hyperRaw = t['hyper'];
   if (!Array.isArray(hyperRaw) || hyperRaw.length !== expect.hyperChannels) bad(`hyper must list ${expect.hyperChannels} tables`);
   const g = t['gaussian'] as { scales?: unknown; tables?: unknown } | undefined;
-  if (!g || !Array.isArray(g.tables) || !Array.isArray(g.scales) || g.tables.length !== expect.gaussianScales || g.scales.length !== g.tables.length) {
+  if (
+    !g ||
+    !Array.isArray(g.tables) ||
+    !Array.isArray(g.scales) ||
+    g.tables.length !== expect.gaussianScales ||
+    g.scales.length !== g.tables.length
+  ) {
     bad(`gaussian must list ${expect.gaussianScales} scales and tables`);
   }
   return {

@@ -41,7 +41,8 @@ async function fileAt(img: RgbImage, codec: ClassicalCodec, quality: number): Pr
 }
 
 export async function encodeClassical(img: RgbImage, codec: ClassicalCodec, quality: number, flags: number): Promise<Uint8Array> {
-  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new CodecError('invalid_argument', `${codec} quality must be an integer from 1 to 100`, { quality });
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100)
+    throw new CodecError('invalid_argument', `${codec} quality must be an integer from 1 to 100`, { quality });
   return serialiseContainer({
     version: 1,
     codec: CLASSICAL_KIND[codec],
@@ -56,7 +57,13 @@ export async function encodeClassical(img: RgbImage, codec: ClassicalCodec, qual
 }
 
 /** The highest integer quality up to `maxQuality` whose bitstream fits `maxBytes` (bisection: sizes grow with quality). */
-export async function encodeClassicalWithin(img: RgbImage, codec: ClassicalCodec, maxQuality: number, maxBytes: number, flags: number): Promise<{ bitstream: Uint8Array; quality: number; probes: number }> {
+export async function encodeClassicalWithin(
+  img: RgbImage,
+  codec: ClassicalCodec,
+  maxQuality: number,
+  maxBytes: number,
+  flags: number,
+): Promise<{ bitstream: Uint8Array; quality: number; probes: number }> {
   let probes = 1;
   const top = await encodeClassical(img, codec, maxQuality, flags);
   if (top.length <= maxBytes) return { bitstream: top, quality: maxQuality, probes };
@@ -78,7 +85,8 @@ export async function encodeClassicalWithin(img: RgbImage, codec: ClassicalCodec
 
 export async function decodeClassical(c: Container, maxPixels: number): Promise<RgbImage & { quality: number }> {
   const codec = classicalName(c.codec)!;
-  if (c.width * c.height > maxPixels) throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the limit is ${maxPixels}`);
+  if (c.width * c.height > maxPixels)
+    throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the limit is ${maxPixels}`);
   let img;
   try {
     img = await decodeImage(c.latent, maxPixels);
@@ -86,7 +94,10 @@ export async function decodeClassical(c: Container, maxPixels: number): Promise<
     throw new CodecError('corrupt_payload', `the ${codec} payload does not decode (${(e as Error).message})`);
   }
   if (img.format !== codec || img.width !== c.width || img.height !== c.height) {
-    throw new CodecError('corrupt_payload', `the payload is ${img.format} ${img.width}x${img.height}, the header says ${codec} ${c.width}x${c.height}`);
+    throw new CodecError(
+      'corrupt_payload',
+      `the payload is ${img.format} ${img.width}x${img.height}, the header says ${codec} ${c.width}x${c.height}`,
+    );
   }
   return { data: img.data, width: img.width, height: img.height, quality: c.qualityFixed / QUALITY_ONE };
 }

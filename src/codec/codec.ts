@@ -10,10 +10,24 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { CodecKind, Flags, QUALITY_ONE, parseContainer, quantiseQuality, serialiseContainer, type Container } from './container.js';
-import { CLASSICAL_CODECS, classicalName, decodeClassical, encodeClassical, encodeClassicalWithin, type ClassicalCodec } from './classical.js';
+import {
+  CLASSICAL_CODECS,
+  classicalName,
+  decodeClassical,
+  encodeClassical,
+  encodeClassicalWithin,
+  type ClassicalCodec,
+} from './classical.js';
 import { CodecError } from './errors.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, encodeImage, type OutputFormat, type RgbImage } from './image-io.js';
-import { loadModelPackage, readManifest, releaseModelPackage, type LoadOptions, type ModelPackage, type SessionSettings } from './model-package.js';
+import {
+  loadModelPackage,
+  readManifest,
+  releaseModelPackage,
+  type LoadOptions,
+  type ModelPackage,
+  type SessionSettings,
+} from './model-package.js';
 import { cropChannels, fromTensor, paddedSize, roundHalfEven, toPaddedTensor } from './pixels.js';
 import { MAX_SYMBOL_MAGNITUDE, RansReader, RansWriter } from './rans.js';
 import { searchQualityForBudget } from './rate-control.js';
@@ -99,7 +113,13 @@ export async function findModelDirs(root = BUNDLED_MODELS_DIR): Promise<string[]
   const dirs: string[] = [];
   for (const e of entries.sort()) {
     const dir = path.join(root, e);
-    if (await stat(path.join(dir, 'manifest.json')).then((s) => s.isFile(), () => false)) dirs.push(dir);
+    if (
+      await stat(path.join(dir, 'manifest.json')).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      dirs.push(dir);
   }
   return dirs;
 }
@@ -156,7 +176,8 @@ export class Codec {
       if (prefixes.size !== models.length) throw new CodecError('bad_model_package', 'two model packages share an id prefix');
       const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
       const tileLatents = options.decodeTileLatents ?? 48;
-      if (!Number.isSafeInteger(tileLatents) || tileLatents < 1) throw new CodecError('invalid_argument', 'decodeTileLatents must be a positive integer');
+      if (!Number.isSafeInteger(tileLatents) || tileLatents < 1)
+        throw new CodecError('invalid_argument', 'decodeTileLatents must be a positive integer');
       const limits = { maxPixels, maxDecodePixels: options.maxDecodePixels ?? maxPixels, tileLatents };
       const codec = new Codec(models, models[0]!, limits);
       const def = options.defaultModel ? codec.model(options.defaultModel) : models[0]!;
@@ -172,7 +193,13 @@ export class Codec {
   }
 
   get modelInfo(): { name: string; id: string; provider: string; levels: number; defaultQuality: number }[] {
-    return this.models.map((m) => ({ name: m.manifest.name, id: m.manifest.id, provider: m.provider, levels: m.manifest.quality.levels, defaultQuality: m.manifest.quality.default }));
+    return this.models.map((m) => ({
+      name: m.manifest.name,
+      id: m.manifest.id,
+      provider: m.provider,
+      levels: m.manifest.quality.levels,
+      defaultQuality: m.manifest.quality.default,
+    }));
   }
 
   get defaultModel(): { name: string; id: string } {
@@ -181,15 +208,24 @@ export class Codec {
 
   /** A loaded model by name, full id or id prefix. */
   model(nameOrId: string): ModelPackage {
-    const m = this.models.find((p) => p.manifest.name === nameOrId || p.manifest.id === nameOrId || (nameOrId.length >= 16 && p.manifest.id.startsWith(nameOrId)));
-    if (!m) throw new CodecError('unknown_model', `model "${nameOrId}" is not loaded (loaded: ${this.models.map((p) => p.manifest.name).join(', ')})`);
+    const m = this.models.find(
+      (p) => p.manifest.name === nameOrId || p.manifest.id === nameOrId || (nameOrId.length >= 16 && p.manifest.id.startsWith(nameOrId)),
+    );
+    if (!m)
+      throw new CodecError(
+        'unknown_model',
+        `model "${nameOrId}" is not loaded (loaded: ${this.models.map((p) => p.manifest.name).join(', ')})`,
+      );
     return m;
   }
 
   // -- encoding ---------------------------------------------------------------------------------
 
   /** Decode an image file (any supported format) and encode it. */
-  async encodeFile(input: Uint8Array, options: EncodeOptions = {}): Promise<EncodeResult & { source: { format: string; width: number; height: number; bytes: number } }> {
+  async encodeFile(
+    input: Uint8Array,
+    options: EncodeOptions = {},
+  ): Promise<EncodeResult & { source: { format: string; width: number; height: number; bytes: number } }> {
     const img = await decodeImage(input, this.maxPixels);
     const result = await this.encodePixels(img, options, img.hadAlpha ? Flags.AlphaFlattened : 0);
     return { ...result, source: { format: img.format, width: img.width, height: img.height, bytes: input.length } };
@@ -242,11 +278,13 @@ export class Codec {
   }
 
   private async encodeClassicalPixels(img: RgbImage, codec: ClassicalCodec, options: EncodeOptions, flags: number): Promise<EncodeResult> {
-    if (!(CLASSICAL_CODECS as readonly string[]).includes(codec)) throw new CodecError('invalid_argument', `codec must be learned, ${CLASSICAL_CODECS.join(', ')}`, { codec });
+    if (!(CLASSICAL_CODECS as readonly string[]).includes(codec))
+      throw new CodecError('invalid_argument', `codec must be learned, ${CLASSICAL_CODECS.join(', ')}`, { codec });
     if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
       throw new CodecError('invalid_argument', 'pixels must be packed RGB of width x height x 3 bytes');
     }
-    if (img.width * img.height > this.maxPixels) throw new CodecError('image_too_large', `the image has ${img.width * img.height} pixels, the limit is ${this.maxPixels}`);
+    if (img.width * img.height > this.maxPixels)
+      throw new CodecError('image_too_large', `the image has ${img.width * img.height} pixels, the limit is ${this.maxPixels}`);
     const quality = options.quality ?? 75;
     let bitstream: Uint8Array;
     let used = quality;
@@ -254,8 +292,10 @@ export class Codec {
     if (options.maxBytes === undefined) {
       bitstream = await encodeClassical(img, codec, quality, flags);
     } else {
-      if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 1) throw new CodecError('invalid_argument', 'maxBytes must be a positive integer', { maxBytes: options.maxBytes });
-      if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new CodecError('invalid_argument', `${codec} quality must be an integer from 1 to 100`, { quality });
+      if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 1)
+        throw new CodecError('invalid_argument', 'maxBytes must be a positive integer', { maxBytes: options.maxBytes });
+      if (!Number.isInteger(quality) || quality < 1 || quality > 100)
+        throw new CodecError('invalid_argument', `${codec} quality must be an integer from 1 to 100`, { quality });
       ({ bitstream, quality: used, probes } = await encodeClassicalWithin(img, codec, quality, options.maxBytes, flags));
     }
     return {
@@ -293,7 +333,10 @@ export class Codec {
 
   private async encodeAt(pkg: ModelPackage, input: PaddedInput, qualityFixed: number, flags: number): Promise<Uint8Array> {
     const m = pkg.manifest;
-    const enc = await pkg.encoder.run({ image: input.tensor, quality: new ort.Tensor('float32', Float32Array.of(qualityFixed / QUALITY_ONE), [1]) });
+    const enc = await pkg.encoder.run({
+      image: input.tensor,
+      quality: new ort.Tensor('float32', Float32Array.of(qualityFixed / QUALITY_ONE), [1]),
+    });
     const y = enc['y']!.data as Float32Array;
     const zHat = enc['z_hat']!.data as Int32Array;
     const yh = input.paddedHeight / m.latentStride;
@@ -352,7 +395,10 @@ export class Codec {
 
   private resolveContainer(c: Container): { c: Container; pkg: ModelPackage } {
     const pkg = this.models.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
-    if (!pkg) throw new CodecError('unknown_model', `the bitstream was made by model ${c.modelIdPrefix}…, which is not loaded`, { modelIdPrefix: c.modelIdPrefix });
+    if (!pkg)
+      throw new CodecError('unknown_model', `the bitstream was made by model ${c.modelIdPrefix}…, which is not loaded`, {
+        modelIdPrefix: c.modelIdPrefix,
+      });
     const { levels } = pkg.manifest.quality;
     if (c.qualityFixed < QUALITY_ONE || c.qualityFixed > levels * QUALITY_ONE) {
       throw new CodecError('bad_header', `quality ${c.qualityFixed / QUALITY_ONE} is outside 1..${levels}`);
@@ -365,7 +411,11 @@ export class Codec {
   private checkAnnouncedSize(c: Container): void {
     const limit = this.limits.maxDecodePixels;
     if (c.width * c.height > limit) {
-      throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the decode limit is ${limit}`, { width: c.width, height: c.height, maxDecodePixels: limit });
+      throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the decode limit is ${limit}`, {
+        width: c.width,
+        height: c.height,
+        maxDecodePixels: limit,
+      });
     }
   }
 

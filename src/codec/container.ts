@@ -123,7 +123,11 @@ export function parseContainer(buf: Uint8Array): Container {
   cur.pos = MAGIC.length;
   const version = cur.u8();
   if (version !== CONTAINER_VERSION) {
-    throw new CodecError('unsupported_version', `bitstream version ${version} is not supported (this build reads version ${CONTAINER_VERSION})`, { version });
+    throw new CodecError(
+      'unsupported_version',
+      `bitstream version ${version} is not supported (this build reads version ${CONTAINER_VERSION})`,
+      { version },
+    );
   }
   const codec = cur.u8();
   const flags = cur.u8();
@@ -136,16 +140,23 @@ export function parseContainer(buf: Uint8Array): Container {
   const latentLength = cur.leb128('latent section length');
   const expected = cur.pos + hyperLength + latentLength + 4;
   if (buf.length < expected) {
-    throw new CodecError('truncated', `bitstream is ${buf.length} bytes, its header announces ${expected}`, { expected, actual: buf.length });
+    throw new CodecError('truncated', `bitstream is ${buf.length} bytes, its header announces ${expected}`, {
+      expected,
+      actual: buf.length,
+    });
   }
   if (buf.length > expected) {
-    throw new CodecError('corrupt_payload', `bitstream has ${buf.length - expected} bytes after its checksum`, { expected, actual: buf.length });
+    throw new CodecError('corrupt_payload', `bitstream has ${buf.length - expected} bytes after its checksum`, {
+      expected,
+      actual: buf.length,
+    });
   }
   const stored = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(expected - 4, false);
   if (crc32c(buf, 0, expected - 4) !== stored) throw new CodecError('corrupt_payload', 'bitstream checksum (CRC-32C) does not match');
 
   if (!(codec in CodecKind)) throw new CodecError('unsupported_codec', `codec ${codec} is not supported by this build`, { codec });
-  if (codec !== CodecKind.Learned && hyperLength !== 0) throw new CodecError('bad_header', `a classical-codec bitstream has no hyper section (found ${hyperLength} bytes)`);
+  if (codec !== CodecKind.Learned && hyperLength !== 0)
+    throw new CodecError('bad_header', `a classical-codec bitstream has no hyper section (found ${hyperLength} bytes)`);
   if ((flags & ~KNOWN_FLAGS) !== 0) throw new CodecError('unsupported_feature', `unknown flags 0x${flags.toString(16)}`, { flags });
   if (width < 1 || height < 1 || width > MAX_DIMENSION || height > MAX_DIMENSION) {
     throw new CodecError('bad_header', `image size ${width}x${height} is out of range`);

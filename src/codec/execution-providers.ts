@@ -35,9 +35,13 @@ export function installedProviders(): ExecutionProviderName[] {
 }
 
 export function parseProviderList(text: string): ExecutionProviderName[] {
-  const names = text.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const names = text
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   for (const n of names) {
-    if (!(KNOWN_PROVIDERS as readonly string[]).includes(n)) throw new Error(`unknown execution provider "${n}" (known: ${KNOWN_PROVIDERS.join(', ')})`);
+    if (!(KNOWN_PROVIDERS as readonly string[]).includes(n))
+      throw new Error(`unknown execution provider "${n}" (known: ${KNOWN_PROVIDERS.join(', ')})`);
   }
   return names as ExecutionProviderName[];
 }

@@ -42,18 +42,26 @@ export async function decodeImage(input: Uint8Array, maxPixels = DEFAULT_MAX_PIX
   }
   let format: InputFormat;
   if (meta.format === 'heif') {
-    if (meta.compression !== 'av1') throw new CodecError('unsupported_image_format', `HEIF with ${meta.compression ?? 'unknown'} compression is not supported (AVIF is)`);
+    if (meta.compression !== 'av1')
+      throw new CodecError('unsupported_image_format', `HEIF with ${meta.compression ?? 'unknown'} compression is not supported (AVIF is)`);
     format = 'avif';
   } else if ((INPUT_FORMATS as readonly string[]).includes(meta.format ?? '')) {
     format = meta.format as InputFormat;
   } else {
-    throw new CodecError('unsupported_image_format', `image format "${meta.format ?? 'unknown'}" is not supported (${INPUT_FORMATS.join(', ')})`);
+    throw new CodecError(
+      'unsupported_image_format',
+      `image format "${meta.format ?? 'unknown'}" is not supported (${INPUT_FORMATS.join(', ')})`,
+    );
   }
   const width = meta.width ?? 0;
   const height = meta.pageHeight ?? meta.height ?? 0;
   if (width < 1 || height < 1) throw new CodecError('bad_image', 'the image has no pixels');
   if (width * height > maxPixels) {
-    throw new CodecError('image_too_large', `the image has ${width}x${height} = ${width * height} pixels, the limit is ${maxPixels}`, { width, height, maxPixels });
+    throw new CodecError('image_too_large', `the image has ${width}x${height} = ${width * height} pixels, the limit is ${maxPixels}`, {
+      width,
+      height,
+      maxPixels,
+    });
   }
   try {
     const { data, info } = await sharp(input, { limitInputPixels: maxPixels, pages: 1, failOn: 'error' })
@@ -66,7 +74,13 @@ export async function decodeImage(input: Uint8Array, maxPixels = DEFAULT_MAX_PIX
     if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
       throw new CodecError('bad_image', `unexpected pixel layout (${info.channels} channels)`);
     }
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, format, hadAlpha: meta.hasAlpha === true };
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+      width: info.width,
+      height: info.height,
+      format,
+      hadAlpha: meta.hasAlpha === true,
+    };
   } catch (e) {
     if (e instanceof CodecError) throw e;
     throw new CodecError('bad_image', `the image could not be decoded (${(e as Error).message})`);

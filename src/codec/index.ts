@@ -5,7 +5,17 @@ export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
 export { CLASSICAL_CODECS } from './classical.js';
 export type { ClassicalCodec } from './classical.js';
 export type { CodecErrorCode } from './errors.js';
-export { decodeImage, downscale, encodeImage, fittedSize, outputFormatFromName, DEFAULT_MAX_PIXELS, INPUT_FORMATS, OUTPUT_FORMATS, OUTPUT_MIME } from './image-io.js';
+export {
+  decodeImage,
+  downscale,
+  encodeImage,
+  fittedSize,
+  outputFormatFromName,
+  DEFAULT_MAX_PIXELS,
+  INPUT_FORMATS,
+  OUTPUT_FORMATS,
+  OUTPUT_MIME,
+} from './image-io.js';
 export type { DecodedInput, InputFormat, OutputFormat, ResizeRule, RgbImage } from './image-io.js';
 export { looksLikeContainer, MAGIC, CONTAINER_VERSION, Flags } from './container.js';
 export { installedProviders, parseProviderList } from './execution-providers.js';

@@ -101,10 +101,21 @@ export function parseManifest(dir: string, raw: unknown): ModelManifest & { hash
     upsample: field<number>(dir, raw, 'entropy_parameters.upsample', isPosInt),
     meanDenominator: field<number>(dir, raw, 'entropy_parameters.mean_denominator', isPosInt),
     scaleLevels: field<number>(dir, raw, 'entropy_parameters.scale_levels', isPosInt),
-    files: { encoder: fileOf('graphs.encoder'), entropy: fileOf('graphs.entropy'), decoder: fileOf('graphs.decoder'), tables: fileOf('tables') },
-    hashes: { encoder: hashOf('graphs.encoder'), entropy: hashOf('graphs.entropy'), decoder: hashOf('graphs.decoder'), tables: hashOf('tables') },
+    files: {
+      encoder: fileOf('graphs.encoder'),
+      entropy: fileOf('graphs.entropy'),
+      decoder: fileOf('graphs.decoder'),
+      tables: fileOf('tables'),
+    },
+    hashes: {
+      encoder: hashOf('graphs.encoder'),
+      entropy: hashOf('graphs.entropy'),
+      decoder: hashOf('graphs.decoder'),
+      tables: hashOf('tables'),
+    },
   };
-  if (m.quality.min !== 1 || m.quality.max !== levels || m.quality.default < 1 || m.quality.default > levels) bad(dir, 'quality range must be 1..levels');
+  if (m.quality.min !== 1 || m.quality.max !== levels || m.quality.default < 1 || m.quality.default > levels)
+    bad(dir, 'quality range must be 1..levels');
   if (m.hyperStride !== m.latentStride * m.upsample) bad(dir, 'hyper_latent.stride must be latent.stride x upsample');
   if (m.paddingMultiple % m.latentStride !== 0) bad(dir, 'padding.multiple must be a multiple of latent.stride');
   return m;
@@ -160,7 +171,9 @@ export async function loadModelPackage(dir: string, options: LoadOptions = {}): 
     const digest = createHash('sha256').update(contents[k]!).digest('hex');
     if (digest !== hashes[k]) bad(dir, `${manifest.files[k]} has SHA-256 ${digest}, the manifest says ${hashes[k]}`);
   }
-  const id = createHash('sha256').update(keys.map((k) => hashes[k]).join('')).digest('hex');
+  const id = createHash('sha256')
+    .update(keys.map((k) => hashes[k]).join(''))
+    .digest('hex');
   if (id !== manifest.id) bad(dir, `package id ${id} does not match the manifest's ${manifest.id}`);
 
   let tablesJson: unknown;
@@ -190,7 +203,12 @@ export async function loadModelPackage(dir: string, options: LoadOptions = {}): 
   }
   if (!encoder || !decoder) bad(dir, 'no execution provider could load the graphs');
   const entropy = await createSession(path.join(dir, manifest.files.entropy), settings, 'cpu');
-  options.log?.(`loaded model ${manifest.name}`, { id: manifest.id, provider, threads: settings.intraOpThreads, optimization: settings.graphOptimizationLevel });
+  options.log?.(`loaded model ${manifest.name}`, {
+    id: manifest.id,
+    provider,
+    threads: settings.intraOpThreads,
+    optimization: settings.graphOptimizationLevel,
+  });
   return { dir, manifest, tables, encoder, entropy, decoder, provider };
 }
 

@@ -65,10 +65,14 @@ export async function searchQualityForBudget<P extends Probe>(
       lo = next;
     } else {
       if (i === 0) {
-        throw new CodecError('budget_too_small', `the smallest encoding of this image is ${next.p.bytes} bytes, over the budget of ${maxBytes}`, {
-          minBytes: next.p.bytes,
-          maxBytes,
-        });
+        throw new CodecError(
+          'budget_too_small',
+          `the smallest encoding of this image is ${next.p.bytes} bytes, over the budget of ${maxBytes}`,
+          {
+            minBytes: next.p.bytes,
+            maxBytes,
+          },
+        );
       }
       otherFail = hi;
       hi = next;

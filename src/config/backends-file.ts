@@ -41,7 +41,8 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
       url = '';
     }
     const profile = b['profile'] ?? 'openai';
-    if (!(RESOLUTION_PROFILES as readonly unknown[]).includes(profile)) problems.push(`${where(i, 'profile')} must be one of ${RESOLUTION_PROFILES.join(', ')}`);
+    if (!(RESOLUTION_PROFILES as readonly unknown[]).includes(profile))
+      problems.push(`${where(i, 'profile')} must be one of ${RESOLUTION_PROFILES.join(', ')}`);
     const models = b['models'];
     if (!Array.isArray(models) || models.length === 0 || !models.every((m) => typeof m === 'string' && m.length > 0)) {
       problems.push(`${where(i, 'models')} must list model names (or "prefix*" patterns)`);
@@ -49,11 +50,19 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
     let apiKey: string | undefined;
     const keyEnv = b['api_key_env'];
     if (keyEnv !== undefined) {
-      if (typeof keyEnv !== 'string' || !/^[A-Z_][A-Z0-9_]*$/i.test(keyEnv)) problems.push(`${where(i, 'api_key_env')} must be an environment variable name`);
+      if (typeof keyEnv !== 'string' || !/^[A-Z_][A-Z0-9_]*$/i.test(keyEnv))
+        problems.push(`${where(i, 'api_key_env')} must be an environment variable name`);
       else if (!env[keyEnv]) problems.push(`${where(i, 'api_key_env')}: environment variable ${keyEnv} is not set`);
       else apiKey = env[keyEnv];
     }
-    out.push({ name: String(name), url, apiKey, profile: profile as ResolutionProfile, models: Array.isArray(models) ? models.map(String) : [], default: b['default'] === true });
+    out.push({
+      name: String(name),
+      url,
+      apiKey,
+      profile: profile as ResolutionProfile,
+      models: Array.isArray(models) ? models.map(String) : [],
+      default: b['default'] === true,
+    });
   });
   const names = out.map((b) => b.name);
   if (new Set(names).size !== names.length) problems.push(`${file}: backend names must be unique`);

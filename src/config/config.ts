@@ -127,9 +127,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     }
     return raw as T;
   };
-  const list = (name: string) => (str(name) ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const list = (name: string) =>
+    (str(name) ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean);
   const logLevel = str('LOG_LEVEL') ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) problems.push(`LOG_LEVEL must be a pino level, got "${logLevel}"`);
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
+    problems.push(`LOG_LEVEL must be a pino level, got "${logLevel}"`);
 
   const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
   const workerThreads = int('VLMPRESS_WORKER_THREADS', Math.max(1, Math.min(4, os.availableParallelism() - 1)), 1, 256);
@@ -137,12 +142,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   const store = oneOf('VLMPRESS_STORE', ['filesystem', 'redis'] as const, redisUrl ? 'redis' : 'filesystem');
   if (store === 'redis' && !redisUrl) problems.push('VLMPRESS_STORE=redis needs REDIS_URL');
   const redisPrefix = str('VLMPRESS_REDIS_PREFIX') ?? 'vlmpress';
-  if (!/^[\w.-]{1,64}$/.test(redisPrefix)) problems.push(`VLMPRESS_REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-", got "${redisPrefix}"`);
+  if (!/^[\w.-]{1,64}$/.test(redisPrefix))
+    problems.push(`VLMPRESS_REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-", got "${redisPrefix}"`);
   const backendsFile = str('VLMPRESS_BACKENDS_FILE');
   const backends = backendsFile ? readBackendsFile(backendsFile, env, problems) : [];
   const maxSide = int('VLMPRESS_MAX_SIDE', 2048, 16, 16384);
   const fetchAllowCidrs = list('VLMPRESS_FETCH_ALLOW_CIDRS');
-  for (const c of fetchAllowCidrs) if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(c)) problems.push(`VLMPRESS_FETCH_ALLOW_CIDRS: "${c}" is not a CIDR`);
+  for (const c of fetchAllowCidrs)
+    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(c)) problems.push(`VLMPRESS_FETCH_ALLOW_CIDRS: "${c}" is not a CIDR`);
   const config: GatewayConfig = {
     port: int('PORT', 8080, 0, 65535),
     host: str('HOST') ?? '0.0.0.0',

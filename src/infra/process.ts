@@ -5,7 +5,11 @@
  */
 
 /** Runs `start`; an error of one of `expected` types ends the process with `program: message` and exit 2. */
-export async function startOrExit<T>(program: string, start: () => T | Promise<T>, expected: (abstract new (...args: never[]) => Error)[]): Promise<T> {
+export async function startOrExit<T>(
+  program: string,
+  start: () => T | Promise<T>,
+  expected: (abstract new (...args: never[]) => Error)[],
+): Promise<T> {
   try {
     return await start();
   } catch (e) {

@@ -27,7 +27,7 @@ export async function connectRedis(target: RedisTarget): Promise<Redis> {
     await redis.connect();
   } catch (e) {
     redis.disconnect();
-    throw new Error(`cannot connect to Redis at ${redactUrl(target.url)}: ${(e as Error).message}`);
+    throw new Error(`cannot connect to Redis at ${redactUrl(target.url)}: ${(e as Error).message}`, { cause: e });
   }
   return redis;
 }
@@ -37,7 +37,10 @@ export async function connectRedis(target: RedisTarget): Promise<Redis> {
 const reconnectDelay = (times: number): number => Math.min(times * 200, 1000);
 
 /** BullMQ connection options for the same URL (its workers need maxRetriesPerRequest: null). */
-export function bullConnection(url: string, name: string): { url: string; connectionName: string; maxRetriesPerRequest: null; retryStrategy: (times: number) => number } {
+export function bullConnection(
+  url: string,
+  name: string,
+): { url: string; connectionName: string; maxRetriesPerRequest: null; retryStrategy: (times: number) => number } {
   return { url, connectionName: name, maxRetriesPerRequest: null, retryStrategy: reconnectDelay };
 }
 
@@ -52,7 +55,10 @@ export function bullProducerConnection(url: string, name: string): ReturnType<ty
 /** ioredis's ways of saying "no connection": an offline command, a closed socket, no answer in time. */
 export function isRedisConnectionError(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
-  return e.name === 'MaxRetriesPerRequestError' || /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command timed out/.test(e.message);
+  return (
+    e.name === 'MaxRetriesPerRequestError' ||
+    /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command timed out/.test(e.message)
+  );
 }
 
 export function redactUrl(url: string): string {

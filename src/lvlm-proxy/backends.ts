@@ -28,7 +28,14 @@ export class Backends {
 export function backendsFrom(config: GatewayConfig): Backends {
   const list = [...config.backends];
   if (config.upstreamUrl) {
-    list.push({ name: 'default', url: config.upstreamUrl, apiKey: config.upstreamApiKey, profile: config.upstreamProfile, models: ['*'], default: !list.some((b) => b.default) });
+    list.push({
+      name: 'default',
+      url: config.upstreamUrl,
+      apiKey: config.upstreamApiKey,
+      profile: config.upstreamProfile,
+      models: ['*'],
+      default: !list.some((b) => b.default),
+    });
   }
   return new Backends(list);
 }

@@ -34,13 +34,14 @@ function textOf(items: unknown[]): string[] {
   for (const item of items) {
     const content = (item as { content?: unknown } | null)?.content;
     if (typeof content === 'string') texts.push(content);
-    else if (Array.isArray(content)) for (const p of content) if (typeof (p as { text?: unknown } | null)?.text === 'string') texts.push((p as { text: string }).text);
+    else if (Array.isArray(content))
+      for (const p of content) if (typeof (p as { text?: unknown } | null)?.text === 'string') texts.push((p as { text: string }).text);
   }
   return texts;
 }
 
 const DETAILS = ['low', 'high', 'auto'] as const;
-const detailOf = (v: unknown) => (DETAILS as readonly unknown[]).includes(v) ? (v as ImageSlot['detail']) : undefined;
+const detailOf = (v: unknown) => ((DETAILS as readonly unknown[]).includes(v) ? (v as ImageSlot['detail']) : undefined);
 
 export function findImageParts(messages: unknown): ImageSlot[] {
   if (!Array.isArray(messages)) throw new HttpError(400, 'invalid_request', 'messages must be an array');

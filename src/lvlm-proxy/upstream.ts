@@ -11,7 +11,18 @@ import type { Backend } from './backends.js';
 /** Headers from the client that mean something to an OpenAI-compatible server. */
 const FORWARD_REQUEST_HEADERS = ['accept', 'openai-organization', 'openai-project', 'openai-beta', 'x-request-id', 'idempotency-key'];
 /** Response headers that do not describe the bytes we relay (fetch already removed the transfer coding). */
-const DROP_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding', 'proxy-authenticate', 'upgrade', 'trailer', 'te', 'set-cookie']);
+const DROP_RESPONSE_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'content-encoding',
+  'proxy-authenticate',
+  'upgrade',
+  'trailer',
+  'te',
+  'set-cookie',
+]);
 
 export interface UpstreamCall {
   backend: Backend;
@@ -46,11 +57,21 @@ export async function callUpstream(call: UpstreamCall): Promise<Response> {
     controller.abort();
   }, call.timeoutMs);
   try {
-    return await fetch(`${call.backend.url}${call.path}`, { method: call.method, headers, ...(call.body !== undefined ? { body: call.body } : {}), signal: controller.signal, redirect: 'manual' });
+    return await fetch(`${call.backend.url}${call.path}`, {
+      method: call.method,
+      headers,
+      ...(call.body !== undefined ? { body: call.body } : {}),
+      signal: controller.signal,
+      redirect: 'manual',
+    });
   } catch (e) {
     if (timedOut) throw new HttpError(504, 'upstream_timeout', `backend ${call.backend.name} did not answer within ${call.timeoutMs} ms`);
     if (call.signal?.aborted) throw new HttpError(499, 'client_closed_request', 'the client closed the connection');
-    throw new HttpError(502, 'upstream_unavailable', `backend ${call.backend.name} is unreachable: ${((e as Error).cause as Error | undefined)?.message ?? (e as Error).message}`);
+    throw new HttpError(
+      502,
+      'upstream_unavailable',
+      `backend ${call.backend.name} is unreachable: ${((e as Error).cause as Error | undefined)?.message ?? (e as Error).message}`,
+    );
   } finally {
     clearTimeout(timer);
     call.signal?.removeEventListener('abort', onAbort);

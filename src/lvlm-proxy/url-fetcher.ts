@@ -219,11 +219,19 @@ function fetchHop(url: URL, cidrs: readonly Cidr[], maxBytes: number, signal: Ab
     }
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof UrlFetchError) return finish(err); // blocked by checkedLookup
-      finish(new UrlFetchError('image_fetch_failed', `could not fetch image URL from ${url.host}: ${err.message}`, err.code ? { code: err.code } : undefined));
+      finish(
+        new UrlFetchError(
+          'image_fetch_failed',
+          `could not fetch image URL from ${url.host}: ${err.message}`,
+          err.code ? { code: err.code } : undefined,
+        ),
+      );
     });
     req.on('response', (response) => {
       res = response;
-      response.on('error', () => finish(new UrlFetchError('image_fetch_failed', `connection to ${url.host} failed while reading the image`)));
+      response.on('error', () =>
+        finish(new UrlFetchError('image_fetch_failed', `connection to ${url.host} failed while reading the image`)),
+      );
       const status = response.statusCode ?? 0;
       const location = response.headers.location;
       if (REDIRECT_STATUSES.has(status) && location) {
@@ -236,15 +244,26 @@ function fetchHop(url: URL, cidrs: readonly Cidr[], maxBytes: number, signal: Ab
       }
       const contentType = response.headers['content-type'];
       if (!acceptableContentType(contentType)) {
-        return finish(new UrlFetchError('unsupported_image_format', `image URL content-type ${contentType} is not an image`, { contentType }));
+        return finish(
+          new UrlFetchError('unsupported_image_format', `image URL content-type ${contentType} is not an image`, { contentType }),
+        );
       }
       const encoding = response.headers['content-encoding']?.trim().toLowerCase();
       if (encoding && encoding !== 'identity') {
-        return finish(new UrlFetchError('image_fetch_failed', `image URL sent content-encoding ${encoding} although identity was asked for`, { contentEncoding: encoding }));
+        return finish(
+          new UrlFetchError('image_fetch_failed', `image URL sent content-encoding ${encoding} although identity was asked for`, {
+            contentEncoding: encoding,
+          }),
+        );
       }
       const declared = Number(response.headers['content-length']);
       if (Number.isFinite(declared) && declared > maxBytes) {
-        return finish(new UrlFetchError('image_url_too_large', `image at URL is ${declared} bytes, over the ${maxBytes} byte limit`, { bytes: declared, maxBytes }));
+        return finish(
+          new UrlFetchError('image_url_too_large', `image at URL is ${declared} bytes, over the ${maxBytes} byte limit`, {
+            bytes: declared,
+            maxBytes,
+          }),
+        );
       }
       const chunks: Buffer[] = [];
       let received = 0;
@@ -268,7 +287,8 @@ function fetchHop(url: URL, cidrs: readonly Cidr[], maxBytes: number, signal: Ab
         finish(undefined, { kind: 'final', bytes, contentType });
       });
       response.on('close', () => {
-        if (!response.complete) finish(new UrlFetchError('image_fetch_failed', `connection to ${url.host} closed before the image was complete`));
+        if (!response.complete)
+          finish(new UrlFetchError('image_fetch_failed', `connection to ${url.host} closed before the image was complete`));
       });
     });
     req.end();

@@ -27,16 +27,63 @@ export function createMetrics() {
     }),
     bytesIn: new Counter({ name: 'vlmpress_image_bytes_in_total', help: 'Bytes of original images received', registers: [registry] }),
     bytesOut: new Counter({ name: 'vlmpress_bitstream_bytes_out_total', help: 'Bytes of bitstreams produced', registers: [registry] }),
-    bytesSaved: new Counter({ name: 'vlmpress_bytes_saved_total', help: 'Original bytes minus bitstream bytes, summed over encoded images', registers: [registry] }),
-    quality: new Histogram({ name: 'vlmpress_encode_quality', help: 'Quality chosen per encoded image', buckets: [1, 2, 3, 4, 5, 6, 7, 8], registers: [registry] }),
-    bpp: new Histogram({ name: 'vlmpress_encode_bits_per_pixel', help: 'Bits per pixel of encoded images', buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2], registers: [registry] }),
-    cacheHits: new Counter({ name: 'vlmpress_encode_cache_hits_total', help: 'Encode requests answered from the store without encoding', registers: [registry] }),
-    decodeCache: new Counter({ name: 'vlmpress_decode_cache_requests_total', help: 'Decodes asked of the reconstruction cache, by outcome (hit, miss, shared: joined a decode in flight)', labelNames: ['outcome'] as const, registers: [registry] }),
-    decodeCacheBytes: new Gauge({ name: 'vlmpress_decode_cache_bytes', help: 'Bytes of reconstructions held by the decode cache', registers: [registry] }),
-    queueJobs: new Gauge({ name: 'vlmpress_queue_jobs', help: 'Codec jobs by state', labelNames: ['state'] as const, registers: [registry] }),
-    errors: new Counter({ name: 'vlmpress_errors_total', help: 'Error responses by code', labelNames: ['code'] as const, registers: [registry] }),
-    imageFetches: new Counter({ name: 'vlmpress_image_fetches_total', help: 'Image URL fetches by outcome (ok or the error code)', labelNames: ['outcome'] as const, registers: [registry] }),
-    proxyImages: new Counter({ name: 'vlmpress_proxy_images_total', help: 'Images rewritten by the LVLM proxy, by how (encoded, cached, client_bitstream)', labelNames: ['how'] as const, registers: [registry] }),
+    bytesSaved: new Counter({
+      name: 'vlmpress_bytes_saved_total',
+      help: 'Original bytes minus bitstream bytes, summed over encoded images',
+      registers: [registry],
+    }),
+    quality: new Histogram({
+      name: 'vlmpress_encode_quality',
+      help: 'Quality chosen per encoded image',
+      buckets: [1, 2, 3, 4, 5, 6, 7, 8],
+      registers: [registry],
+    }),
+    bpp: new Histogram({
+      name: 'vlmpress_encode_bits_per_pixel',
+      help: 'Bits per pixel of encoded images',
+      buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2],
+      registers: [registry],
+    }),
+    cacheHits: new Counter({
+      name: 'vlmpress_encode_cache_hits_total',
+      help: 'Encode requests answered from the store without encoding',
+      registers: [registry],
+    }),
+    decodeCache: new Counter({
+      name: 'vlmpress_decode_cache_requests_total',
+      help: 'Decodes asked of the reconstruction cache, by outcome (hit, miss, shared: joined a decode in flight)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    decodeCacheBytes: new Gauge({
+      name: 'vlmpress_decode_cache_bytes',
+      help: 'Bytes of reconstructions held by the decode cache',
+      registers: [registry],
+    }),
+    queueJobs: new Gauge({
+      name: 'vlmpress_queue_jobs',
+      help: 'Codec jobs by state',
+      labelNames: ['state'] as const,
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: 'vlmpress_errors_total',
+      help: 'Error responses by code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    imageFetches: new Counter({
+      name: 'vlmpress_image_fetches_total',
+      help: 'Image URL fetches by outcome (ok or the error code)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    proxyImages: new Counter({
+      name: 'vlmpress_proxy_images_total',
+      help: 'Images rewritten by the LVLM proxy, by how (encoded, cached, client_bitstream)',
+      labelNames: ['how'] as const,
+      registers: [registry],
+    }),
     upstreamDuration: new Histogram({
       name: 'vlmpress_upstream_request_duration_seconds',
       help: 'Time from forwarding a request upstream to its response headers, by backend, route and status (error: no response)',
@@ -44,9 +91,23 @@ export function createMetrics() {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
       registers: [registry],
     }),
-    storeCorrupt: new Counter({ name: 'vlmpress_store_corrupt_entries_total', help: 'Stored entries that failed their hash or did not parse, removed and treated as misses, by part (bitstream, meta, cache)', labelNames: ['part'] as const, registers: [registry] }),
-    jobsAbandoned: new Counter({ name: 'vlmpress_jobs_abandoned_total', help: 'Embedded mode: jobs answered with job_timeout while running; their thread finished them and the result was dropped', registers: [registry] }),
-    modelInfo: new Gauge({ name: 'vlmpress_model_info', help: 'Loaded codec models (value 1)', labelNames: ['name', 'id', 'provider'] as const, registers: [registry] }),
+    storeCorrupt: new Counter({
+      name: 'vlmpress_store_corrupt_entries_total',
+      help: 'Stored entries that failed their hash or did not parse, removed and treated as misses, by part (bitstream, meta, cache)',
+      labelNames: ['part'] as const,
+      registers: [registry],
+    }),
+    jobsAbandoned: new Counter({
+      name: 'vlmpress_jobs_abandoned_total',
+      help: 'Embedded mode: jobs answered with job_timeout while running; their thread finished them and the result was dropped',
+      registers: [registry],
+    }),
+    modelInfo: new Gauge({
+      name: 'vlmpress_model_info',
+      help: 'Loaded codec models (value 1)',
+      labelNames: ['name', 'id', 'provider'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }
@@ -59,7 +120,12 @@ export function createWorkerMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'vlmpress_worker_process_' });
   return {
     registry,
-    jobs: new Counter({ name: 'vlmpress_worker_jobs_total', help: 'Jobs finished by queue and outcome (ok, bad_input, failed)', labelNames: ['queue', 'outcome'] as const, registers: [registry] }),
+    jobs: new Counter({
+      name: 'vlmpress_worker_jobs_total',
+      help: 'Jobs finished by queue and outcome (ok, bad_input, failed)',
+      labelNames: ['queue', 'outcome'] as const,
+      registers: [registry],
+    }),
     jobDuration: new Histogram({
       name: 'vlmpress_worker_job_duration_seconds',
       help: 'Time a job spends in the worker, from pick-up to result stored, by queue',
@@ -75,7 +141,12 @@ export function createWorkerMetrics() {
       registers: [registry],
     }),
     activeJobs: new Gauge({ name: 'vlmpress_worker_active_jobs', help: 'Jobs this worker is running now', registers: [registry] }),
-    modelInfo: new Gauge({ name: 'vlmpress_worker_model_info', help: 'Models this worker serves (value 1)', labelNames: ['name', 'id', 'provider'] as const, registers: [registry] }),
+    modelInfo: new Gauge({
+      name: 'vlmpress_worker_model_info',
+      help: 'Models this worker serves (value 1)',
+      labelNames: ['name', 'id', 'provider'] as const,
+      registers: [registry],
+    }),
   };
 }
 

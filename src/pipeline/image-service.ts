@@ -20,7 +20,8 @@ export type ImageReference = { kind: 'image'; bytes: Uint8Array; origin: 'inline
 const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?((?:;[\w-]+=[\w.-]+)*);base64,/i;
 
 function base64Bytes(b64: string, field: string): Uint8Array {
-  if (b64.length === 0 || !/^[A-Za-z0-9+/=\s_-]+$/.test(b64)) throw new HttpError(400, 'invalid_request', `${field} must be base64, a data URL or an http(s) URL`);
+  if (b64.length === 0 || !/^[A-Za-z0-9+/=\s_-]+$/.test(b64))
+    throw new HttpError(400, 'invalid_request', `${field} must be base64, a data URL or an http(s) URL`);
   const buf = Buffer.from(b64, 'base64');
   if (buf.length === 0) throw new HttpError(400, 'invalid_request', `${field} is empty`);
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
@@ -30,7 +31,11 @@ function base64Bytes(b64: string, field: string): Uint8Array {
 export async function readImageReference(ctx: GatewayContext, text: string, field: string): Promise<ImageReference> {
   if (isFetchableUrl(text)) {
     try {
-      const got = await fetchImageUrl(text, { maxBytes: ctx.config.fetchMaxBytes, timeoutMs: ctx.config.fetchTimeoutMs, allowCidrs: ctx.config.fetchAllowCidrs });
+      const got = await fetchImageUrl(text, {
+        maxBytes: ctx.config.fetchMaxBytes,
+        timeoutMs: ctx.config.fetchTimeoutMs,
+        allowCidrs: ctx.config.fetchAllowCidrs,
+      });
       ctx.metrics.imageFetches.inc({ outcome: 'ok' });
       return looksLikeContainer(got.bytes) ? { kind: 'bitstream', bytes: got.bytes } : { kind: 'image', bytes: got.bytes, origin: 'url' };
     } catch (e) {
@@ -77,9 +82,20 @@ export interface CompressOutcome {
 /** An encode that ran here: the stored outcome and, when the job made one, its reconstruction. */
 type EncodeRun = { outcome: CompressOutcome; reconstruction?: DecodeJobResult };
 
-async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision, reconstruction?: OutputFormat): Promise<EncodeRun> {
+async function compressAndStore(
+  ctx: GatewayContext,
+  image: Uint8Array,
+  policy: PolicyDecision,
+  reconstruction?: OutputFormat,
+): Promise<EncodeRun> {
   const model = ctx.defaultModel();
-  const settings = { codec: policy.codec, quality: policy.quality, resize: policy.resize, modelId: model.id, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}) };
+  const settings = {
+    codec: policy.codec,
+    quality: policy.quality,
+    resize: policy.resize,
+    modelId: model.id,
+    ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}),
+  };
   const key = cacheKey(image, settings);
   ctx.metrics.bytesIn.inc(image.length);
   const id = await ctx.store.lookup(key);
@@ -97,9 +113,29 @@ async function compressAndStore(ctx: GatewayContext, image: Uint8Array, policy: 
   return work;
 }
 
-async function encodeAndStore(ctx: GatewayContext, image: Uint8Array, policy: PolicyDecision, key: string, reconstruction?: OutputFormat): Promise<EncodeRun> {
-  const r = await ctx.runner.encode({ image, codec: policy.codec, quality: policy.quality, resize: policy.resize, ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}), ...(reconstruction ? { reconstruction } : {}) });
-  const meta: StoredMeta = { width: r.width, height: r.height, quality: r.quality, model: r.model, source: r.source, createdAt: new Date().toISOString() };
+async function encodeAndStore(
+  ctx: GatewayContext,
+  image: Uint8Array,
+  policy: PolicyDecision,
+  key: string,
+  reconstruction?: OutputFormat,
+): Promise<EncodeRun> {
+  const r = await ctx.runner.encode({
+    image,
+    codec: policy.codec,
+    quality: policy.quality,
+    resize: policy.resize,
+    ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}),
+    ...(reconstruction ? { reconstruction } : {}),
+  });
+  const meta: StoredMeta = {
+    width: r.width,
+    height: r.height,
+    quality: r.quality,
+    model: r.model,
+    source: r.source,
+    createdAt: new Date().toISOString(),
+  };
   const stored = await ctx.store.put(r.bitstream, meta);
   await ctx.store.remember(key, stored);
   ctx.metrics.encodeDuration.observe((r.timings.decodeInputMs + r.timings.encodeMs) / 1000);
@@ -135,7 +171,10 @@ export interface CompressedImage {
  * settle the task, the policy decision, encode and store (once per identical image and settings),
  * and the reconstruction when the caller forwards it.
  */
-export async function compressImage(ctx: GatewayContext, req: CompressImageRequest & { reconstruction: OutputFormat }): Promise<CompressedImage & { reconstruction: DecodeJobResult }>;
+export async function compressImage(
+  ctx: GatewayContext,
+  req: CompressImageRequest & { reconstruction: OutputFormat },
+): Promise<CompressedImage & { reconstruction: DecodeJobResult }>;
 export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage>;
 export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage> {
   const request = needsImageStats(req.policy) ? { ...req.policy, image: await imageStats(req.image, ctx.config.maxPixels) } : req.policy;
@@ -143,7 +182,8 @@ export async function compressImage(ctx: GatewayContext, req: CompressImageReque
   const { outcome: stored, reconstruction } = await compressAndStore(ctx, req.image, decision, req.reconstruction);
   if (!req.reconstruction) return { stored, decision };
   // Made by the encode job itself when it ran for this request; else through the decode cache.
-  const forwarded = reconstruction?.format === req.reconstruction ? reconstruction : await decodeBitstream(ctx, stored.bitstream, req.reconstruction);
+  const forwarded =
+    reconstruction?.format === req.reconstruction ? reconstruction : await decodeBitstream(ctx, stored.bitstream, req.reconstruction);
   return { stored, decision, reconstruction: forwarded };
 }
 

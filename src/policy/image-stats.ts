@@ -17,7 +17,11 @@ export interface ImageStats {
 export async function imageStats(image: Uint8Array, maxPixels: number): Promise<ImageStats | null> {
   let px: { data: Buffer; info: OutputInfo };
   try {
-    px = await sharp(image, { limitInputPixels: maxPixels, pages: 1 }).greyscale().resize(512, 512, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer({ resolveWithObject: true });
+    px = await sharp(image, { limitInputPixels: maxPixels, pages: 1 })
+      .greyscale()
+      .resize(512, 512, { fit: 'inside', withoutEnlargement: true })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
   } catch {
     return null; // unreadable here: the encode job reports the precise error
   }

@@ -60,15 +60,34 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
   const budgetNote = req.maxBytes !== undefined ? `; then the highest quality up to that within ${req.maxBytes} bytes` : '';
   const base = { codec: 'learned' as const, resize: rule, taskClass, profile, ...budget };
   if (req.quality !== undefined) {
-    return { ...base, quality: req.quality, source: 'request', target: null, reason: `quality ${req.quality} set by the request${budgetNote}; size: ${note}` };
+    return {
+      ...base,
+      quality: req.quality,
+      source: 'request',
+      target: null,
+      reason: `quality ${req.quality} set by the request${budgetNote}; size: ${note}`,
+    };
   }
   const target = req.target ?? table?.defaultTarget ?? config.defaultTarget;
   const entry = table?.classes[taskClass]?.targets[target];
   const codec = entry ? gatewayCodec(entry.codec) : undefined;
   if (entry && codec) {
-    const measured = entry.reached ? `measured to keep ${Number(target) * 100}% of the original's ${table!.classes[taskClass]!.metrics.join(' and ')}` : `nothing measured reaches ${Number(target) * 100}%: the setting that comes closest`;
-    const what = codec === 'learned' ? `quality ${entry.quality}` : `${codec} quality ${entry.quality} (measured cheaper than the learned codec for ${taskClass})`;
-    return { ...base, codec, quality: entry.quality, source: 'policy', target, expected: entry.scores, reason: `task ${taskClass} (${why}), target ${target}: ${what}, ${measured}${budgetNote}; size: ${note}` };
+    const measured = entry.reached
+      ? `measured to keep ${Number(target) * 100}% of the original's ${table!.classes[taskClass]!.metrics.join(' and ')}`
+      : `nothing measured reaches ${Number(target) * 100}%: the setting that comes closest`;
+    const what =
+      codec === 'learned'
+        ? `quality ${entry.quality}`
+        : `${codec} quality ${entry.quality} (measured cheaper than the learned codec for ${taskClass})`;
+    return {
+      ...base,
+      codec,
+      quality: entry.quality,
+      source: 'policy',
+      target,
+      expected: entry.scores,
+      reason: `task ${taskClass} (${why}), target ${target}: ${what}, ${measured}${budgetNote}; size: ${note}`,
+    };
   }
   return {
     ...base,
@@ -81,7 +100,14 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
 
 /** The decision in one header value: `policy; class=text; target=0.98; quality=6.5` (the full reason is in JSON bodies). */
 export function policyHeader(d: PolicyDecision): string {
-  return [d.source, `class=${d.taskClass}`, ...(d.codec !== 'learned' ? [`codec=${d.codec}`] : []), ...(d.target ? [`target=${d.target}`] : []), `quality=${d.quality}`, ...(d.maxBytes !== undefined ? [`max_bytes=${d.maxBytes}`] : [])].join('; ');
+  return [
+    d.source,
+    `class=${d.taskClass}`,
+    ...(d.codec !== 'learned' ? [`codec=${d.codec}`] : []),
+    ...(d.target ? [`target=${d.target}`] : []),
+    `quality=${d.quality}`,
+    ...(d.maxBytes !== undefined ? [`max_bytes=${d.maxBytes}`] : []),
+  ].join('; ');
 }
 
 /** Whether a request leaves the task class to the image itself (no quality, hint or cue in words). */

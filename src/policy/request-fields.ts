@@ -14,7 +14,8 @@ export function parseNumber(name: string, raw: unknown, integer: boolean, min: n
 
 export function parseText(name: string, raw: unknown, maxLength: number): string | undefined {
   if (raw === undefined || raw === null || raw === '') return undefined;
-  if (typeof raw !== 'string' || raw.length > maxLength) throw new HttpError(400, 'invalid_request', `${name} must be a string of at most ${maxLength} characters`);
+  if (typeof raw !== 'string' || raw.length > maxLength)
+    throw new HttpError(400, 'invalid_request', `${name} must be a string of at most ${maxLength} characters`);
   return raw;
 }
 
@@ -28,13 +29,21 @@ export function policyRequest(fields: Record<string, unknown>, levels: number, t
   if (quality !== undefined) req.quality = quality;
   if (maxBytes !== undefined) req.maxBytes = maxBytes;
   if (task !== undefined) {
-    if (!TASK_HINTS.includes(task.toLowerCase())) throw new HttpError(400, 'invalid_request', `task must be one of ${TASK_HINTS.join(', ')}`);
+    if (!TASK_HINTS.includes(task.toLowerCase()))
+      throw new HttpError(400, 'invalid_request', `task must be one of ${TASK_HINTS.join(', ')}`);
     req.task = task;
   }
   const target = fields['target'];
   if (target !== undefined && target !== null && target !== '') {
     // Accept 0.98, "0.98" or "98%"; the table's targets are the only meaningful values.
-    const t = typeof target === 'number' ? target : typeof target === 'string' ? (target.trim().endsWith('%') ? Number(target.trim().slice(0, -1)) / 100 : Number(target)) : NaN;
+    const t =
+      typeof target === 'number'
+        ? target
+        : typeof target === 'string'
+          ? target.trim().endsWith('%')
+            ? Number(target.trim().slice(0, -1)) / 100
+            : Number(target)
+          : NaN;
     const match = targets.find((x) => Math.abs(Number(x) - t) < 1e-9);
     if (!match) throw new HttpError(400, 'invalid_request', `target must be one of ${targets.join(', ')}`);
     req.target = match;

@@ -16,7 +16,11 @@ export type ResolutionProfile = (typeof RESOLUTION_PROFILES)[number];
 
 export type ImageDetail = 'low' | 'high' | 'auto';
 
-export function resizeRuleFor(profile: ResolutionProfile, detail: ImageDetail | undefined, maxSide: number): { rule: ResizeRule; note: string } {
+export function resizeRuleFor(
+  profile: ResolutionProfile,
+  detail: ImageDetail | undefined,
+  maxSide: number,
+): { rule: ResizeRule; note: string } {
   const cap = (r: ResizeRule): ResizeRule => ({ ...r, maxLongSide: Math.min(r.maxLongSide, maxSide) });
   switch (profile) {
     case 'openai':

@@ -26,9 +26,14 @@ export const TASK_HINTS = Object.keys(HINTS);
 
 const TEXT =
   /\b(read|reads|reading|transcrib\w*|ocr|text|texts|written|writing|says?|spell\w*|words?|letters?|characters?|documents?|receipts?|invoices?|tables?|spreadsheets?|screenshots?|menus?|labels?|signs?|signage|code|digits?|prices?|totals?|amounts?|dates?|handwrit\w*|licen[cs]e plates?|serial numbers?|charts?|graphs?|diagrams?|forms?|pages?|slides?|subtitles?|captions? text|what does it say)\b/i;
-const DETAIL = /\b(count|counting|how many|number of|tiny|small|smallest|fine|details?|detailed|defects?|scratch\w*|cracks?|flaws?|damage\w*|measure\w*|exact\w*|precise\w*|zoom\w*|texture|pattern)\b/i;
+const DETAIL =
+  /\b(count|counting|how many|number of|tiny|small|smallest|fine|details?|detailed|defects?|scratch\w*|cracks?|flaws?|damage\w*|measure\w*|exact\w*|precise\w*|zoom\w*|texture|pattern)\b/i;
 
-export function classifyTask(input: { task?: string | undefined; prompt?: string | undefined; image?: { textLike: boolean; background: number; edges: number } | null | undefined }): { taskClass: TaskClass; reason: string } {
+export function classifyTask(input: {
+  task?: string | undefined;
+  prompt?: string | undefined;
+  image?: { textLike: boolean; background: number; edges: number } | null | undefined;
+}): { taskClass: TaskClass; reason: string } {
   if (input.task) {
     const c = HINTS[input.task.toLowerCase()];
     if (c) return { taskClass: c, reason: `task hint "${input.task}"` };
@@ -39,6 +44,10 @@ export function classifyTask(input: { task?: string | undefined; prompt?: string
   const detail = DETAIL.exec(prompt);
   if (detail) return { taskClass: 'detail', reason: `prompt mentions "${detail[0]}"` };
   // No cue in words: the image itself may still be a page of text or a screenshot.
-  if (input.image?.textLike) return { taskClass: 'text', reason: `the image looks like text (background ${input.image.background.toFixed(2)}, edges ${input.image.edges.toFixed(3)})` };
+  if (input.image?.textLike)
+    return {
+      taskClass: 'text',
+      reason: `the image looks like text (background ${input.image.background.toFixed(2)}, edges ${input.image.edges.toFixed(3)})`,
+    };
   return { taskClass: 'general', reason: prompt ? 'no text or detail cue in the prompt' : 'no prompt or task hint' };
 }

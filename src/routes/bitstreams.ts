@@ -10,7 +10,8 @@ import { bitstreamId, errors, formatQuery } from './schemas.js';
 export function outputFormat(raw: unknown): OutputFormat {
   const f = (typeof raw === 'string' ? raw : 'png').toLowerCase();
   const format = f === 'jpg' ? 'jpeg' : f;
-  if (!(OUTPUT_FORMATS as readonly string[]).includes(format)) throw new HttpError(400, 'invalid_request', `format must be one of ${OUTPUT_FORMATS.join(', ')}`);
+  if (!(OUTPUT_FORMATS as readonly string[]).includes(format))
+    throw new HttpError(400, 'invalid_request', `format must be one of ${OUTPUT_FORMATS.join(', ')}`);
   return format as OutputFormat;
 }
 
@@ -22,34 +23,77 @@ export async function bitstreamRoutes(app: FastifyInstance, ctx: GatewayContext)
     return found;
   };
 
-  const binary = (mime: string, description: string) => ({ description, content: { [mime]: { schema: { type: 'string', format: 'binary' } } } });
-  app.get<{ Params: { id: string } }>('/bitstreams/:id', { schema: { tags: ['compression'], summary: 'A stored bitstream', params: bitstreamId, response: { 200: binary('application/vnd.vlmpress', 'the bitstream'), ...errors } } }, async (req, reply) => {
-    const { bitstream } = await load(req.params.id);
-    return reply.type('application/vnd.vlmpress').header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(bitstream));
+  const binary = (mime: string, description: string) => ({
+    description,
+    content: { [mime]: { schema: { type: 'string', format: 'binary' } } },
   });
+  app.get<{ Params: { id: string } }>(
+    '/bitstreams/:id',
+    {
+      schema: {
+        tags: ['compression'],
+        summary: 'A stored bitstream',
+        params: bitstreamId,
+        response: { 200: binary('application/vnd.vlmpress', 'the bitstream'), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const { bitstream } = await load(req.params.id);
+      return reply
+        .type('application/vnd.vlmpress')
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .send(Buffer.from(bitstream));
+    },
+  );
 
   const decodeTo = (bitstream: Uint8Array, format: OutputFormat) => decodeBitstream(ctx, bitstream, format);
 
-  app.get<{ Params: { id: string }; Querystring: { format?: string } }>('/bitstreams/:id/image', { schema: { tags: ['compression'], summary: 'A stored bitstream, decoded', params: bitstreamId, querystring: formatQuery, response: { 200: binary('image/png', 'the reconstruction (PNG, WebP or JPEG)'), ...errors } } }, async (req, reply) => {
-    const format = outputFormat(req.query.format);
-    const { bitstream } = await load(req.params.id);
-    const r = await decodeTo(bitstream, format);
-    return reply.type(OUTPUT_MIME[format]).header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(r.image));
-  });
-
-  app.post<{ Querystring: { format?: string } }>('/decompress', {
-    schema: {
-      tags: ['compression'],
-      summary: 'Decode a bitstream sent as the body',
-      querystring: formatQuery,
-      body: { content: { 'application/vnd.vlmpress': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-      response: { 200: binary('image/png', 'the reconstruction (PNG, WebP or JPEG)'), ...errors },
+  app.get<{ Params: { id: string }; Querystring: { format?: string } }>(
+    '/bitstreams/:id/image',
+    {
+      schema: {
+        tags: ['compression'],
+        summary: 'A stored bitstream, decoded',
+        params: bitstreamId,
+        querystring: formatQuery,
+        response: { 200: binary('image/png', 'the reconstruction (PNG, WebP or JPEG)'), ...errors },
+      },
     },
-  }, async (req, reply) => {
-    const format = outputFormat(req.query.format);
-    const body = req.body;
-    if (!Buffer.isBuffer(body) || body.length === 0) throw new HttpError(400, 'invalid_request', 'send the bitstream as the body (Content-Type: application/vnd.vlmpress or application/octet-stream)');
-    const r = await decodeTo(new Uint8Array(body.buffer, body.byteOffset, body.length), format);
-    return reply.type(OUTPUT_MIME[format]).header('x-vlmpress-quality', String(r.quality)).send(Buffer.from(r.image));
-  });
+    async (req, reply) => {
+      const format = outputFormat(req.query.format);
+      const { bitstream } = await load(req.params.id);
+      const r = await decodeTo(bitstream, format);
+      return reply.type(OUTPUT_MIME[format]).header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(r.image));
+    },
+  );
+
+  app.post<{ Querystring: { format?: string } }>(
+    '/decompress',
+    {
+      schema: {
+        tags: ['compression'],
+        summary: 'Decode a bitstream sent as the body',
+        querystring: formatQuery,
+        body: {
+          content: {
+            'application/vnd.vlmpress': { schema: { type: 'string', format: 'binary' } },
+            'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+          },
+        },
+        response: { 200: binary('image/png', 'the reconstruction (PNG, WebP or JPEG)'), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const format = outputFormat(req.query.format);
+      const body = req.body;
+      if (!Buffer.isBuffer(body) || body.length === 0)
+        throw new HttpError(
+          400,
+          'invalid_request',
+          'send the bitstream as the body (Content-Type: application/vnd.vlmpress or application/octet-stream)',
+        );
+      const r = await decodeTo(new Uint8Array(body.buffer, body.byteOffset, body.length), format);
+      return reply.type(OUTPUT_MIME[format]).header('x-vlmpress-quality', String(r.quality)).send(Buffer.from(r.image));
+    },
+  );
 }

@@ -26,54 +26,75 @@ async function readInput(ctx: GatewayContext, req: FastifyRequest): Promise<{ im
     throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data (field "image") or application/json');
   }
   const body = req.body;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_request', 'send multipart/form-data or a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError(400, 'invalid_request', 'send multipart/form-data or a JSON object');
   Object.assign(fields, body);
-  if (typeof fields['image'] !== 'string') throw new HttpError(400, 'invalid_request', 'JSON body needs "image" (base64, a data URL or an http(s) URL)');
+  if (typeof fields['image'] !== 'string')
+    throw new HttpError(400, 'invalid_request', 'JSON body needs "image" (base64, a data URL or an http(s) URL)');
   const ref = await readImageReference(ctx, fields['image'], 'image');
-  if (ref.kind === 'bitstream') throw new HttpError(400, 'already_compressed', 'image is a vlmpress bitstream already; use POST /decompress to decode it');
+  if (ref.kind === 'bitstream')
+    throw new HttpError(400, 'already_compressed', 'image is a vlmpress bitstream already; use POST /decompress to decode it');
   return { image: ref.bytes, fields };
 }
 
 export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
-  app.post('/compress', {
-    schema: {
-      tags: ['compression'],
-      summary: 'Compress an image and store the bitstream',
-      description: 'multipart/form-data with a file field `image` (plus optional fields), or JSON with `image` as base64, a data URL or an http(s) URL (fetched with SSRF checks). With `Accept: application/octet-stream` the answer is the bitstream itself.',
-      body: {
-        content: {
-          'application/json': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', description: 'base64, data URL or http(s) URL' }, ...policyFields } } },
-          'multipart/form-data': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' }, ...policyFields } } },
+  app.post(
+    '/compress',
+    {
+      schema: {
+        tags: ['compression'],
+        summary: 'Compress an image and store the bitstream',
+        description:
+          'multipart/form-data with a file field `image` (plus optional fields), or JSON with `image` as base64, a data URL or an http(s) URL (fetched with SSRF checks). With `Accept: application/octet-stream` the answer is the bitstream itself.',
+        body: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['image'],
+                properties: { image: { type: 'string', description: 'base64, data URL or http(s) URL' }, ...policyFields },
+              },
+            },
+            'multipart/form-data': {
+              schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' }, ...policyFields } },
+            },
+          },
         },
+        response: { 200: compressResult, ...errors },
       },
-      response: { 200: compressResult, ...errors },
     },
-  }, async (req, reply) => {
-    const t0 = performance.now();
-    const model = ctx.defaultModel();
-    const { image, fields } = await readInput(ctx, req);
-    const { stored: out, decision: policy } = await compressImage(ctx, { image, policy: policyRequest(fields, model.levels, ctx.targets) });
-    const { meta, bitstream } = out;
-    void reply
-      .header('x-vlmpress-id', out.id)
-      .header('x-vlmpress-quality', String(meta.quality))
-      .header('x-vlmpress-bytes', String(bitstream.length))
-      .header('x-vlmpress-policy', policyHeader(policy));
-    if (req.headers.accept?.split(',').some((a) => a.trim().startsWith('application/octet-stream') || a.trim().startsWith(BITSTREAM_MIME))) {
-      return reply.type(BITSTREAM_MIME).send(Buffer.from(bitstream));
-    }
-    return {
-      id: out.id,
-      bytes: bitstream.length,
-      bpp: (8 * bitstream.length) / (meta.width * meta.height),
-      quality: meta.quality,
-      width: meta.width,
-      height: meta.height,
-      model: meta.model,
-      source: meta.source,
-      policy,
-      cached: out.cached,
-      timings: { ...out.timings, totalMs: performance.now() - t0 },
-    };
-  });
+    async (req, reply) => {
+      const t0 = performance.now();
+      const model = ctx.defaultModel();
+      const { image, fields } = await readInput(ctx, req);
+      const { stored: out, decision: policy } = await compressImage(ctx, {
+        image,
+        policy: policyRequest(fields, model.levels, ctx.targets),
+      });
+      const { meta, bitstream } = out;
+      void reply
+        .header('x-vlmpress-id', out.id)
+        .header('x-vlmpress-quality', String(meta.quality))
+        .header('x-vlmpress-bytes', String(bitstream.length))
+        .header('x-vlmpress-policy', policyHeader(policy));
+      if (
+        req.headers.accept?.split(',').some((a) => a.trim().startsWith('application/octet-stream') || a.trim().startsWith(BITSTREAM_MIME))
+      ) {
+        return reply.type(BITSTREAM_MIME).send(Buffer.from(bitstream));
+      }
+      return {
+        id: out.id,
+        bytes: bitstream.length,
+        bpp: (8 * bitstream.length) / (meta.width * meta.height),
+        quality: meta.quality,
+        width: meta.width,
+        height: meta.height,
+        model: meta.model,
+        source: meta.source,
+        policy,
+        cached: out.cached,
+        timings: { ...out.timings, totalMs: performance.now() - t0 },
+      };
+    },
+  );
 }

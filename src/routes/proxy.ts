@@ -25,16 +25,23 @@ interface ImageReport {
 /** Per-request settings: `vlmpress: {...}` in the body (removed before forwarding) over x-vlmpress-* headers. */
 function requestOptions(req: FastifyRequest, body: Record<string, unknown>, levels: number, targets: string[]) {
   const fields: Record<string, unknown> = {};
-  for (const [header, field] of [['x-vlmpress-quality', 'quality'], ['x-vlmpress-max-bytes', 'max_bytes'], ['x-vlmpress-task', 'task'], ['x-vlmpress-target', 'target']] as const) {
+  for (const [header, field] of [
+    ['x-vlmpress-quality', 'quality'],
+    ['x-vlmpress-max-bytes', 'max_bytes'],
+    ['x-vlmpress-task', 'task'],
+    ['x-vlmpress-target', 'target'],
+  ] as const) {
     const v = req.headers[header];
     if (typeof v === 'string') fields[field] = v;
   }
   const own = body['vlmpress'];
   delete body['vlmpress'];
   if (own !== undefined) {
-    if (typeof own !== 'object' || own === null || Array.isArray(own)) throw new HttpError(400, 'invalid_request', 'vlmpress must be an object like {"quality": 3}');
+    if (typeof own !== 'object' || own === null || Array.isArray(own))
+      throw new HttpError(400, 'invalid_request', 'vlmpress must be an object like {"quality": 3}');
     const unknown = Object.keys(own).filter((k) => !['quality', 'max_bytes', 'task', 'target'].includes(k));
-    if (unknown.length) throw new HttpError(400, 'invalid_request', `vlmpress: unknown field(s) ${unknown.join(', ')} (quality, max_bytes, task, target)`);
+    if (unknown.length)
+      throw new HttpError(400, 'invalid_request', `vlmpress: unknown field(s) ${unknown.join(', ')} (quality, max_bytes, task, target)`);
     Object.assign(fields, own);
   }
   return policyRequest(fields, levels, targets);
@@ -45,7 +52,11 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     ctx.metrics.upstreamDuration.observe({ backend: backend.name, route, status }, (performance.now() - t0) / 1000);
   const clientAuthorization = (req: FastifyRequest) => (ctx.config.apiKeys.length === 0 ? req.headers.authorization : undefined);
 
-  async function rewriteImage(url: string, field: string, request: PolicyRequest): Promise<{ url: string; report: ImageReport; policy: PolicyDecision }> {
+  async function rewriteImage(
+    url: string,
+    field: string,
+    request: PolicyRequest,
+  ): Promise<{ url: string; report: ImageReport; policy: PolicyDecision }> {
     const format = ctx.config.proxyImageFormat;
     const ref = await readImageReference(ctx, url, field);
     return withField(field, async () => {
@@ -54,13 +65,33 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         const policy = decidePolicy(ctx.config, ctx.policyTable, request);
         const decoded = await decodeBitstream(ctx, ref.bytes, format);
         const id = await storeClientBitstream(ctx, ref.bytes, decoded);
-        return { url: dataUrl(format, decoded.image), policy, report: { id, originalBytes: ref.bytes.length, compressedBytes: ref.bytes.length, quality: decoded.quality, how: 'client_bitstream' } };
+        return {
+          url: dataUrl(format, decoded.image),
+          policy,
+          report: {
+            id,
+            originalBytes: ref.bytes.length,
+            compressedBytes: ref.bytes.length,
+            quality: decoded.quality,
+            how: 'client_bitstream',
+          },
+        };
       }
-      const { stored: out, decision: policy, reconstruction: decoded } = await compressImage(ctx, { image: ref.bytes, policy: request, reconstruction: format });
+      const {
+        stored: out,
+        decision: policy,
+        reconstruction: decoded,
+      } = await compressImage(ctx, { image: ref.bytes, policy: request, reconstruction: format });
       return {
         url: dataUrl(format, decoded.image),
         policy,
-        report: { id: out.id, originalBytes: ref.bytes.length, compressedBytes: out.bitstream.length, quality: out.meta.quality, how: out.cached ? 'cached' : 'encoded' },
+        report: {
+          id: out.id,
+          originalBytes: ref.bytes.length,
+          compressedBytes: out.bitstream.length,
+          quality: out.meta.quality,
+          how: out.cached ? 'cached' : 'encoded',
+        },
       };
     });
   }
@@ -75,19 +106,31 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
 
   async function proxy(api: ProxiedApi, req: FastifyRequest, reply: FastifyReply) {
     const body = req.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_request', 'the body must be a JSON object');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new HttpError(400, 'invalid_request', 'the body must be a JSON object');
     const request = body as Record<string, unknown>;
-    if (typeof request['model'] !== 'string' || request['model'].length === 0) throw new HttpError(400, 'invalid_request', 'model is required');
+    if (typeof request['model'] !== 'string' || request['model'].length === 0)
+      throw new HttpError(400, 'invalid_request', 'model is required');
     const { slots, prompt: words } = api.read(request);
-    if (!ctx.backends.configured) throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');
+    if (!ctx.backends.configured)
+      throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');
     const backend = ctx.backends.route(request['model']);
     if (!backend) throw new HttpError(404, 'model_not_found', `no backend serves model "${request['model']}"`);
 
     const options = requestOptions(req, request, ctx.defaultModel().levels, ctx.targets);
     const prompt = options.prompt ?? words;
-    if (slots.length > ctx.config.proxyMaxImages) throw new HttpError(400, 'too_many_images', `${slots.length} images in one request; the limit is ${ctx.config.proxyMaxImages} (VLMPRESS_PROXY_MAX_IMAGES)`);
+    if (slots.length > ctx.config.proxyMaxImages)
+      throw new HttpError(
+        400,
+        'too_many_images',
+        `${slots.length} images in one request; the limit is ${ctx.config.proxyMaxImages} (VLMPRESS_PROXY_MAX_IMAGES)`,
+      );
     // One decision per image: the backend's view depends on each image's `detail`, the class may on its content.
-    const results = await Promise.all(slots.map((s) => rewriteImage(s.url, s.field, { ...options, prompt, profile: backend.profile, ...(s.detail ? { detail: s.detail } : {}) })));
+    const results = await Promise.all(
+      slots.map((s) =>
+        rewriteImage(s.url, s.field, { ...options, prompt, profile: backend.profile, ...(s.detail ? { detail: s.detail } : {}) }),
+      ),
+    );
     const policies = results.map((r) => r.policy);
     results.forEach((r, i) => {
       slots[i]!.set(r.url);
@@ -98,10 +141,22 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     if (results.length) {
       const list = (f: (r: ImageReport) => string | number) => results.map((r) => String(f(r.report))).join(',');
       void reply
-        .header('x-vlmpress-original-bytes', list((r) => r.originalBytes))
-        .header('x-vlmpress-compressed-bytes', list((r) => r.compressedBytes))
-        .header('x-vlmpress-quality', list((r) => r.quality))
-        .header('x-vlmpress-ids', list((r) => r.id))
+        .header(
+          'x-vlmpress-original-bytes',
+          list((r) => r.originalBytes),
+        )
+        .header(
+          'x-vlmpress-compressed-bytes',
+          list((r) => r.compressedBytes),
+        )
+        .header(
+          'x-vlmpress-quality',
+          list((r) => r.quality),
+        )
+        .header(
+          'x-vlmpress-ids',
+          list((r) => r.id),
+        )
         .header('x-vlmpress-policy', policies.map(policyHeader).join(', '));
     }
 
@@ -126,84 +181,151 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     return relayResponse(reply, res);
   }
 
-  const vlmpressField = { type: 'object', properties: { quality: policyFields.quality, max_bytes: policyFields.max_bytes, task: policyFields.task, target: policyFields.target } };
-  const upstreamAnswer = { 200: { description: 'the upstream answer, unchanged (application/json or text/event-stream)', type: 'object', additionalProperties: true }, ...errors };
+  const vlmpressField = {
+    type: 'object',
+    properties: { quality: policyFields.quality, max_bytes: policyFields.max_bytes, task: policyFields.task, target: policyFields.target },
+  };
+  const upstreamAnswer = {
+    200: {
+      description: 'the upstream answer, unchanged (application/json or text/event-stream)',
+      type: 'object',
+      additionalProperties: true,
+    },
+    ...errors,
+  };
   const settings =
     'Settings: headers `x-vlmpress-quality`, `x-vlmpress-max-bytes`, `x-vlmpress-task`, `x-vlmpress-target`, or a body field `vlmpress: {quality, max_bytes, task, target}` (removed before forwarding). The backend is chosen by `model`; its answer (JSON, SSE stream or error) comes back unchanged, with `x-vlmpress-*` headers listing original bytes, compressed bytes, quality and bitstream id per image.';
 
-  app.post('/v1/chat/completions', {
-    schema: {
-      tags: ['lvlm proxy'],
-      summary: 'OpenAI-compatible chat completions with every image compressed',
-      description: `Every \`image_url\` part (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; \`data:application/vnd.vlmpress;base64,...\` parts are decoded without re-encoding. ${settings}`,
-      body: { type: 'object', required: ['model', 'messages'], properties: { model: { type: 'string' }, messages: { type: 'array', items: { type: 'object', additionalProperties: true } }, stream: { type: 'boolean' }, vlmpress: vlmpressField }, additionalProperties: true },
-      response: upstreamAnswer,
-    },
-  }, (req, reply) =>
-    proxy({
-      route: 'chat_completions',
-      path: '/chat/completions',
-      read: (request) => {
-        if (!Array.isArray(request['messages'])) throw new HttpError(400, 'invalid_request', 'messages must be an array');
-        return { slots: findImageParts(request['messages']), prompt: chatPromptText(request['messages']) };
+  app.post(
+    '/v1/chat/completions',
+    {
+      schema: {
+        tags: ['lvlm proxy'],
+        summary: 'OpenAI-compatible chat completions with every image compressed',
+        description: `Every \`image_url\` part (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; \`data:application/vnd.vlmpress;base64,...\` parts are decoded without re-encoding. ${settings}`,
+        body: {
+          type: 'object',
+          required: ['model', 'messages'],
+          properties: {
+            model: { type: 'string' },
+            messages: { type: 'array', items: { type: 'object', additionalProperties: true } },
+            stream: { type: 'boolean' },
+            vlmpress: vlmpressField,
+          },
+          additionalProperties: true,
+        },
+        response: upstreamAnswer,
       },
-    }, req, reply),
-  );
-
-  app.post('/v1/responses', {
-    schema: {
-      tags: ['lvlm proxy'],
-      summary: 'OpenAI-compatible Responses API with every image compressed',
-      description: `Every \`input_image\` part given by \`image_url\` (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; \`data:application/vnd.vlmpress;base64,...\` images are decoded without re-encoding; images given by \`file_id\` pass through untouched. ${settings}`,
-      body: { type: 'object', required: ['model', 'input'], properties: { model: { type: 'string' }, input: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'object', additionalProperties: true } }] }, stream: { type: 'boolean' }, vlmpress: vlmpressField }, additionalProperties: true },
-      response: upstreamAnswer,
     },
-  }, (req, reply) =>
-    proxy({
-      route: 'responses',
-      path: '/responses',
-      read: (request) => ({ slots: findResponsesImageParts(request['input']), prompt: responsesPromptText(request) }),
-    }, req, reply),
+    (req, reply) =>
+      proxy(
+        {
+          route: 'chat_completions',
+          path: '/chat/completions',
+          read: (request) => {
+            if (!Array.isArray(request['messages'])) throw new HttpError(400, 'invalid_request', 'messages must be an array');
+            return { slots: findImageParts(request['messages']), prompt: chatPromptText(request['messages']) };
+          },
+        },
+        req,
+        reply,
+      ),
   );
 
-  app.get('/v1/models', { schema: { tags: ['lvlm proxy'], summary: 'The models of every backend (one backend: its answer as is)', response: { 200: { type: 'object', additionalProperties: true }, ...errors } } }, async (req, reply) => {
-    if (!ctx.backends.configured) throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');
-    const list = ctx.backends.list;
-    const answers = await Promise.all(
-      list.map(async (backend) => {
-        const t0 = performance.now();
-        try {
-          const res = await callUpstream({ backend, path: '/models', method: 'GET', timeoutMs: Math.min(ctx.config.upstreamTimeoutMs, 30_000), clientAuthorization: clientAuthorization(req), clientHeaders: req.headers });
-          observe(backend, 'models', String(res.status), t0);
-          return { backend, res };
-        } catch (e) {
-          observe(backend, 'models', 'error', t0);
-          return { backend, error: e as Error };
+  app.post(
+    '/v1/responses',
+    {
+      schema: {
+        tags: ['lvlm proxy'],
+        summary: 'OpenAI-compatible Responses API with every image compressed',
+        description: `Every \`input_image\` part given by \`image_url\` (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; \`data:application/vnd.vlmpress;base64,...\` images are decoded without re-encoding; images given by \`file_id\` pass through untouched. ${settings}`,
+        body: {
+          type: 'object',
+          required: ['model', 'input'],
+          properties: {
+            model: { type: 'string' },
+            input: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'object', additionalProperties: true } }] },
+            stream: { type: 'boolean' },
+            vlmpress: vlmpressField,
+          },
+          additionalProperties: true,
+        },
+        response: upstreamAnswer,
+      },
+    },
+    (req, reply) =>
+      proxy(
+        {
+          route: 'responses',
+          path: '/responses',
+          read: (request) => ({ slots: findResponsesImageParts(request['input']), prompt: responsesPromptText(request) }),
+        },
+        req,
+        reply,
+      ),
+  );
+
+  app.get(
+    '/v1/models',
+    {
+      schema: {
+        tags: ['lvlm proxy'],
+        summary: 'The models of every backend (one backend: its answer as is)',
+        response: { 200: { type: 'object', additionalProperties: true }, ...errors },
+      },
+    },
+    async (req, reply) => {
+      if (!ctx.backends.configured)
+        throw new HttpError(503, 'upstream_not_configured', 'no upstream backend: set VLMPRESS_UPSTREAM_URL or VLMPRESS_BACKENDS_FILE');
+      const list = ctx.backends.list;
+      const answers = await Promise.all(
+        list.map(async (backend) => {
+          const t0 = performance.now();
+          try {
+            const res = await callUpstream({
+              backend,
+              path: '/models',
+              method: 'GET',
+              timeoutMs: Math.min(ctx.config.upstreamTimeoutMs, 30_000),
+              clientAuthorization: clientAuthorization(req),
+              clientHeaders: req.headers,
+            });
+            observe(backend, 'models', String(res.status), t0);
+            return { backend, res };
+          } catch (e) {
+            observe(backend, 'models', 'error', t0);
+            return { backend, error: e as Error };
+          }
+        }),
+      );
+      // One backend: its answer exactly, errors included.
+      const only = answers[0]!;
+      if (list.length === 1 && only.res) return relayResponse(reply, only.res);
+      if (list.length === 1) throw only.error;
+      // Several: the union; a backend that cannot be asked contributes the names it is configured with.
+      const seen = new Set<string>();
+      const data: Record<string, unknown>[] = [];
+      for (const a of answers) {
+        let models: Record<string, unknown>[] = [];
+        if (a.res?.ok) {
+          const json = (await a.res.json().catch(() => null)) as { data?: unknown } | null;
+          if (Array.isArray(json?.data))
+            models = json.data.filter(
+              (m): m is Record<string, unknown> => typeof m === 'object' && m !== null && typeof (m as { id?: unknown }).id === 'string',
+            );
+        } else {
+          await a.res?.body?.cancel();
+          models = a.backend.models
+            .filter((m) => !m.includes('*'))
+            .map((id) => ({ id, object: 'model', created: 0, owned_by: a.backend.name }));
         }
-      }),
-    );
-    // One backend: its answer exactly, errors included.
-    const only = answers[0]!;
-    if (list.length === 1 && only.res) return relayResponse(reply, only.res);
-    if (list.length === 1) throw only.error;
-    // Several: the union; a backend that cannot be asked contributes the names it is configured with.
-    const seen = new Set<string>();
-    const data: Record<string, unknown>[] = [];
-    for (const a of answers) {
-      let models: Record<string, unknown>[] = [];
-      if (a.res?.ok) {
-        const json = (await a.res.json().catch(() => null)) as { data?: unknown } | null;
-        if (Array.isArray(json?.data)) models = json.data.filter((m): m is Record<string, unknown> => typeof m === 'object' && m !== null && typeof (m as { id?: unknown }).id === 'string');
-      } else {
-        await a.res?.body?.cancel();
-        models = a.backend.models.filter((m) => !m.includes('*')).map((id) => ({ id, object: 'model', created: 0, owned_by: a.backend.name }));
+        for (const m of models) {
+          if (seen.has(m['id'] as string)) continue;
+          seen.add(m['id'] as string);
+          data.push(m);
+        }
       }
-      for (const m of models) {
-        if (seen.has(m['id'] as string)) continue;
-        seen.add(m['id'] as string);
-        data.push(m);
-      }
-    }
-    return { object: 'list', data };
-  });
+      return { object: 'list', data };
+    },
+  );
 }

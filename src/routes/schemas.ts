@@ -6,7 +6,11 @@ export const errorResponse = {
   properties: {
     error: {
       type: 'object',
-      properties: { code: { type: 'string', description: 'machine-readable, e.g. bad_image, image_url_blocked' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
+      properties: {
+        code: { type: 'string', description: 'machine-readable, e.g. bad_image, image_url_blocked' },
+        message: { type: 'string' },
+        details: { type: 'object', additionalProperties: true },
+      },
       required: ['code', 'message'],
     },
   },
@@ -19,7 +23,10 @@ export const policyFields = {
   max_bytes: { type: 'integer', minimum: 1, description: 'byte budget: the highest quality whose bitstream fits' },
   task: { type: 'string', maxLength: 64, description: 'task hint for the policy (general, ocr, detail)' },
   prompt: { type: 'string', description: 'the prompt the image goes with (policy hint)' },
-  target: { anyOf: [{ type: 'number' }, { type: 'string' }], description: 'accuracy target of the policy table, e.g. 0.95, "0.98" or "99%"' },
+  target: {
+    anyOf: [{ type: 'number' }, { type: 'string' }],
+    description: 'accuracy target of the policy table, e.g. 0.95, "0.98" or "99%"',
+  },
 } as const;
 
 export const compressResult = {
@@ -32,7 +39,10 @@ export const compressResult = {
     width: { type: 'integer' },
     height: { type: 'integer' },
     model: { type: 'object', properties: { name: { type: 'string' }, id: { type: 'string' } } },
-    source: { type: 'object', properties: { format: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' }, bytes: { type: 'integer' } } },
+    source: {
+      type: 'object',
+      properties: { format: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' }, bytes: { type: 'integer' } },
+    },
     policy: { type: 'object', additionalProperties: true, description: 'the quality decision and its reason' },
     cached: { type: 'boolean', description: 'answered from the store without encoding' },
     timings: { type: 'object', additionalProperties: { type: 'number' } },
@@ -40,4 +50,7 @@ export const compressResult = {
 } as const;
 
 export const bitstreamId = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{64}$' } }, required: ['id'] } as const;
-export const formatQuery = { type: 'object', properties: { format: { type: 'string', enum: ['png', 'webp', 'jpeg', 'jpg'], default: 'png' } } } as const;
+export const formatQuery = {
+  type: 'object',
+  properties: { format: { type: 'string', enum: ['png', 'webp', 'jpeg', 'jpg'], default: 'png' } },
+} as const;

@@ -64,11 +64,30 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const driver =
     options.runner ??
     (redis && config.redisUrl
-      ? new QueueRunner({ redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, jobTimeoutMs: config.jobTimeoutMs, attempts: config.jobAttempts, backoffMs: config.jobBackoffMs })
-      : new ThreadPoolRunner({ threads: config.workerThreads, jobTimeoutMs: config.jobTimeoutMs, ortThreads: config.ortThreads, executionProviders: config.executionProviders, maxPixels: config.maxPixels, maxDecodePixels: config.maxDecodePixels, onAbandoned: () => metrics.jobsAbandoned.inc() }));
+      ? new QueueRunner({
+          redis,
+          redisUrl: config.redisUrl,
+          prefix: config.redisPrefix,
+          jobTimeoutMs: config.jobTimeoutMs,
+          attempts: config.jobAttempts,
+          backoffMs: config.jobBackoffMs,
+        })
+      : new ThreadPoolRunner({
+          threads: config.workerThreads,
+          jobTimeoutMs: config.jobTimeoutMs,
+          ortThreads: config.ortThreads,
+          executionProviders: config.executionProviders,
+          maxPixels: config.maxPixels,
+          maxDecodePixels: config.maxDecodePixels,
+          onAbandoned: () => metrics.jobsAbandoned.inc(),
+        }));
   const runner = new AdmissionLimitedRunner(driver, config.maxPendingJobs);
   const onCorrupt = (part: 'bitstream' | 'meta' | 'cache') => metrics.storeCorrupt.inc({ part });
-  const store = options.store ?? (config.store === 'redis' && redis ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds, onCorrupt) : new FsBitstreamStore(config.dataDir, onCorrupt));
+  const store =
+    options.store ??
+    (config.store === 'redis' && redis
+      ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds, onCorrupt)
+      : new FsBitstreamStore(config.dataDir, onCorrupt));
   const backends = backendsFrom(config);
 
   // Load the codec in every worker before accepting traffic; a broken model package stops start-up.
@@ -101,14 +120,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   installErrorHandler(app, (code) => metrics.errors.inc({ code }));
   app.addHook('onResponse', async (req, reply) => {
-    metrics.httpDuration.observe({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    metrics.httpDuration.observe(
+      { route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
   installAuth(app, config.apiKeys);
   await installOpenApi(app, PACKAGE_VERSION);
   for (const type of ['application/vnd.vlmpress', 'application/octet-stream']) {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: config.maxBodyBytes }, (_req, body, done) => done(null, body));
   }
-  await app.register(multipart, { limits: { fileSize: config.maxBodyBytes, files: 1, fields: 16, fieldSize: 64 * 1024 }, throwFileSizeLimit: true });
+  await app.register(multipart, {
+    limits: { fileSize: config.maxBodyBytes, files: 1, fields: 16, fieldSize: 64 * 1024 },
+    throwFileSizeLimit: true,
+  });
   await app.register(async (a) => healthRoutes(a, ctx));
   await app.register(async (a) => compressRoutes(a, ctx));
   await app.register(async (a) => bitstreamRoutes(a, ctx));

@@ -27,7 +27,11 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
       [status, code, message] = [503, 'overloaded', err.message];
       void reply.header('retry-after', '1');
     } else if (err instanceof RedisUnavailableError || isRedisConnectionError(err)) {
-      [status, code, message] = [503, 'redis_unavailable', err instanceof RedisUnavailableError ? err.message : `Redis is unavailable (${err.message}); retry shortly`];
+      [status, code, message] = [
+        503,
+        'redis_unavailable',
+        err instanceof RedisUnavailableError ? err.message : `Redis is unavailable (${err.message}); retry shortly`,
+      ];
       void reply.header('retry-after', '2');
     } else if (err instanceof ShuttingDownError) {
       [status, code, message] = [503, 'shutting_down', err.message];
@@ -35,7 +39,14 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
       [status, code, message] = [400, 'invalid_request', err.message];
     } else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       status = err.statusCode;
-      code = status === 413 ? 'body_too_large' : status === 415 ? 'unsupported_media_type' : /JSON_BODY$/.test(err.code ?? '') ? 'invalid_json' : 'bad_request';
+      code =
+        status === 413
+          ? 'body_too_large'
+          : status === 415
+            ? 'unsupported_media_type'
+            : /JSON_BODY$/.test(err.code ?? '')
+              ? 'invalid_json'
+              : 'bad_request';
       message = err.message;
     }
     if (status >= 500 && code === 'internal_error') req.log.error({ err }, 'request failed');

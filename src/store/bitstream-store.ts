@@ -27,6 +27,16 @@ export interface BitstreamStore {
 /** Called when a stored entry fails its hash or does not parse (it is then treated as a miss). */
 export type CorruptEntryListener = (part: 'bitstream' | 'meta' | 'cache') => void;
 
+/** Stored metadata from its JSON text, or null when it does not parse as an object (a damaged entry). */
+export function parseStoredMeta(text: Buffer | string): StoredMeta | null {
+  try {
+    const meta = JSON.parse(text.toString('utf8')) as unknown;
+    return meta && typeof meta === 'object' && !Array.isArray(meta) ? (meta as StoredMeta) : null;
+  } catch {
+    return null;
+  }
+}
+
 export function bitstreamId(bitstream: Uint8Array): string {
   return createHash('sha256').update(bitstream).digest('hex');
 }
@@ -34,9 +44,20 @@ export function bitstreamId(bitstream: Uint8Array): string {
 export const ID_PATTERN = /^[0-9a-f]{64}$/;
 
 /** The cache key of an encode request: everything that changes the bitstream. */
-export function cacheKey(image: Uint8Array, settings: { codec?: string; quality: number; maxBytes?: number; resize: ResizeRule; modelId: string }): string {
+export function cacheKey(
+  image: Uint8Array,
+  settings: { codec?: string; quality: number; maxBytes?: number; resize: ResizeRule; modelId: string },
+): string {
   const h = createHash('sha256').update(image);
   const { maxLongSide, maxShortSide, maxPixels } = settings.resize;
-  h.update(JSON.stringify([settings.quality, settings.maxBytes ?? null, [maxLongSide, maxShortSide ?? null, maxPixels ?? null], settings.modelId, settings.codec ?? 'learned']));
+  h.update(
+    JSON.stringify([
+      settings.quality,
+      settings.maxBytes ?? null,
+      [maxLongSide, maxShortSide ?? null, maxPixels ?? null],
+      settings.modelId,
+      settings.codec ?? 'learned',
+    ]),
+  );
   return h.digest('hex');
 }

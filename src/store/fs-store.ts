@@ -9,7 +9,14 @@
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { bitstreamId, ID_PATTERN, type BitstreamStore, type CorruptEntryListener, type StoredMeta } from './bitstream-store.js';
+import {
+  bitstreamId,
+  ID_PATTERN,
+  parseStoredMeta,
+  type BitstreamStore,
+  type CorruptEntryListener,
+  type StoredMeta,
+} from './bitstream-store.js';
 
 async function fsyncPath(p: string, flags: 'r' | 'r+'): Promise<void> {
   const fh = await open(p, flags);
@@ -45,15 +52,6 @@ async function readOrNull(file: string): Promise<Buffer | null> {
   }
 }
 
-function parseMeta(text: Buffer): StoredMeta | null {
-  try {
-    const meta = JSON.parse(text.toString('utf8')) as unknown;
-    return meta && typeof meta === 'object' && !Array.isArray(meta) ? (meta as StoredMeta) : null;
-  } catch {
-    return null;
-  }
-}
-
 export class FsBitstreamStore implements BitstreamStore {
   readonly kind = 'filesystem' as const;
   constructor(
@@ -86,7 +84,7 @@ export class FsBitstreamStore implements BitstreamStore {
     if (!bitstream) return null;
     if (bitstreamId(bitstream) !== id) return this.discard(id, 'bitstream');
     const metaText = await readOrNull(this.metaPath(id));
-    const meta = metaText ? parseMeta(metaText) : null;
+    const meta = metaText ? parseStoredMeta(metaText) : null;
     if (!meta) return this.discard(id, 'meta');
     return { bitstream: new Uint8Array(bitstream), meta };
   }

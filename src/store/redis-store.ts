@@ -5,7 +5,14 @@
  * value is never served: it is counted, deleted and reported as a miss, and the next put rewrites it.
  */
 import type { Redis } from 'ioredis';
-import { bitstreamId, ID_PATTERN, type BitstreamStore, type CorruptEntryListener, type StoredMeta } from './bitstream-store.js';
+import {
+  bitstreamId,
+  ID_PATTERN,
+  parseStoredMeta,
+  type BitstreamStore,
+  type CorruptEntryListener,
+  type StoredMeta,
+} from './bitstream-store.js';
 
 export class RedisBitstreamStore implements BitstreamStore {
   readonly kind = 'redis' as const;
@@ -38,12 +45,7 @@ export class RedisBitstreamStore implements BitstreamStore {
     if (!ID_PATTERN.test(id)) return null;
     const [data, meta] = await this.redis.hmgetBuffer(this.key('bitstream', id), 'data', 'meta');
     if (!data) return null;
-    let parsed: StoredMeta | null = null;
-    try {
-      parsed = meta ? (JSON.parse(meta.toString('utf8')) as StoredMeta) : null;
-    } catch {
-      parsed = null;
-    }
+    const parsed = meta ? parseStoredMeta(meta) : null;
     if (bitstreamId(data) !== id || !parsed) {
       this.onCorrupt(bitstreamId(data) !== id ? 'bitstream' : 'meta');
       await this.redis.del(this.key('bitstream', id));

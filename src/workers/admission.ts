@@ -4,7 +4,15 @@
  * and Retry-After, instead of letting it wait out the job timeout while holding a connection and its
  * image in memory. In Redis mode the queue still absorbs what several gateways send; this bounds one.
  */
-import { OverloadedError, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobRunner, type RunnerHealth } from './jobs.js';
+import {
+  OverloadedError,
+  type DecodeJob,
+  type DecodeJobResult,
+  type EncodeJob,
+  type EncodeJobResult,
+  type JobRunner,
+  type RunnerHealth,
+} from './jobs.js';
 
 export class AdmissionLimitedRunner implements JobRunner {
   private pending = 0;

@@ -47,7 +47,8 @@ export interface DecodeJobResult {
 export type Job = EncodeJob | DecodeJob;
 
 /** Errors cross thread and queue boundaries as plain data, then become CodecErrors again. */
-export type JobOutcome<T> = { ok: true; value: T } | { ok: false; error: { code: CodecErrorCode; message: string; details?: Record<string, unknown> } };
+export type JobOutcome<T> =
+  { ok: true; value: T } | { ok: false; error: { code: CodecErrorCode; message: string; details?: Record<string, unknown> } };
 
 /** Readiness checks by name (models, redis, workers). */
 export type RunnerHealth = Record<string, { ok: boolean; detail?: string }>;

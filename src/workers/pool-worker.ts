@@ -7,6 +7,7 @@ const options = workerData as ProcessorOptions;
 
 export default async function handle(job: Job | { kind: 'ready' }) {
   const codec = await codecFor(options);
-  if (job.kind === 'ready') return { ok: true, value: { models: codec.modelInfo.map(({ name, id, provider, levels }) => ({ name, id, provider, levels })) } };
+  if (job.kind === 'ready')
+    return { ok: true, value: { models: codec.modelInfo.map(({ name, id, provider, levels }) => ({ name, id, provider, levels })) } };
   return runJob(codec, job);
 }

@@ -37,11 +37,17 @@ async function encode(codec: Codec, job: EncodeJob): Promise<EncodeJobResult> {
   const input = await decodeImage(job.image, codec.maxPixels);
   const pixels = await downscale(input, job.resize);
   const t1 = performance.now();
-  const r = await codec.encodePixels(pixels, { quality: job.quality, ...(job.codec ? { codec: job.codec } : {}), ...(job.maxBytes !== undefined ? { maxBytes: job.maxBytes } : {}) }, input.hadAlpha ? Flags.AlphaFlattened : 0);
+  const r = await codec.encodePixels(
+    pixels,
+    { quality: job.quality, ...(job.codec ? { codec: job.codec } : {}), ...(job.maxBytes !== undefined ? { maxBytes: job.maxBytes } : {}) },
+    input.hadAlpha ? Flags.AlphaFlattened : 0,
+  );
   const t2 = performance.now();
   // One pass per image: the reconstruction comes from the same worker, without a second job or a
   // round trip of the bitstream through the gateway.
-  const reconstruction = job.reconstruction ? await decode(codec, { kind: 'decode', bitstream: r.bitstream, format: job.reconstruction }) : undefined;
+  const reconstruction = job.reconstruction
+    ? await decode(codec, { kind: 'decode', bitstream: r.bitstream, format: job.reconstruction })
+    : undefined;
   return {
     bitstream: r.bitstream,
     bytes: r.bytes,

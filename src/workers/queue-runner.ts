@@ -8,8 +8,32 @@ import { Queue, QueueEvents, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CodecError, describeModels } from '../codec/index.js';
 import { bullConnection, bullProducerConnection, redactUrl } from '../infra/redis.js';
-import { JobTimeoutError, RedisUnavailableError, ShuttingDownError, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobRunner, type RunnerHealth } from './jobs.js';
-import { blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_TTL_MS, LIVE_SCRIPT, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type EncodeQueueValue, type QueueName, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
+import {
+  JobTimeoutError,
+  RedisUnavailableError,
+  ShuttingDownError,
+  type DecodeJob,
+  type DecodeJobResult,
+  type EncodeJob,
+  type EncodeJobResult,
+  type JobRunner,
+  type RunnerHealth,
+} from './jobs.js';
+import {
+  blobKey,
+  blobTtlSeconds,
+  bullPrefix,
+  HEARTBEAT_TTL_MS,
+  LIVE_SCRIPT,
+  QUEUES,
+  workerKeys,
+  type DecodeQueueData,
+  type EncodeQueueData,
+  type EncodeQueueValue,
+  type QueueName,
+  type QueueReturn,
+  type WorkerHeartbeat,
+} from './queue-protocol.js';
 
 export interface QueueRunnerOptions {
   redis: Redis;
@@ -44,7 +68,11 @@ export class QueueRunner implements JobRunner {
     this.blobTtl = blobTtlSeconds(options.jobTimeoutMs, options.attempts, options.backoffMs);
   }
 
-  private async run(queue: QueueName, input: Uint8Array, data: Omit<EncodeQueueData, 'input'> | Omit<DecodeQueueData, 'input'>): Promise<{ value: Record<string, unknown>; output: Buffer | null; reconstruction: Buffer | null }> {
+  private async run(
+    queue: QueueName,
+    input: Uint8Array,
+    data: Omit<EncodeQueueData, 'input'> | Omit<DecodeQueueData, 'input'>,
+  ): Promise<{ value: Record<string, unknown>; output: Buffer | null; reconstruction: Buffer | null }> {
     if (this.closing) throw new ShuttingDownError();
     const { redis, prefix, jobTimeoutMs, attempts, backoffMs } = this.options;
     // While Redis is away, answer at once (503 redis_unavailable) instead of queueing commands.
@@ -54,12 +82,16 @@ export class QueueRunner implements JobRunner {
     let job: BullJob | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
-      job = await this.queues[queue].add(queue, { ...data, input: inputKey }, {
-        attempts,
-        backoff: { type: 'exponential', delay: backoffMs },
-        removeOnComplete: { age: 600, count: 1000 },
-        removeOnFail: { age: 24 * 3600, count: 10_000 },
-      });
+      job = await this.queues[queue].add(
+        queue,
+        { ...data, input: inputKey },
+        {
+          attempts,
+          backoff: { type: 'exponential', delay: backoffMs },
+          removeOnComplete: { age: 600, count: 1000 },
+          removeOnFail: { age: 24 * 3600, count: 10_000 },
+        },
+      );
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new JobTimeoutError(jobTimeoutMs)), jobTimeoutMs);
       });
@@ -134,7 +166,10 @@ export class QueueRunner implements JobRunner {
     const [models, workers] = await Promise.all([describeModels(this.options.modelDirs), this.workers()]);
     const serving = workers.filter((w) => w.models.some((m) => m.id === models[0]!.id));
     checks['workers'] = serving.length
-      ? { ok: true, detail: `${serving.length} worker(s): ${serving.map((w) => `${w.host}:${w.pid} (${w.models.map((m) => m.provider).join('/')})`).join(', ')}` }
+      ? {
+          ok: true,
+          detail: `${serving.length} worker(s): ${serving.map((w) => `${w.host}:${w.pid} (${w.models.map((m) => m.provider).join('/')})`).join(', ')}`,
+        }
       : { ok: false, detail: `no live worker serves ${models[0]!.name}; start one with npm run worker` };
     return checks;
   }

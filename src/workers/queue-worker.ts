@@ -11,7 +11,21 @@ import { isCodecError } from '../codec/index.js';
 import type { GatewayConfig } from '../config/config.js';
 import { bullConnection, connectRedis } from '../infra/redis.js';
 import { JobTimeoutError } from './jobs.js';
-import { BEAT_SCRIPT, blobKey, blobTtlSeconds, bullPrefix, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TTL_MS, lockSettings, QUEUES, workerKeys, type DecodeQueueData, type EncodeQueueData, type QueueReturn, type WorkerHeartbeat } from './queue-protocol.js';
+import {
+  BEAT_SCRIPT,
+  blobKey,
+  blobTtlSeconds,
+  bullPrefix,
+  HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_TTL_MS,
+  lockSettings,
+  QUEUES,
+  workerKeys,
+  type DecodeQueueData,
+  type EncodeQueueData,
+  type QueueReturn,
+  type WorkerHeartbeat,
+} from './queue-protocol.js';
 import { ThreadPoolRunner } from './thread-pool.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/registry.js';
 
@@ -25,7 +39,9 @@ async function serveWorkerMetrics(port: number, metrics: WorkerMetrics, running:
       const ok = route === '/healthz' || running();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'not running' }));
     } else {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: 'try /metrics, /healthz or /readyz' } }));
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'not_found', message: 'try /metrics, /healthz or /readyz' } }));
     }
   });
   await new Promise<void>((resolve, reject) => {
@@ -50,7 +66,11 @@ export interface QueueWorkerHandle {
   close(): Promise<void>;
 }
 
-export async function startQueueWorker(config: GatewayConfig, log: Logger, options: { modelDirs?: string[] } = {}): Promise<QueueWorkerHandle> {
+export async function startQueueWorker(
+  config: GatewayConfig,
+  log: Logger,
+  options: { modelDirs?: string[] } = {},
+): Promise<QueueWorkerHandle> {
   if (!config.redisUrl) throw new Error('the queue worker needs REDIS_URL');
   const redisUrl = config.redisUrl;
   const redis = await connectRedis({ url: redisUrl, name: 'vlmpress-worker' });
@@ -72,9 +92,19 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
     throw e;
   }
   const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
-  const heartbeat: WorkerHeartbeat = { id, host: os.hostname(), pid: process.pid, models, concurrency: config.workerConcurrency, startedAt: new Date().toISOString() };
+  const heartbeat: WorkerHeartbeat = {
+    id,
+    host: os.hostname(),
+    pid: process.pid,
+    models,
+    concurrency: config.workerConcurrency,
+    startedAt: new Date().toISOString(),
+  };
   const keys = workerKeys(config.redisPrefix);
-  const beat = () => redis.eval(BEAT_SCRIPT, 2, keys.beats, keys.info, id, JSON.stringify(heartbeat), HEARTBEAT_TTL_MS).catch((e: Error) => log.warn({ err: e.message }, 'heartbeat failed'));
+  const beat = () =>
+    redis
+      .eval(BEAT_SCRIPT, 2, keys.beats, keys.info, id, JSON.stringify(heartbeat), HEARTBEAT_TTL_MS)
+      .catch((e: Error) => log.warn({ err: e.message }, 'heartbeat failed'));
   const outputTtl = blobTtlSeconds(config.jobTimeoutMs, config.jobAttempts, config.jobBackoffMs);
 
   const metrics = createWorkerMetrics();
@@ -144,7 +174,9 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
     } catch (e) {
       await pool.close();
       await redis.quit().catch(() => redis.disconnect());
-      throw new WorkerStartError(`cannot serve metrics on port ${config.workerMetricsPort} (VLMPRESS_WORKER_METRICS_PORT): ${(e as Error).message}`);
+      throw new WorkerStartError(
+        `cannot serve metrics on port ${config.workerMetricsPort} (VLMPRESS_WORKER_METRICS_PORT): ${(e as Error).message}`,
+      );
     }
   }
   workers = [QUEUES.encode, QUEUES.decode].map((name) => {
@@ -164,8 +196,15 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
   await beat();
   const beatTimer = setInterval(() => void beat(), HEARTBEAT_INTERVAL_MS);
   beatTimer.unref();
-  log.info({ worker: id, models: models.map((m) => `${m.name} (${m.provider})`), concurrency: config.workerConcurrency, threads: config.workerThreads }, 'queue worker ready');
-
+  log.info(
+    {
+      worker: id,
+      models: models.map((m) => `${m.name} (${m.provider})`),
+      concurrency: config.workerConcurrency,
+      threads: config.workerThreads,
+    },
+    'queue worker ready',
+  );
 
   return {
     heartbeat,
@@ -175,7 +214,12 @@ export async function startQueueWorker(config: GatewayConfig, log: Logger, optio
       server?.close();
       await Promise.all(workers.map((w) => w.close()));
       await pool.close();
-      await redis.multi().zrem(keys.beats, id).hdel(keys.info, id).exec().catch(() => {});
+      await redis
+        .multi()
+        .zrem(keys.beats, id)
+        .hdel(keys.info, id)
+        .exec()
+        .catch(() => {});
       await redis.quit().catch(() => redis.disconnect());
     },
   };

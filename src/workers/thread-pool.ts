@@ -10,7 +10,17 @@
  * signals cannot reorder it (piscina #1031): first come, first served.
  */
 import { Piscina } from 'piscina';
-import { JobTimeoutError, ShuttingDownError, type RunnerHealth, type DecodeJob, type DecodeJobResult, type EncodeJob, type EncodeJobResult, type JobOutcome, type JobRunner } from './jobs.js';
+import {
+  JobTimeoutError,
+  ShuttingDownError,
+  type RunnerHealth,
+  type DecodeJob,
+  type DecodeJobResult,
+  type EncodeJob,
+  type EncodeJobResult,
+  type JobOutcome,
+  type JobRunner,
+} from './jobs.js';
 import { unwrap, type ProcessorOptions } from './processor.js';
 
 export interface ThreadPoolOptions extends ProcessorOptions {
@@ -127,7 +137,11 @@ export class ThreadPoolRunner implements JobRunner {
     if (!this.loaded) {
       // Loading the models (CUDA initialisation included) may take longer than a job may.
       const loadTimeoutMs = Math.max(this.timeoutMs, MODEL_LOAD_TIMEOUT_MS);
-      const loading = Promise.all(Array.from({ length: this.threads }, () => this.run<{ models: { name: string; id: string; provider: string; levels: number }[] }>({ kind: 'ready' }, loadTimeoutMs))).then((all) => all[0]!);
+      const loading = Promise.all(
+        Array.from({ length: this.threads }, () =>
+          this.run<{ models: { name: string; id: string; provider: string; levels: number }[] }>({ kind: 'ready' }, loadTimeoutMs),
+        ),
+      ).then((all) => all[0]!);
       // A failed load is tried again by the next call.
       loading.catch(() => {
         if (this.loaded === loading) this.loaded = undefined;

@@ -70,9 +70,22 @@ export function findCycle(graph: Map<string, Set<string>>): string[] | null {
 
 describe('source layout', () => {
   it('finds a cycle when there is one (the check itself works)', () => {
-    const g = new Map([['a', new Set(['b'])], ['b', new Set(['c'])], ['c', new Set(['a'])], ['d', new Set<string>()]]);
+    const g = new Map([
+      ['a', new Set(['b'])],
+      ['b', new Set(['c'])],
+      ['c', new Set(['a'])],
+      ['d', new Set<string>()],
+    ]);
     assert.deepEqual(findCycle(g), ['a', 'b', 'c', 'a']);
-    assert.equal(findCycle(new Map([['a', new Set(['b'])], ['b', new Set<string>()]])), null);
+    assert.equal(
+      findCycle(
+        new Map([
+          ['a', new Set(['b'])],
+          ['b', new Set<string>()],
+        ]),
+      ),
+      null,
+    );
   });
 
   it('has no import cycle between src/ folders', () => {
@@ -85,15 +98,24 @@ describe('source layout', () => {
   it('keeps the codec pure: no Fastify, BullMQ, ioredis or metrics', () => {
     for (const file of sources(path.join(SRC, 'codec'))) {
       for (const spec of importsOf(file)) {
-        assert.ok(!/^(fastify|@fastify\/|bullmq|ioredis|prom-client|pino)/.test(spec) && !/\.\.\/(server|routes|workers|metrics|store|pipeline)\//.test(spec), `${path.relative(ROOT, file)} imports ${spec}`);
+        assert.ok(
+          !/^(fastify|@fastify\/|bullmq|ioredis|prom-client|pino)/.test(spec) &&
+            !/\.\.\/(server|routes|workers|metrics|store|pipeline)\//.test(spec),
+          `${path.relative(ROOT, file)} imports ${spec}`,
+        );
       }
     }
   });
 
   it('reads the environment only in src/config', () => {
-    const readers = sources().filter((f) => /process\.env\b/.test(readFileSync(f, 'utf8'))).map((f) => path.relative(SRC, f));
+    const readers = sources()
+      .filter((f) => /process\.env\b/.test(readFileSync(f, 'utf8')))
+      .map((f) => path.relative(SRC, f));
     assert.ok(readers.length > 0);
-    assert.deepEqual(readers.filter((f) => !f.startsWith(`config${path.sep}`)), []);
+    assert.deepEqual(
+      readers.filter((f) => !f.startsWith(`config${path.sep}`)),
+      [],
+    );
   });
 
   it('imports src/server from nowhere else (it assembles the app)', () => {

@@ -35,23 +35,39 @@ describe('classical codecs in the VLMP container', () => {
     assert.ok(r.bytes <= 3000 && r.quality < 90, JSON.stringify({ bytes: r.bytes, q: r.quality }));
     const next = await codec.encodePixels(img, { codec: 'webp', quality: r.quality + 1 });
     assert.ok(next.bytes > 3000, 'one step up would not fit');
-    await assert.rejects(codec.encodePixels(img, { codec: 'avif', quality: 50, maxBytes: 10 }), (e: unknown) => e instanceof CodecError && e.code === 'budget_too_small');
-    await assert.rejects(codec.encodePixels(img, { codec: 'jpeg', quality: 7.5 }), (e: unknown) => e instanceof CodecError && e.code === 'invalid_argument');
+    await assert.rejects(
+      codec.encodePixels(img, { codec: 'avif', quality: 50, maxBytes: 10 }),
+      (e: unknown) => e instanceof CodecError && e.code === 'budget_too_small',
+    );
+    await assert.rejects(
+      codec.encodePixels(img, { codec: 'jpeg', quality: 7.5 }),
+      (e: unknown) => e instanceof CodecError && e.code === 'invalid_argument',
+    );
   });
 
   it('refuses payloads that do not match their header', async () => {
     const webp = parseContainer((await codec.encodePixels(img, { codec: 'webp', quality: 50 })).bitstream);
     const relabel = (kind: CodecKind, width = webp.width) => serialiseContainer({ ...webp, codec: kind, width, hyper: new Uint8Array(0) });
-    for (const bad of [relabel(CodecKind.Avif), relabel(CodecKind.Webp, webp.width + 1), serialiseContainer({ ...webp, latent: webp.latent.subarray(0, 40) })]) {
+    for (const bad of [
+      relabel(CodecKind.Avif),
+      relabel(CodecKind.Webp, webp.width + 1),
+      serialiseContainer({ ...webp, latent: webp.latent.subarray(0, 40) }),
+    ]) {
       await assert.rejects(codec.decode(bad), (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload');
     }
     // A classical stream with a hyper section is malformed.
     const withHyper = serialiseContainer({ ...webp, hyper: Uint8Array.of(1) });
-    assert.throws(() => parseContainer(withHyper), (e: unknown) => e instanceof CodecError && e.code === 'bad_header');
+    assert.throws(
+      () => parseContainer(withHyper),
+      (e: unknown) => e instanceof CodecError && e.code === 'bad_header',
+    );
     // Damage is still the CRC's to find.
     const flipped = Uint8Array.from(relabel(CodecKind.Webp));
     flipped[40] = flipped[40]! ^ 0x10;
     assert.notEqual(crc32c(flipped, 0, flipped.length - 4), new DataView(flipped.buffer).getUint32(flipped.length - 4));
-    assert.throws(() => parseContainer(flipped), (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload');
+    assert.throws(
+      () => parseContainer(flipped),
+      (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload',
+    );
   });
 });

@@ -26,7 +26,13 @@ describe('vlmpress CLI', () => {
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-cli-'));
     input = path.join(dir, 'in.jpg');
-    await writeFile(input, await sharp(readShared('data', 'kodak', 'kodim08.png')).extract({ left: 0, top: 0, width: 200, height: 150 }).jpeg({ quality: 95 }).toBuffer());
+    await writeFile(
+      input,
+      await sharp(readShared('data', 'kodak', 'kodim08.png'))
+        .extract({ left: 0, top: 0, width: 200, height: 150 })
+        .jpeg({ quality: 95 })
+        .toBuffer(),
+    );
   });
   after(async () => rm(dir, { recursive: true, force: true }));
 
@@ -34,7 +40,9 @@ describe('vlmpress CLI', () => {
     // onnxruntime-node segfaults creating a session under a command line over about 29 KB.
     const many = path.join(dir, 'many');
     const names: string[] = [];
-    const tiny = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#406080' } }).png().toBuffer();
+    const tiny = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#406080' } })
+      .png()
+      .toBuffer();
     for (let i = 0; i < 700; i++) {
       names.push(path.join(dir, `a-file-name-long-enough-to-fill-the-command-line-${String(i).padStart(4, '0')}.png`));
       await writeFile(names.at(-1)!, tiny);
@@ -43,7 +51,10 @@ describe('vlmpress CLI', () => {
     const r = await run('decode', ...names, '--out-dir', many, '--format', 'png');
     // PNG inputs are not bitstreams: each is a typed per-file error, and the process itself survives.
     assert.equal(r.code, 1, r.stderr);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 700);
     assert.ok(lines.every((l) => l.error.code === 'bad_magic'));
 
@@ -60,16 +71,34 @@ describe('vlmpress CLI', () => {
   it('encodes and decodes many files in one run, reporting each one', async () => {
     const out = path.join(dir, 'batch');
     const second = path.join(dir, 'second.png');
-    await writeFile(second, await sharp(readShared('data', 'kodak', 'kodim03.png')).resize(96, 64).png().toBuffer());
+    await writeFile(
+      second,
+      await sharp(readShared('data', 'kodak', 'kodim03.png'))
+        .resize(96, 64)
+        .png()
+        .toBuffer(),
+    );
     const enc = await run('encode', input, second, path.join(dir, 'missing.png'), '--out-dir', out, '-q', '1,3.5');
     assert.equal(enc.code, 1, 'one input failed');
-    const lines = enc.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => l.quality ?? l.error.code), [1, 3.5, 1, 3.5, 'file_error']);
+    const lines = enc.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.quality ?? l.error.code),
+      [1, 3.5, 1, 3.5, 'file_error'],
+    );
     for (const l of lines.slice(0, 4)) assert.equal((await readFile(l.output)).length, l.bytes, 'bytes are the file size');
     const dec = await run('decode', ...lines.slice(0, 4).map((l) => l.output), '--out-dir', path.join(out, 'png'));
     assert.equal(dec.code, 0, dec.stderr);
-    const decoded = dec.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(decoded.map((d) => path.basename(d.output)), ['in.q1.png', 'in.q3.5.png', 'second.q1.png', 'second.q3.5.png']);
+    const decoded = dec.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      decoded.map((d) => path.basename(d.output)),
+      ['in.q1.png', 'in.q3.5.png', 'second.q1.png', 'second.q3.5.png'],
+    );
     assert.deepEqual([decoded[2].width, decoded[2].height], [96, 64]);
     await writeFile(path.join(out, 'in.png'), await readFile(second));
     const clash = await run('encode', input, path.join(out, 'in.png'), '--out-dir', out);

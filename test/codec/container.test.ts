@@ -17,7 +17,11 @@ const header = {
 };
 
 function expectCode(buf: Uint8Array, code: CodecErrorCode): void {
-  assert.throws(() => parseContainer(buf), (e: unknown) => e instanceof CodecError && e.code === code, `expected ${code}`);
+  assert.throws(
+    () => parseContainer(buf),
+    (e: unknown) => e instanceof CodecError && e.code === code,
+    `expected ${code}`,
+  );
 }
 
 /** Rewrite the trailing checksum so a deliberately invalid field gets past the CRC check. */

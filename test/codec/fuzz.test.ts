@@ -37,7 +37,8 @@ describe('fuzz', { timeout: 600_000 }, () => {
     }
     t.diagnostic(`outcomes: ${JSON.stringify(counts)}`);
     // Every class of damage is reached, and the checksum catches what it should.
-    for (const code of ['corrupt_payload', 'truncated', 'bad_magic']) assert.ok((counts[code] ?? 0) > 0, `${code} reached: ${JSON.stringify(counts)}`);
+    for (const code of ['corrupt_payload', 'truncated', 'bad_magic'])
+      assert.ok((counts[code] ?? 0) > 0, `${code} reached: ${JSON.stringify(counts)}`);
     assert.ok((counts['ok'] ?? 0) > 0, 'some checksum-fixed payload damage still decodes to an image');
   });
 

@@ -46,25 +46,37 @@ describe('image input', () => {
   });
 
   it('flattens alpha onto white', async () => {
-    const transparent = await sharp({ create: { width: 8, height: 4, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+    const transparent = await sharp({ create: { width: 8, height: 4, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+      .png()
+      .toBuffer();
     const img = await decodeImage(transparent);
     assert.ok(img.hadAlpha);
     assert.ok(img.data.every((v) => v === 255));
   });
 
   it('reads only the first frame of an animated GIF', async () => {
-    const frames = await sharp(await photo().png().toBuffer()).resize(32, 24).raw().toBuffer();
-    const anim = await sharp(Buffer.concat([frames, Buffer.alloc(frames.length, 0)]), { raw: { width: 32, height: 48, channels: 3, pageHeight: 24 } } as never)
+    const frames = await sharp(await photo().png().toBuffer())
+      .resize(32, 24)
+      .raw()
+      .toBuffer();
+    const anim = await sharp(Buffer.concat([frames, Buffer.alloc(frames.length, 0)]), {
+      raw: { width: 32, height: 48, channels: 3, pageHeight: 24 },
+    } as never)
       .gif()
       .toBuffer();
     assert.equal((await sharp(anim).metadata()).pages, 2);
     const img = await decodeImage(anim);
     assert.deepEqual([img.width, img.height], [32, 24]);
-    assert.ok(img.data.some((v) => v > 40), 'the first frame (the photo), not the black second one');
+    assert.ok(
+      img.data.some((v) => v > 40),
+      'the first frame (the photo), not the black second one',
+    );
   });
 
   it('refuses images above the pixel limit before decoding them', async () => {
-    const big = await sharp({ create: { width: 5000, height: 5000, channels: 3, background: 'white' } }).png().toBuffer();
+    const big = await sharp({ create: { width: 5000, height: 5000, channels: 3, background: 'white' } })
+      .png()
+      .toBuffer();
     await assert.rejects(decodeImage(big, 1_000_000), isCode('image_too_large'));
   });
 

@@ -35,7 +35,8 @@ describe('rANS coder', () => {
         const r = rand();
         let v: number;
         if (r < 0.9) v = table.offset + Math.floor(rand() * table.escape);
-        else if (r < 0.98) v = Math.round((rand() - 0.5) * 2000) + 0; // + 0: no negative zero
+        else if (r < 0.98)
+          v = Math.round((rand() - 0.5) * 2000) + 0; // + 0: no negative zero
         else v = rand() < 0.5 ? MAX_SYMBOL_MAGNITUDE : -MAX_SYMBOL_MAGNITUDE;
         values.push([t, v]);
         w.putValue(table, v);
@@ -83,14 +84,20 @@ describe('rANS coder', () => {
     for (let i = 0; i < 500; i++) w.putValue(table, Math.round((rand() - 0.5) * 30));
     const good = w.finish();
     for (const c of [good.subarray(0, 3), Uint8Array.of(0, 0, 0, 0), Uint8Array.of(255, 255, 255, 255)]) {
-      assert.throws(() => new RansReader(c), (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload');
+      assert.throws(
+        () => new RansReader(c),
+        (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload',
+      );
     }
     for (const c of [good.subarray(0, good.length - 1), new Uint8Array([...good, 7])]) {
-      assert.throws(() => {
-        const r = new RansReader(c);
-        for (let i = 0; i < 500; i++) r.getValue(table);
-        r.assertFinished();
-      }, (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload');
+      assert.throws(
+        () => {
+          const r = new RansReader(c);
+          for (let i = 0; i < 500; i++) r.getValue(table);
+          r.assertFinished();
+        },
+        (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload',
+      );
     }
     for (let i = 0; i < 500; i++) {
       const bad = Uint8Array.from(good);
@@ -111,6 +118,9 @@ describe('rANS coder', () => {
     w.putSymbol(table, 1);
     for (let i = 0; i < 40; i++) w.putBits(0, 1);
     const r = new RansReader(w.finish());
-    assert.throws(() => r.getValue(table), (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload');
+    assert.throws(
+      () => r.getValue(table),
+      (e: unknown) => e instanceof CodecError && e.code === 'corrupt_payload',
+    );
   });
 });

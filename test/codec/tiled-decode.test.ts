@@ -9,7 +9,10 @@ after(closeCodecs);
 describe('tiled learned decoding', () => {
   // Tiles of 8 latents (128 px) cut a Kodak photo into many tiles with ragged right and bottom
   // edges; every pixel must equal the one-run decode, at a low and a high quality.
-  for (const [crop, quality] of [[[0, 0, 768, 512], 2], [[13, 7, 601, 389], 7]] as const) {
+  for (const [crop, quality] of [
+    [[0, 0, 768, 512], 2],
+    [[13, 7, 601, 389], 7],
+  ] as const) {
     it(`gives the one-run pixels for a ${crop[2]}x${crop[3]} photo at quality ${quality}`, async () => {
       const whole = await sharedCodec({ decodeTileLatents: 1000 });
       const tiled = await sharedCodec({ decodeTileLatents: 8 });
@@ -29,7 +32,10 @@ describe('tiled learned decoding', () => {
     const { bitstream } = await codec.encodePixels(small, { quality: 1 });
     // Same payload, header rewritten to announce 4096 x 4096 (a valid container with a fresh checksum).
     const bomb = serialiseContainer({ ...parseContainer(bitstream), width: 4096, height: 4096 });
-    await assert.rejects(codec.decode(bomb), (e: unknown) => e instanceof CodecError && e.code === 'image_too_large' && e.details?.['maxDecodePixels'] === 256 * 256);
+    await assert.rejects(
+      codec.decode(bomb),
+      (e: unknown) => e instanceof CodecError && e.code === 'image_too_large' && e.details?.['maxDecodePixels'] === 256 * 256,
+    );
     for (const c of ['avif', 'webp'] as const) {
       const { bitstream: classical } = await codec.encodePixels(small, { codec: c, quality: 50 });
       const big = serialiseContainer({ ...parseContainer(classical), width: 8192, height: 8192 });

@@ -75,7 +75,16 @@ describe('deployment: configuration names', () => {
   const names = configNames();
 
   it('reads the names from config.ts', () => {
-    for (const n of ['PORT', 'HOST', 'REDIS_URL', 'LOG_LEVEL', 'VLMPRESS_REDIS_PREFIX', 'VLMPRESS_WORKER_METRICS_PORT', 'VLMPRESS_API_KEYS', 'VLMPRESS_EXECUTION_PROVIDERS']) {
+    for (const n of [
+      'PORT',
+      'HOST',
+      'REDIS_URL',
+      'LOG_LEVEL',
+      'VLMPRESS_REDIS_PREFIX',
+      'VLMPRESS_WORKER_METRICS_PORT',
+      'VLMPRESS_API_KEYS',
+      'VLMPRESS_EXECUTION_PROVIDERS',
+    ]) {
       assert.ok(names.has(n), `config.ts reads ${n}`);
     }
     assert.ok(names.size >= 30, `${names.size} names`);
@@ -108,12 +117,19 @@ describe('deployment: configuration names', () => {
   });
 
   it('every setting config.ts reads can be set through the chart', () => {
-    const schema = JSON.parse(read('deploy', 'k8s', 'vlmpress', 'values.schema.json')) as { definitions: { config: { properties: Record<string, unknown> } } };
+    const schema = JSON.parse(read('deploy', 'k8s', 'vlmpress', 'values.schema.json')) as {
+      definitions: { config: { properties: Record<string, unknown> } };
+    };
     const settable = new Set(Object.keys(schema.definitions.config.properties));
-    const templates = filesUnder(path.join(CHART, 'templates')).map((f) => readFileSync(f, 'utf8')).join('\n');
+    const templates = filesUnder(path.join(CHART, 'templates'))
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n');
     const managed = new Set([...templates.matchAll(/- name: ([A-Z][A-Z0-9_]*)\b/g)].map((m) => m[1]!));
     // settable in values and set by the templates at the same time would be ambiguous
-    assert.deepEqual([...settable].filter((n) => managed.has(n)), []);
+    assert.deepEqual(
+      [...settable].filter((n) => managed.has(n)),
+      [],
+    );
     const missing = [...names].filter((n) => !settable.has(n) && !managed.has(n) && !NOT_IN_CHART.has(n));
     assert.deepEqual(missing, [], `settings the chart cannot set: ${missing.join(', ')}`);
     const unknown = [...settable].filter((n) => !names.has(n));
@@ -136,12 +152,26 @@ describe('deployment: KEDA counts the lists BullMQ fills', () => {
     const gw = await startGateway('redis', { VLMPRESS_JOB_TIMEOUT_MS: '8000' }, { worker: false });
     const redis = new Redis(gw.redisUrl!);
     try {
-      const rendered = execFileSync(HELM, ['template', 't', CHART, '-f', path.join(ROOT, 'deploy', 'k8s', 'values-gpu-keda.yaml'), '--set', `config.VLMPRESS_REDIS_PREFIX=${gw.prefix}`], { encoding: 'utf8' });
+      const rendered = execFileSync(
+        HELM,
+        [
+          'template',
+          't',
+          CHART,
+          '-f',
+          path.join(ROOT, 'deploy', 'k8s', 'values-gpu-keda.yaml'),
+          '--set',
+          `config.VLMPRESS_REDIS_PREFIX=${gw.prefix}`,
+        ],
+        { encoding: 'utf8' },
+      );
       const listNames = [...rendered.matchAll(/listName: "([^"]+)"/g)].map((m) => m[1]!).sort();
       const keys = ['encode', 'decode'].map((q) => new QueueKeys(bullPrefix(gw.prefix)).getKeys(q));
       assert.deepEqual(listNames, keys.flatMap((k) => [k['wait']!, k['active']!]).sort());
 
-      const png = await sharp({ create: { width: 48, height: 32, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
+      const png = await sharp({ create: { width: 48, height: 32, channels: 3, background: { r: 200, g: 40, b: 90 } } })
+        .png()
+        .toBuffer();
       const form = new FormData();
       form.append('image', new Blob([png], { type: 'image/png' }), 'a.png');
       const pending = fetch(`${gw.base}/compress`, { method: 'POST', body: form });

@@ -37,7 +37,21 @@ function dashboardExprs(node: unknown, out: string[] = []): string[] {
   return out;
 }
 
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /** Metric names in a PromQL expression: identifiers left after removing strings, label matchers,
  * ranges and grouping clauses, that are not function calls or keywords. */
@@ -85,9 +99,15 @@ describe('deployment: Grafana dashboard and alert rules', () => {
   after(async () => gw?.close());
 
   it('extracts metric names from PromQL correctly', () => {
-    assert.deepEqual(metricNames('histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{status=~"5.."}[$__rate_interval])))'), ['a_bucket']);
+    assert.deepEqual(metricNames('histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{status=~"5.."}[$__rate_interval])))'), [
+      'a_bucket',
+    ]);
     assert.deepEqual(metricNames('sum(rate(x_total[5m])) / sum(increase(y_total[$__range])) > 1e-9'), ['x_total', 'y_total']);
-    assert.deepEqual(metricNames('label_replace(m_info, "role", "gateway", "", "") or absent(up{job="a"}) and on (instance) z'), ['m_info', 'up', 'z']);
+    assert.deepEqual(metricNames('label_replace(m_info, "role", "gateway", "", "") or absent(up{job="a"}) and on (instance) z'), [
+      'm_info',
+      'up',
+      'z',
+    ]);
   });
 
   it('queries only metrics the gateway and the worker export', () => {
@@ -99,17 +119,33 @@ describe('deployment: Grafana dashboard and alert rules', () => {
     assert.deepEqual(unknown, [], `dashboard metrics nobody exports: ${unknown.join(', ')}`);
     // The issue's panels: requests/latency, bytes saved and ratio, bpp/quality, queue and job latency,
     // errors, upstream latency.
-    for (const need of ['vlmpress_http_request_duration_seconds_bucket', 'vlmpress_bytes_saved_total', 'vlmpress_image_bytes_in_total',
-      'vlmpress_bitstream_bytes_out_total', 'vlmpress_encode_bits_per_pixel_bucket', 'vlmpress_encode_quality_bucket', 'vlmpress_queue_jobs',
-      'vlmpress_worker_job_duration_seconds_bucket', 'vlmpress_worker_job_wait_seconds_bucket', 'vlmpress_errors_total',
-      'vlmpress_upstream_request_duration_seconds_bucket']) {
+    for (const need of [
+      'vlmpress_http_request_duration_seconds_bucket',
+      'vlmpress_bytes_saved_total',
+      'vlmpress_image_bytes_in_total',
+      'vlmpress_bitstream_bytes_out_total',
+      'vlmpress_encode_bits_per_pixel_bucket',
+      'vlmpress_encode_quality_bucket',
+      'vlmpress_queue_jobs',
+      'vlmpress_worker_job_duration_seconds_bucket',
+      'vlmpress_worker_job_wait_seconds_bucket',
+      'vlmpress_errors_total',
+      'vlmpress_upstream_request_duration_seconds_bucket',
+    ]) {
       assert.ok(used.has(need), `the dashboard shows ${need}`);
     }
-    assert.ok([...used].some((n) => workerNames.has(n)), 'worker metrics are on the dashboard');
+    assert.ok(
+      [...used].some((n) => workerNames.has(n)),
+      'worker metrics are on the dashboard',
+    );
   });
 
   it('is a well-formed dashboard on the provisioned datasource', () => {
-    const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { uid: string; panels: Panel[]; templating: { list: { name: string; type: string; query?: string }[] } };
+    const d = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+      uid: string;
+      panels: Panel[];
+      templating: { list: { name: string; type: string; query?: string }[] };
+    };
     assert.equal(d.uid, 'vlmpress');
     const ds = d.templating.list.find((v) => v.name === 'datasource');
     assert.equal(ds?.type, 'datasource');
@@ -126,7 +162,7 @@ describe('deployment: Grafana dashboard and alert rules', () => {
     }
   });
 
-  it('alert rules query only exported metrics (and Prometheus\' own up)', () => {
+  it("alert rules query only exported metrics (and Prometheus' own up)", () => {
     const text = readFileSync(ALERTS, 'utf8');
     const exprs: string[] = [];
     // `expr: ...` on one line or as a `|` block indented below it

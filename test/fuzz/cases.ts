@@ -7,8 +7,19 @@ import { writeLeb128 } from '../../src/codec/container.js';
 import { crc32c } from '../../src/codec/crc32c.js';
 import { rng } from '../helpers.js';
 
-export type BitstreamMutation = 'flip' | 'set' | 'truncate' | 'append' | 'splice' | 'random' | 'magic-random' | 'payload-crc-fixed' | 'header-crc-fixed';
-export const BITSTREAM_MUTATIONS: BitstreamMutation[] = ['flip', 'set', 'truncate', 'append', 'splice', 'random', 'magic-random', 'payload-crc-fixed', 'header-crc-fixed'];
+export type BitstreamMutation =
+  'flip' | 'set' | 'truncate' | 'append' | 'splice' | 'random' | 'magic-random' | 'payload-crc-fixed' | 'header-crc-fixed';
+export const BITSTREAM_MUTATIONS: BitstreamMutation[] = [
+  'flip',
+  'set',
+  'truncate',
+  'append',
+  'splice',
+  'random',
+  'magic-random',
+  'payload-crc-fixed',
+  'header-crc-fixed',
+];
 export type ImageMutation = 'flip' | 'set' | 'truncate' | 'splice';
 export const IMAGE_MUTATIONS: ImageMutation[] = ['flip', 'set', 'truncate', 'splice'];
 
@@ -33,7 +44,8 @@ function mutateCommon(rand: () => number, seed: Uint8Array, kind: 'flip' | 'set'
       flipBits(rand, b);
       return b;
     case 'set':
-      for (let i = 0, n = 1 + Math.floor(rand() * 4); i < n; i++) b[Math.floor(rand() * b.length)] = [0, 0xff, 0x80, 0x7f][Math.floor(rand() * 4)]!;
+      for (let i = 0, n = 1 + Math.floor(rand() * 4); i < n; i++)
+        b[Math.floor(rand() * b.length)] = [0, 0xff, 0x80, 0x7f][Math.floor(rand() * 4)]!;
       return b;
     case 'truncate':
       return b.subarray(0, Math.floor(rand() * b.length));
@@ -42,7 +54,11 @@ function mutateCommon(rand: () => number, seed: Uint8Array, kind: 'flip' | 'set'
     case 'splice': {
       const at = Math.floor(rand() * b.length);
       const del = Math.floor(rand() * 16);
-      return new Uint8Array([...b.subarray(0, at), ...randomBytes(rand, Math.floor(rand() * 16)), ...b.subarray(Math.min(b.length, at + del))]);
+      return new Uint8Array([
+        ...b.subarray(0, at),
+        ...randomBytes(rand, Math.floor(rand() * 16)),
+        ...b.subarray(Math.min(b.length, at + del)),
+      ]);
     }
   }
 }
@@ -62,7 +78,12 @@ export function bitstreamCase(seeds: Uint8Array[], seed: number, index: number):
     case 'random':
       return { kind, data: randomBytes(rand, Math.floor(rand() * 256)) };
     case 'magic-random':
-      return { kind, data: fixCrc(new Uint8Array([0x56, 0x4c, 0x4d, 0x50, 1, 0, 0, ...base.subarray(7, 17), ...randomBytes(rand, Math.floor(rand() * 200))])) };
+      return {
+        kind,
+        data: fixCrc(
+          new Uint8Array([0x56, 0x4c, 0x4d, 0x50, 1, 0, 0, ...base.subarray(7, 17), ...randomBytes(rand, Math.floor(rand() * 200))]),
+        ),
+      };
     case 'payload-crc-fixed': {
       const b = Uint8Array.from(base);
       flipBits(rand, b, headerLength(b), b.length - 4);

@@ -15,7 +15,11 @@ export async function fuzzSeeds(codec: Codec): Promise<{ bitstreams: Uint8Array[
     await photo.clone().avif({ effort: 0 }).toBuffer(),
   ];
   const bitstreams: Uint8Array[] = [];
-  for (const [q, w, h] of [[1, 45, 38], [4.5, 33, 17], [8, 64, 64]] as const) {
+  for (const [q, w, h] of [
+    [1, 45, 38],
+    [4.5, 33, 17],
+    [8, 64, 64],
+  ] as const) {
     const small = await sharp(png).resize(w, h, { fit: 'fill' }).png().toBuffer();
     bitstreams.push((await codec.encodeFile(small, { quality: q })).bitstream);
   }

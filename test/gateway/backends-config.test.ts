@@ -15,9 +15,20 @@ async function backendsFile(content: unknown): Promise<string> {
 
 describe('backends file in the configuration', () => {
   it('resolves API keys from the environment given to loadConfig and routes by model', async () => {
-    const file = await backendsFile({ backends: [{ name: 'qwen', url: 'http://127.0.0.1:9/v1/', api_key_env: 'QWEN_KEY', profile: 'qwen2-vl', models: ['qwen2-vl-7b', 'qwen*'] }, { name: 'rest', url: 'https://example.com/v1', models: ['*'], default: true }] });
+    const file = await backendsFile({
+      backends: [
+        { name: 'qwen', url: 'http://127.0.0.1:9/v1/', api_key_env: 'QWEN_KEY', profile: 'qwen2-vl', models: ['qwen2-vl-7b', 'qwen*'] },
+        { name: 'rest', url: 'https://example.com/v1', models: ['*'], default: true },
+      ],
+    });
     const config = loadConfig({ VLMPRESS_BACKENDS_FILE: file, QWEN_KEY: 'k-1' });
-    assert.deepEqual(config.backends.map((b) => [b.name, b.url, b.apiKey, b.profile]), [['qwen', 'http://127.0.0.1:9/v1', 'k-1', 'qwen2-vl'], ['rest', 'https://example.com/v1', undefined, 'openai']]);
+    assert.deepEqual(
+      config.backends.map((b) => [b.name, b.url, b.apiKey, b.profile]),
+      [
+        ['qwen', 'http://127.0.0.1:9/v1', 'k-1', 'qwen2-vl'],
+        ['rest', 'https://example.com/v1', undefined, 'openai'],
+      ],
+    );
     const backends = backendsFrom({ ...config, upstreamUrl: 'http://127.0.0.1:8/v1' });
     assert.equal(backends.route('qwen2-vl-72b')?.name, 'qwen');
     assert.equal(backends.route('gpt-4o')?.name, 'rest', 'the file names the default, not the shortcut');
@@ -25,13 +36,29 @@ describe('backends file in the configuration', () => {
   });
 
   it('refuses to start with every problem listed: a missing key, a bad URL, a bad profile, duplicates, other settings', async () => {
-    const file = await backendsFile({ backends: [{ name: 'a', url: 'ftp://x', api_key_env: 'NOT_SET_ANYWHERE', models: ['m'] }, { name: 'a', url: 'http://h/v1', profile: 'gpt', models: [] }] });
-    assert.throws(() => loadConfig({ VLMPRESS_BACKENDS_FILE: file, PORT: 'eighty' }), (e: unknown) => {
-      assert.ok(e instanceof ConfigError);
-      const text = e.problems.join('\n');
-      for (const want of ['NOT_SET_ANYWHERE is not set', 'backends[0].url must be http or https', 'backends[1].profile must be one of', 'backends[1].models must list', 'names must be unique', 'PORT must be an integer']) assert.match(text, new RegExp(want.replace(/[[\]().]/g, '\\$&')));
-      return true;
+    const file = await backendsFile({
+      backends: [
+        { name: 'a', url: 'ftp://x', api_key_env: 'NOT_SET_ANYWHERE', models: ['m'] },
+        { name: 'a', url: 'http://h/v1', profile: 'gpt', models: [] },
+      ],
     });
+    assert.throws(
+      () => loadConfig({ VLMPRESS_BACKENDS_FILE: file, PORT: 'eighty' }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        const text = e.problems.join('\n');
+        for (const want of [
+          'NOT_SET_ANYWHERE is not set',
+          'backends[0].url must be http or https',
+          'backends[1].profile must be one of',
+          'backends[1].models must list',
+          'names must be unique',
+          'PORT must be an integer',
+        ])
+          assert.match(text, new RegExp(want.replace(/[[\]().]/g, '\\$&')));
+        return true;
+      },
+    );
     const broken = await backendsFile('{not json');
     assert.throws(() => loadConfig({ VLMPRESS_BACKENDS_FILE: broken }), /VLMPRESS_BACKENDS_FILE .*JSON/);
     assert.throws(() => loadConfig({ VLMPRESS_BACKENDS_FILE: path.join(tmpdir(), 'no-such-dir', 'b.json') }), /ENOENT/);

@@ -67,7 +67,10 @@ describe('decode cache', () => {
     assert.equal(decodes, 1);
     assert.deepEqual(outcomes, ['miss', 'shared']);
 
-    await assert.rejects(cache.get('bad', async () => Promise.reject(new Error('corrupt'))), /corrupt/);
+    await assert.rejects(
+      cache.get('bad', async () => Promise.reject(new Error('corrupt'))),
+      /corrupt/,
+    );
     let retried = false;
     await cache.get('bad', async () => ((retried = true), result(10)));
     assert.ok(retried, 'a failed decode is tried again');

@@ -31,8 +31,27 @@ function completion(model: string, text: string) {
 }
 
 function responseObject(model: string, text: string, status: 'in_progress' | 'completed') {
-  const output = status === 'completed' ? [{ type: 'message', id: 'msg_fake', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] }] : [];
-  return { id: 'resp_fake', object: 'response', created_at: 1_700_000_000, model, status, output, usage: status === 'completed' ? { input_tokens: 10, output_tokens: 3, total_tokens: 13 } : null };
+  const output =
+    status === 'completed'
+      ? [
+          {
+            type: 'message',
+            id: 'msg_fake',
+            role: 'assistant',
+            status: 'completed',
+            content: [{ type: 'output_text', text, annotations: [] }],
+          },
+        ]
+      : [];
+  return {
+    id: 'resp_fake',
+    object: 'response',
+    created_at: 1_700_000_000,
+    model,
+    status,
+    output,
+    usage: status === 'completed' ? { input_tokens: 10, output_tokens: 3, total_tokens: 13 } : null,
+  };
 }
 
 /** Responses API: `input_image` parts counted, the answer as JSON or as typed SSE events. */
@@ -47,13 +66,21 @@ function answerResponses(res: ServerResponse, body: any, name: string): void {
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   let seq = 0;
-  const send = (event: Record<string, unknown>) => res.write(`event: ${event['type']}\ndata: ${JSON.stringify({ ...event, sequence_number: seq++ })}\n\n`);
+  const send = (event: Record<string, unknown>) =>
+    res.write(`event: ${event['type']}\ndata: ${JSON.stringify({ ...event, sequence_number: seq++ })}\n\n`);
   send({ type: 'response.created', response: responseObject(body.model, '', 'in_progress') });
   const words = answer.split(' ');
   let i = 0;
   const tick = () => {
     if (i < words.length) {
-      send({ type: 'response.output_text.delta', item_id: 'msg_fake', output_index: 0, content_index: 0, delta: (i ? ' ' : '') + words[i], logprobs: [] });
+      send({
+        type: 'response.output_text.delta',
+        item_id: 'msg_fake',
+        output_index: 0,
+        content_index: 0,
+        delta: (i ? ' ' : '') + words[i],
+        logprobs: [],
+      });
       i++;
       setTimeout(tick, 5);
     } else {
@@ -92,7 +119,9 @@ export async function startFakeUpstream(options: { models?: string[]; name?: str
         return;
       }
       if (req.url === '/v1/responses') return void answerResponses(res, body, name);
-      const images = body.messages.flatMap((m: any) => (Array.isArray(m.content) ? m.content.filter((p: any) => p.type === 'image_url') : []));
+      const images = body.messages.flatMap((m: any) =>
+        Array.isArray(m.content) ? m.content.filter((p: any) => p.type === 'image_url') : [],
+      );
       const answer = `${name} saw ${images.length} image(s)`;
       if (body.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -101,12 +130,20 @@ export async function startFakeUpstream(options: { models?: string[]; name?: str
         // Chunks go out one by one with a pause, so relaying must stream rather than buffer.
         const tick = () => {
           if (i < words.length) {
-            const chunk = { id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1_700_000_000, model: body.model, choices: [{ index: 0, delta: { content: (i ? ' ' : '') + words[i] }, finish_reason: null }] };
+            const chunk = {
+              id: 'chatcmpl-fake',
+              object: 'chat.completion.chunk',
+              created: 1_700_000_000,
+              model: body.model,
+              choices: [{ index: 0, delta: { content: (i ? ' ' : '') + words[i] }, finish_reason: null }],
+            };
             res.write(`data: ${JSON.stringify(chunk)}\n\n`);
             i++;
             setTimeout(tick, 5);
           } else {
-            res.write(`data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1_700_000_000, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+            res.write(
+              `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1_700_000_000, model: body.model, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`,
+            );
             res.end('data: [DONE]\n\n');
           }
         };

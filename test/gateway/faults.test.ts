@@ -23,8 +23,14 @@ import { freePort } from './redis-server.js';
 after(closeCodecs);
 
 const FLAT_2048 = path.join(FIXTURES, 'flat-2048-q1.vlmp');
-const decompress = (gw: TestGateway, body: Uint8Array) => fetch(`${gw.base}/decompress`, { method: 'POST', headers: { 'content-type': 'application/vnd.vlmpress' }, body: Buffer.from(body) });
-const compress = (gw: TestGateway, image: Buffer) => fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: image.toString('base64'), quality: 2 }) });
+const decompress = (gw: TestGateway, body: Uint8Array) =>
+  fetch(`${gw.base}/decompress`, { method: 'POST', headers: { 'content-type': 'application/vnd.vlmpress' }, body: Buffer.from(body) });
+const compress = (gw: TestGateway, image: Buffer) =>
+  fetch(`${gw.base}/compress`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ image: image.toString('base64'), quality: 2 }),
+  });
 
 describe('embedded mode: jobs that overrun their timeout', () => {
   let gw: TestGateway;
@@ -41,8 +47,15 @@ describe('embedded mode: jobs that overrun their timeout', () => {
     assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'job_timeout');
     // The abandoned decode still holds the thread; once it is done, ordinary work runs again.
     // Before, the process aborted (Napi::Error) a few seconds after such a timeout.
-    await waitFor('the abandoned decode to finish', async () => (/^vlmpress_queue_jobs\{state="active"\} 0$/m.test(await (await fetch(`${gw.base}/metrics`)).text()) ? true : undefined), 60_000);
-    const png = await sharp(readShared('data', 'kodak', 'kodim05.png')).resize(96, 64).png().toBuffer();
+    await waitFor(
+      'the abandoned decode to finish',
+      async () => (/^vlmpress_queue_jobs\{state="active"\} 0$/m.test(await (await fetch(`${gw.base}/metrics`)).text()) ? true : undefined),
+      60_000,
+    );
+    const png = await sharp(readShared('data', 'kodak', 'kodim05.png'))
+      .resize(96, 64)
+      .png()
+      .toBuffer();
     const ok = await compress(gw, png);
     assert.equal(ok.status, 200, await ok.text());
     const metrics = await (await fetch(`${gw.base}/metrics`)).text();
@@ -51,18 +64,33 @@ describe('embedded mode: jobs that overrun their timeout', () => {
 
   it('runs queued jobs first come, first served, and never starts one whose caller gave up', async () => {
     let abandoned = 0;
-    const pool = new ThreadPoolRunner({ threads: 1, jobTimeoutMs: 1_500, ortThreads: 1, executionProviders: ['cpu'], maxPixels: 40_000_000, maxDecodePixels: 2048 * 2048, onAbandoned: () => abandoned++ });
+    const pool = new ThreadPoolRunner({
+      threads: 1,
+      jobTimeoutMs: 1_500,
+      ortThreads: 1,
+      executionProviders: ['cpu'],
+      maxPixels: 40_000_000,
+      maxDecodePixels: 2048 * 2048,
+      onAbandoned: () => abandoned++,
+    });
     try {
       await pool.ready();
-      const bitstreams = await Promise.all([40, 48, 56, 64, 72, 80].map(async (w) => {
-        const png = await sharp(readShared('data', 'kodak', 'kodim07.png')).resize(w, w).png().toBuffer();
-        return (await pool.encode({ image: png, quality: 2, resize: { maxLongSide: 2048 } })).bitstream;
-      }));
+      const bitstreams = await Promise.all(
+        [40, 48, 56, 64, 72, 80].map(async (w) => {
+          const png = await sharp(readShared('data', 'kodak', 'kodim07.png'))
+            .resize(w, w)
+            .png()
+            .toBuffer();
+          return (await pool.encode({ image: png, quality: 2, resize: { maxLongSide: 2048 } })).bitstream;
+        }),
+      );
       const done: number[] = [];
-      await Promise.all(bitstreams.map(async (b, i) => {
-        await pool.decode({ bitstream: b, format: 'png' });
-        done.push(i);
-      }));
+      await Promise.all(
+        bitstreams.map(async (b, i) => {
+          await pool.decode({ bitstream: b, format: 'png' });
+          done.push(i);
+        }),
+      );
       assert.deepEqual(done, [0, 1, 2, 3, 4, 5]);
       // A 3 s decode holds the only thread; the small job behind it times out while still queued.
       const slow = pool.decode({ bitstream: await readFile(FLAT_2048), format: 'png' });
@@ -98,7 +126,10 @@ describe('filesystem store: damaged entries', () => {
 
   for (const part of ['vlmp', 'json'] as const) {
     it(`treats a truncated .${part} as a miss, counts it and rewrites it on the next compress`, async () => {
-      const png = await sharp(readShared('data', 'kodak', 'kodim11.png')).resize(part === 'vlmp' ? 80 : 88, 64).png().toBuffer();
+      const png = await sharp(readShared('data', 'kodak', 'kodim11.png'))
+        .resize(part === 'vlmp' ? 80 : 88, 64)
+        .png()
+        .toBuffer();
       const first = (await (await compress(gw, png)).json()) as { id: string; bytes: number };
       const dir = path.join(gw.dir, 'bitstreams', first.id.slice(0, 2));
       const file = path.join(dir, `${first.id}.${part}`);
@@ -114,9 +145,15 @@ describe('filesystem store: damaged entries', () => {
       assert.equal(served.status, 200);
       assert.equal(Buffer.from(await served.arrayBuffer()).length, first.bytes);
       const metrics = await (await fetch(`${gw.base}/metrics`)).text();
-      assert.match(metrics, new RegExp(`^vlmpress_store_corrupt_entries_total\\{part="${part === 'vlmp' ? 'bitstream' : 'meta'}"\\} 1$`, 'm'));
+      assert.match(
+        metrics,
+        new RegExp(`^vlmpress_store_corrupt_entries_total\\{part="${part === 'vlmp' ? 'bitstream' : 'meta'}"\\} 1$`, 'm'),
+      );
       // No temporary files are left behind by the durable writes.
-      assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith('.tmp')), []);
+      assert.deepEqual(
+        (await readdir(dir)).filter((f) => f.endsWith('.tmp')),
+        [],
+      );
     });
   }
 });
@@ -124,12 +161,19 @@ describe('filesystem store: damaged entries', () => {
 /** A private redis-server that the test may kill and restart on the same port. */
 class OwnRedis {
   child: ChildProcess | undefined;
-  constructor(readonly port: number, readonly dir: string) {}
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child = child;
     await new Promise<void>((resolve, reject) => {
       let out = '';
@@ -161,7 +205,10 @@ describe('Redis mode: outages and dead workers', () => {
     redis = new OwnRedis(await freePort(), dir);
     await redis.start();
     gw = await startGateway('redis', { REDIS_URL: redis.url, VLMPRESS_JOB_TIMEOUT_MS: '15000' }, { worker: false });
-    png = await sharp(readShared('data', 'kodak', 'kodim05.png')).resize(96, 64).png().toBuffer();
+    png = await sharp(readShared('data', 'kodak', 'kodim05.png'))
+      .resize(96, 64)
+      .png()
+      .toBuffer();
   });
   after(async () => {
     worker?.kill('SIGKILL');
@@ -172,14 +219,25 @@ describe('Redis mode: outages and dead workers', () => {
 
   it('readiness drops a worker killed with SIGKILL within the heartbeat lifetime', async () => {
     worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
-      env: { ...process.env, REDIS_URL: redis.url, VLMPRESS_REDIS_PREFIX: gw.prefix, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        REDIS_URL: redis.url,
+        VLMPRESS_REDIS_PREFIX: gw.prefix,
+        VLMPRESS_WORKER_THREADS: '1',
+        VLMPRESS_WORKER_METRICS_PORT: '0',
+        LOG_LEVEL: 'warn',
+      },
       stdio: 'ignore',
     });
     await waitFor('a ready gateway', async () => ((await fetch(`${gw.base}/readyz`)).status === 200 ? true : undefined));
     assert.equal((await compress(gw, png)).status, 200);
     const killedAt = Date.now();
     worker.kill('SIGKILL');
-    await waitFor('readiness to notice', async () => ((await fetch(`${gw.base}/readyz`)).status === 503 ? true : undefined), HEARTBEAT_TTL_MS + 3_000);
+    await waitFor(
+      'readiness to notice',
+      async () => ((await fetch(`${gw.base}/readyz`)).status === 503 ? true : undefined),
+      HEARTBEAT_TTL_MS + 3_000,
+    );
     assert.ok(Date.now() - killedAt <= HEARTBEAT_TTL_MS + 2_500);
   });
 
@@ -202,7 +260,14 @@ describe('Redis mode: outages and dead workers', () => {
 
     await redis.start();
     worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
-      env: { ...process.env, REDIS_URL: redis.url, VLMPRESS_REDIS_PREFIX: gw.prefix, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        REDIS_URL: redis.url,
+        VLMPRESS_REDIS_PREFIX: gw.prefix,
+        VLMPRESS_WORKER_THREADS: '1',
+        VLMPRESS_WORKER_METRICS_PORT: '0',
+        LOG_LEVEL: 'warn',
+      },
       stdio: 'ignore',
     });
     await waitFor('a ready gateway after the restart', async () => ((await fetch(`${gw.base}/readyz`)).status === 200 ? true : undefined));

@@ -17,7 +17,8 @@ import { freePort } from './redis-server.js';
 
 after(closeCodecs);
 
-const post = (gw: TestGateway, body: unknown) => fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const post = (gw: TestGateway, body: unknown) =>
+  fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe('Redis mode: gateway and a separate worker process', () => {
   let gw: TestGateway;
@@ -30,7 +31,10 @@ describe('Redis mode: gateway and a separate worker process', () => {
     metricsPort = await freePort();
     gw = await startGateway('redis', { VLMPRESS_JOB_TIMEOUT_MS: '20000', VLMPRESS_STORE_TTL_SECONDS: '3600' }, { worker: false });
     redis = new Redis(gw.redisUrl!);
-    png = await sharp(readShared('data', 'kodak', 'kodim05.png')).extract({ left: 0, top: 0, width: 128, height: 96 }).png().toBuffer();
+    png = await sharp(readShared('data', 'kodak', 'kodim05.png'))
+      .extract({ left: 0, top: 0, width: 128, height: 96 })
+      .png()
+      .toBuffer();
   });
   after(async () => {
     worker?.kill('SIGKILL');
@@ -47,7 +51,14 @@ describe('Redis mode: gateway and a separate worker process', () => {
     assert.match(body.checks['workers']!.detail, /npm run worker/);
 
     worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
-      env: { ...process.env, REDIS_URL: gw.redisUrl!, VLMPRESS_REDIS_PREFIX: gw.prefix, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_WORKER_METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' },
+      env: {
+        ...process.env,
+        REDIS_URL: gw.redisUrl!,
+        VLMPRESS_REDIS_PREFIX: gw.prefix,
+        VLMPRESS_WORKER_THREADS: '1',
+        VLMPRESS_WORKER_METRICS_PORT: String(metricsPort),
+        LOG_LEVEL: 'info',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
@@ -95,7 +106,14 @@ describe('Redis mode: gateway and a separate worker process', () => {
     const heartbeats = async () => (await redis.keys(`${gw.prefix}:workers:*`)).length;
     const before = await heartbeats();
     const second = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
-      env: { ...process.env, REDIS_URL: gw.redisUrl!, VLMPRESS_REDIS_PREFIX: gw.prefix, VLMPRESS_WORKER_THREADS: '1', VLMPRESS_WORKER_METRICS_PORT: String(metricsPort), LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        REDIS_URL: gw.redisUrl!,
+        VLMPRESS_REDIS_PREFIX: gw.prefix,
+        VLMPRESS_WORKER_THREADS: '1',
+        VLMPRESS_WORKER_METRICS_PORT: String(metricsPort),
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -108,7 +126,9 @@ describe('Redis mode: gateway and a separate worker process', () => {
   });
 
   it('finishes the active job when the worker is asked to stop', async () => {
-    const big = await sharp(readShared('data', 'kodak', 'kodim05.png')).png().toBuffer();
+    const big = await sharp(readShared('data', 'kodak', 'kodim05.png'))
+      .png()
+      .toBuffer();
     const pending = post(gw, { image: big.toString('base64'), quality: 7 });
     const queue = new Queue('encode', { connection: { url: gw.redisUrl! }, prefix: bullPrefix(gw.prefix) });
     try {
@@ -130,7 +150,9 @@ describe('Redis mode without workers', () => {
   it('times out with 503 job_timeout and withdraws the job', async () => {
     const gw = await startGateway('redis', { VLMPRESS_JOB_TIMEOUT_MS: '300' }, { worker: false });
     try {
-      const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#808080' } }).png().toBuffer();
+      const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#808080' } })
+        .png()
+        .toBuffer();
       const res = await post(gw, { image: png.toString('base64') });
       assert.equal(res.status, 503);
       assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'job_timeout');
@@ -148,7 +170,10 @@ describe('Redis mode without workers', () => {
 
 describe('both job modes', () => {
   it('produce identical bitstreams for the same request', async () => {
-    const png = await sharp(readShared('data', 'kodak', 'kodim19.png')).extract({ left: 40, top: 300, width: 150, height: 101 }).png().toBuffer();
+    const png = await sharp(readShared('data', 'kodak', 'kodim19.png'))
+      .extract({ left: 40, top: 300, width: 150, height: 101 })
+      .png()
+      .toBuffer();
     const ids: string[] = [];
     for (const mode of ['embedded', 'redis'] as const) {
       const gw = await startGateway(mode);

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fetchImageUrl, isFetchableUrl, isPublicAddress, UrlFetchError, type UrlFetchErrorCode, type UrlFetchOptions } from '../../src/lvlm-proxy/url-fetcher.js';
+import {
+  fetchImageUrl,
+  isFetchableUrl,
+  isPublicAddress,
+  UrlFetchError,
+  type UrlFetchErrorCode,
+  type UrlFetchOptions,
+} from '../../src/lvlm-proxy/url-fetcher.js';
 
 const LOOPBACK = ['127.0.0.0/8'];
 const PNG_BYTES = Uint8Array.from({ length: 3000 }, (_, i) => (i * 31 + 7) & 0xff);
@@ -158,7 +165,12 @@ describe('fetchImageUrl against loopback servers', () => {
     await new Promise<void>((r) => server.close(() => r()));
   });
 
-  const opts = (extra: Partial<UrlFetchOptions> = {}): UrlFetchOptions => ({ maxBytes: 100_000, timeoutMs: 3000, allowCidrs: LOOPBACK, ...extra });
+  const opts = (extra: Partial<UrlFetchOptions> = {}): UrlFetchOptions => ({
+    maxBytes: 100_000,
+    timeoutMs: 3000,
+    allowCidrs: LOOPBACK,
+    ...extra,
+  });
 
   it('fetches the exact bytes and content-type from an allowed server', async () => {
     const got = await fetchImageUrl(`${base}/img.png`, opts());

@@ -58,7 +58,8 @@ describe('image statistics for requests without words', () => {
 });
 
 describe('backend resolution profiles', () => {
-  const size = (profile: Parameters<typeof resizeRuleFor>[0], w: number, h: number, detail?: 'low' | 'high') => fittedSize(w, h, resizeRuleFor(profile, detail, 4096).rule);
+  const size = (profile: Parameters<typeof resizeRuleFor>[0], w: number, h: number, detail?: 'low' | 'high') =>
+    fittedSize(w, h, resizeRuleFor(profile, detail, 4096).rule);
   it('downscale to what each backend sees, never up', () => {
     assert.deepEqual(size('openai', 4000, 3000, 'low'), { width: 512, height: 384 });
     assert.deepEqual(size('openai', 4000, 3000, 'high'), { width: 1024, height: 768 });
@@ -68,7 +69,11 @@ describe('backend resolution profiles', () => {
     assert.ok(q.width * q.height <= 1280 * 28 * 28 && q.width * q.height > 0.99 * 1280 * 28 * 28, JSON.stringify(q));
     assert.deepEqual(size('llava', 1000, 500), { width: 336, height: 168 });
     assert.deepEqual(size('llava', 300, 200), { width: 300, height: 200 });
-    assert.deepEqual(fittedSize(3000, 2000, resizeRuleFor('openai', 'high', 1000).rule), { width: 1000, height: 666 }, 'the gateway cap applies too');
+    assert.deepEqual(
+      fittedSize(3000, 2000, resizeRuleFor('openai', 'high', 1000).rule),
+      { width: 1000, height: 666 },
+      'the gateway cap applies too',
+    );
   });
 });
 
@@ -101,10 +106,17 @@ describe('policy decisions', () => {
     const webp = decidePolicy(config, t, { task: 'ocr', target: '0.99' });
     assert.deepEqual([webp.codec, webp.quality], ['webp', 80]);
     assert.match(webp.reason, /webp quality 80 \(measured cheaper than the learned codec for text\)/);
-    assert.equal(decidePolicy(config, t, { task: 'ocr', target: '0.99', quality: 3 }).codec, 'learned', 'an explicit quality means the learned codec');
+    assert.equal(
+      decidePolicy(config, t, { task: 'ocr', target: '0.99', quality: 3 }).codec,
+      'learned',
+      'an explicit quality means the learned codec',
+    );
   });
   it('an explicit quality wins, a budget caps, a missing class falls back to the default', () => {
-    assert.deepEqual([decidePolicy(config, t, { quality: 7.5, prompt: 'Read it' }).quality, decidePolicy(config, t, { quality: 7.5 }).source], [7.5, 'request']);
+    assert.deepEqual(
+      [decidePolicy(config, t, { quality: 7.5, prompt: 'Read it' }).quality, decidePolicy(config, t, { quality: 7.5 }).source],
+      [7.5, 'request'],
+    );
     const b = decidePolicy(config, t, { prompt: 'Read it', maxBytes: 1000 });
     assert.deepEqual([b.quality, b.maxBytes], [6.5, 1000]);
     const detail = decidePolicy(config, t, { prompt: 'How many birds?' });
@@ -118,7 +130,10 @@ describe('policy decisions', () => {
   it('refuses a table naming a codec the gateway cannot make, at load', () => {
     const t = table();
     (t.classes.text.targets['0.99'] as { codec: string }).codec = 'vvc';
-    assert.throws(() => parsePolicyTable(t, MODEL_ID, 'x.json'), /classes\.text\.targets\.0\.99: unknown codec "vvc" \(known: vlmpress, sharp-avif/);
+    assert.throws(
+      () => parsePolicyTable(t, MODEL_ID, 'x.json'),
+      /classes\.text\.targets\.0\.99: unknown codec "vvc" \(known: vlmpress, sharp-avif/,
+    );
   });
 });
 
@@ -130,8 +145,16 @@ describe('the gateway applies the policy table', () => {
     await writeFile(file, JSON.stringify(table(model!.id)));
     const gw = await startGateway('embedded', { VLMPRESS_POLICY_FILE: file });
     try {
-      const png = await sharp(readShared('data', 'kodak', 'kodim05.png')).extract({ left: 0, top: 0, width: 200, height: 120 }).png().toBuffer();
-      const post = (body: Record<string, unknown>) => fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: png.toString('base64'), ...body }) });
+      const png = await sharp(readShared('data', 'kodak', 'kodim05.png'))
+        .extract({ left: 0, top: 0, width: 200, height: 120 })
+        .png()
+        .toBuffer();
+      const post = (body: Record<string, unknown>) =>
+        fetch(`${gw.base}/compress`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ image: png.toString('base64'), ...body }),
+        });
       const text = await post({ prompt: 'Transcribe the text', target: '98%' });
       const r = (await text.json()) as { quality: number; policy: { source: string; taskClass: string; reason: string } };
       assert.deepEqual([r.quality, r.policy.source, r.policy.taskClass], [6.5, 'policy', 'text']);
@@ -148,7 +171,13 @@ describe('the gateway applies the policy table', () => {
       assert.deepEqual([(await sharp(Buffer.from(await img.arrayBuffer())).metadata()).width], [200]);
       // No hint and no prompt: a page of text is classed by its looks.
       const receipt = await readFile(path.join(FIXTURES, 'text', 'receipt-14px.png'));
-      const looks = (await (await fetch(`${gw.base}/compress`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: receipt.toString('base64') }) })).json()) as { policy: { taskClass: string; reason: string } };
+      const looks = (await (
+        await fetch(`${gw.base}/compress`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ image: receipt.toString('base64') }),
+        })
+      ).json()) as { policy: { taskClass: string; reason: string } };
       assert.equal(looks.policy.taskClass, 'text');
       assert.match(looks.policy.reason, /the image looks like text/);
       const bad = await post({ target: '0.5' });

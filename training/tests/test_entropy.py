@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from vlmpress_train.codec.entropy import FactorizedPrior, gaussian_likelihood, gaussian_pmf_tables, quantize_pmf, scale_table
 from vlmpress_train.codec.int_hyper import IntHyperSynthesis, export_integer_layers, reference_forward
 

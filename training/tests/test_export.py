@@ -13,7 +13,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from vlmpress_train.codec.int_hyper import export_integer_layers, reference_forward
 from vlmpress_train.codec.model import CodecConfig, VariableRateCodec
 from vlmpress_train.export import export_package, load_checkpoint

@@ -10,11 +10,9 @@ import jsonschema
 import numpy as np
 import onnx
 import onnxruntime as ort
-
+from conftest import REPO
 from vlmpress_train.images import load_rgb, resize_center_crop
 from vlmpress_train.package_codec import PackageCodec
-
-from conftest import REPO
 
 LEVELS = ort.GraphOptimizationLevel
 OPT_LEVELS = (LEVELS.ORT_DISABLE_ALL, LEVELS.ORT_ENABLE_BASIC, LEVELS.ORT_ENABLE_EXTENDED, LEVELS.ORT_ENABLE_ALL)
@@ -92,7 +90,7 @@ def test_round_trip_every_level(package: Path, shared: Path):
         assert rec.shape == img.shape and rec.dtype == np.uint8
         rates.append(codec.bytes_estimate(enc))
         mse = np.mean((rec.astype(np.float64) - img) ** 2)
-        psnrs.append(10 * np.log10(255 ** 2 / mse))
+        psnrs.append(10 * np.log10(255**2 / mse))
     assert all(a < b for a, b in zip(rates, rates[1:])), rates
     assert psnrs[-1] > psnrs[0] and psnrs[-1] > 24, psnrs
     # a fractional quality interpolates: its rate lies between its neighbours

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from vlmpress_train.package_codec import PackageCodec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +23,7 @@ SHARED = ROOT.parent / "shared"
 def _sources() -> list[tuple[str, np.ndarray]]:
     kodim05 = np.asarray(Image.open(SHARED / "data" / "kodak" / "kodim05.png").convert("RGB"))
     kodim23 = np.asarray(Image.open(SHARED / "data" / "kodak" / "kodim23.png").convert("RGB"))
-    return [("kodim05-q1.vlmp", kodim05), ("kodim23-crop-123x77-q3.5.vlmp", kodim23[211:211 + 77, 301:301 + 123])]
+    return [("kodim05-q1.vlmp", kodim05), ("kodim23-crop-123x77-q3.5.vlmp", kodim23[211 : 211 + 77, 301 : 301 + 123])]
 
 
 @pytest.mark.parametrize("index", [0, 1])

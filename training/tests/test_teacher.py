@@ -6,7 +6,6 @@ import numpy as np
 import onnx
 import torch
 from ai_edge_litert.interpreter import Interpreter
-
 from vlmpress_train.data import validation_split
 from vlmpress_train.images import load_rgb, resize_center_crop, to_tensor
 from vlmpress_train.teachers.onnx_teacher import OnnxTeacher
@@ -63,8 +62,15 @@ def test_onnx_teacher_matches_its_source_network(tmp_path):
 
     tiny = Tiny().eval()
     path = tmp_path / "tiny.onnx"
-    torch.onnx.export(tiny, (torch.rand(1, 3, 32, 32),), str(path), input_names=["x"],
-                      output_names=["logits", "f1", "tokens"], dynamo=False, opset_version=17)
+    torch.onnx.export(
+        tiny,
+        (torch.rand(1, 3, 32, 32),),
+        str(path),
+        input_names=["x"],
+        output_names=["logits", "f1", "tokens"],
+        dynamo=False,
+        opset_version=17,
+    )
     onnx.checker.check_model(onnx.load(str(path)))
     teacher = OnnxTeacher(path, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)).eval()
     assert teacher.input_size == 32

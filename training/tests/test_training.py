@@ -6,7 +6,6 @@ import random
 
 import numpy as np
 import torch
-
 from vlmpress_train.codec.model import CodecConfig, VariableRateCodec
 from vlmpress_train.data import TrainingImages, training_files, validation_split
 from vlmpress_train.losses import LossConfig, rank_order_loss, rank_spectrum_loss
@@ -15,8 +14,11 @@ from vlmpress_train.train import TrainConfig, build_teacher, load_config, traini
 
 
 def _tiny_cfg(shared, rank: str) -> TrainConfig:
-    return TrainConfig(teacher=str(shared / "models/tf2_mobilenet_v2_1.0_224_ptq.tflite"),
-                       codec=CodecConfig(n=16, m=24, nz=8, hyper_hidden=16), loss=LossConfig(rank=rank))
+    return TrainConfig(
+        teacher=str(shared / "models/tf2_mobilenet_v2_1.0_224_ptq.tflite"),
+        codec=CodecConfig(n=16, m=24, nz=8, hyper_hidden=16),
+        loss=LossConfig(rank=rank),
+    )
 
 
 def test_tiny_training_lowers_the_loss(shared):

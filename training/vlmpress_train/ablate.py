@@ -60,11 +60,18 @@ def tabulate(results: dict[str, Any]) -> str:
         v["agree_at"] = {str(r): at_rate(v["rows"], "agree", r) for r in RATES}
         v["l_tk_at"] = {str(r): at_rate(v["rows"], "l_tk", r) for r in RATES}
     fmt = lambda x, pct: "n/a" if x is None else (f"{100 * x:.1f}%" if pct else f"{x:.4f}")  # noqa: E731
-    lines = ["| rank term | " + " | ".join(f"agree @ {r} bpp" for r in RATES) + " | "
-             + " | ".join(f"L_tk @ {r} bpp" for r in RATES) + " |", "|" + "---|" * (1 + 2 * len(RATES))]
+    lines = [
+        "| rank term | " + " | ".join(f"agree @ {r} bpp" for r in RATES) + " | " + " | ".join(f"L_tk @ {r} bpp" for r in RATES) + " |",
+        "|" + "---|" * (1 + 2 * len(RATES)),
+    ]
     for name, v in results["variants"].items():
-        lines.append(f"| {name} | " + " | ".join(fmt(v["agree_at"][str(k)], True) for k in RATES) + " | "
-                     + " | ".join(fmt(v["l_tk_at"][str(k)], False) for k in RATES) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(fmt(v["agree_at"][str(k)], True) for k in RATES)
+            + " | "
+            + " | ".join(fmt(v["l_tk_at"][str(k)], False) for k in RATES)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -92,13 +99,22 @@ def run_variants(args: argparse.Namespace) -> dict[str, Any]:
     base_cfg = load_config(args.config)
     results: dict[str, Any] = {"base": args.base, "steps": args.steps, "lr": args.lr, "variants": {}}
     teacher = build_teacher(base_cfg)
-    val = [to_tensor(resize_center_crop(load_rgb(p), 256, 224))
-           for p in validation_split(Path(base_cfg.data_root) / "imagenet-dev")]
+    val = [to_tensor(resize_center_crop(load_rgb(p), 256, 224)) for p in validation_split(Path(base_cfg.data_root) / "imagenet-dev")]
     for variant in args.variants.split(","):
         cfg = dataclasses.replace(
-            base_cfg, run_dir=f"runs/ablate-{variant}", steps=args.steps, lr=args.lr, lr_final=args.lr, warmup=0,
-            pixel_only=0.0, semantic_ramp=0.0, init_from=args.base, validate_every=10 ** 9, max_minutes=0.0,
-            loss=dataclasses.replace(base_cfg.loss, rank=variant))
+            base_cfg,
+            run_dir=f"runs/ablate-{variant}",
+            steps=args.steps,
+            lr=args.lr,
+            lr_final=args.lr,
+            warmup=0,
+            pixel_only=0.0,
+            semantic_ramp=0.0,
+            init_from=args.base,
+            validate_every=10**9,
+            max_minutes=0.0,
+            loss=dataclasses.replace(base_cfg.loss, rank=variant),
+        )
         ckpt = train(cfg)
         results["variants"][variant] = {"rows": measure(ckpt, teacher, val, cfg.codec.levels)}
         tqdm.write(json.dumps({variant: results["variants"][variant]["rows"]}))

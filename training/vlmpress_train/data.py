@@ -37,8 +37,9 @@ def training_files(data_root: str | Path, val_count: int = 100) -> list[Path]:
 class TrainingImages(torch.utils.data.IterableDataset):
     """Endless stream of random crops. Photos are decoded once and kept (short side <= max_side)."""
 
-    def __init__(self, files: list[Path], crop: int, text_fraction: float, seed: int, max_side: int = 320,
-                 fonts: list[str] | None = None) -> None:
+    def __init__(
+        self, files: list[Path], crop: int, text_fraction: float, seed: int, max_side: int = 320, fonts: list[str] | None = None
+    ) -> None:
         super().__init__()
         self.crop = crop
         self.text_fraction = text_fraction
@@ -63,7 +64,7 @@ class TrainingImages(torch.utils.data.IterableDataset):
             photo = self.photos[rng.randrange(len(self.photos))]
             h, w = photo.shape[:2]
             top, left = rng.randrange(h - c + 1), rng.randrange(w - c + 1)
-            arr = photo[top:top + c, left:left + c]
+            arr = photo[top : top + c, left : left + c]
             if rng.random() < 0.5:
                 arr = arr[:, ::-1]
             is_text = False

@@ -12,8 +12,9 @@ import argparse
 import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ JPEG_QUALITIES = (1, 2, 3, 5, 8, 10, 13, 16, 20, 25, 30, 40, 50, 60, 70, 80, 90,
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+    return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def jpeg_sweep(img: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -62,8 +63,20 @@ class Receiver:
         return int(self.net(to_tensor(im)).argmax(1))
 
 
-def evaluate(package: Path, shared: Path, levels: list[float], val_count: int = 100,
-             kodak_limit: int = 24, log: Callable[[str], None] = print) -> dict[str, Any]:
+def coded_and_jpeg(
+    codec: PackageCodec, img: np.ndarray, q: float, sweep: list[tuple[int, int, np.ndarray]]
+) -> tuple[int, np.ndarray, int, np.ndarray]:
+    """The codec's bytes and reconstruction at quality q, and the JPEG of the sweep closest in bytes."""
+    enc = codec.encode(img, q)
+    nbytes = codec.bytes_estimate(enc)
+    rec = codec.decode(enc, q)
+    _, jpeg_bytes, jpeg_img = closest_jpeg(sweep, nbytes)
+    return nbytes, rec, jpeg_bytes, jpeg_img
+
+
+def evaluate(
+    package: Path, shared: Path, levels: list[float], val_count: int = 100, kodak_limit: int = 24, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     torch.set_num_threads(2)
     codec = PackageCodec(package, threads=2)
     models = shared / "models"
@@ -74,8 +87,9 @@ def evaluate(package: Path, shared: Path, levels: list[float], val_count: int = 
 
     # --- validation split: 224x224 crops, the receiver's own view of the photo ---
     val = validation_split(shared / "data" / "imagenet-dev", val_count)
-    rows: dict[float, dict[str, list[float]]] = {q: {k: [] for k in (
-        "bpp", "agree", "true", "agree_v1", "jpeg_bpp", "jpeg_agree", "jpeg_agree_v1")} for q in levels}
+    rows: dict[float, dict[str, list[float]]] = {
+        q: {k: [] for k in ("bpp", "agree", "true", "agree_v1", "jpeg_bpp", "jpeg_agree", "jpeg_agree_v1")} for q in levels
+    }
     ref_true = ref_true_v1 = 0
     for path in tqdm(val, desc="val", dynamic_ncols=True):
         img = np.asarray(resize_center_crop(load_rgb(path), 256, 224))
@@ -86,21 +100,22 @@ def evaluate(package: Path, shared: Path, levels: list[float], val_count: int = 
         sweep = jpeg_sweep(img)
         pixels = img.shape[0] * img.shape[1]
         for q in levels:
-            enc = codec.encode(img, q)
-            nbytes = codec.bytes_estimate(enc)
-            rec = codec.decode(enc, q)
+            nbytes, rec, jb, jimg = coded_and_jpeg(codec, img, q, sweep)
             p = teacher.top1(rec)
             r = rows[q]
             r["bpp"].append(nbytes * 8 / pixels)
             r["agree"].append(float(p == p0))
             r["true"].append(float(p == label))
             r["agree_v1"].append(float(unseen.top1(rec) == p0_v1))
-            _, jb, jimg = closest_jpeg(sweep, nbytes)
             r["jpeg_bpp"].append(jb * 8 / pixels)
             r["jpeg_agree"].append(float(teacher.top1(jimg) == p0))
             r["jpeg_agree_v1"].append(float(unseen.top1(jimg) == p0_v1))
-    result["validation"] = {"images": len(val), "crop": "short side 256, centre 224",
-                            "original_true_top1": ref_true / len(val), "original_true_top1_v1": ref_true_v1 / len(val)}
+    result["validation"] = {
+        "images": len(val),
+        "crop": "short side 256, centre 224",
+        "original_true_top1": ref_true / len(val),
+        "original_true_top1_v1": ref_true_v1 / len(val),
+    }
 
     # --- Kodak: full 768x512 images, bpp and PSNR ---
     kodak = list_images(shared / "data" / "kodak")[:kodak_limit]
@@ -110,10 +125,7 @@ def evaluate(package: Path, shared: Path, levels: list[float], val_count: int = 
         sweep = jpeg_sweep(img)
         pixels = img.shape[0] * img.shape[1]
         for q in levels:
-            enc = codec.encode(img, q)
-            nbytes = codec.bytes_estimate(enc)
-            rec = codec.decode(enc, q)
-            _, jb, jimg = closest_jpeg(sweep, nbytes)
+            nbytes, rec, jb, jimg = coded_and_jpeg(codec, img, q, sweep)
             k = krows[q]
             k["bpp"].append(nbytes * 8 / pixels)
             k["psnr"].append(psnr(img, rec))
@@ -122,25 +134,35 @@ def evaluate(package: Path, shared: Path, levels: list[float], val_count: int = 
     for q in levels:
         r, k = rows[q], krows[q]
         result["levels"][str(q)] = {
-            "val_bpp": float(np.mean(r["bpp"])), "val_agree": float(np.mean(r["agree"])),
-            "val_true_top1": float(np.mean(r["true"])), "val_agree_unseen_v1": float(np.mean(r["agree_v1"])),
-            "val_jpeg_bpp": float(np.mean(r["jpeg_bpp"])), "val_jpeg_agree": float(np.mean(r["jpeg_agree"])),
+            "val_bpp": float(np.mean(r["bpp"])),
+            "val_agree": float(np.mean(r["agree"])),
+            "val_true_top1": float(np.mean(r["true"])),
+            "val_agree_unseen_v1": float(np.mean(r["agree_v1"])),
+            "val_jpeg_bpp": float(np.mean(r["jpeg_bpp"])),
+            "val_jpeg_agree": float(np.mean(r["jpeg_agree"])),
             "val_jpeg_agree_unseen_v1": float(np.mean(r["jpeg_agree_v1"])),
-            "kodak_bpp": float(np.mean(k["bpp"])), "kodak_psnr": float(np.mean(k["psnr"])),
-            "kodak_jpeg_bpp": float(np.mean(k["jpeg_bpp"])), "kodak_jpeg_psnr": float(np.mean(k["jpeg_psnr"])),
+            "kodak_bpp": float(np.mean(k["bpp"])),
+            "kodak_psnr": float(np.mean(k["psnr"])),
+            "kodak_jpeg_bpp": float(np.mean(k["jpeg_bpp"])),
+            "kodak_jpeg_psnr": float(np.mean(k["jpeg_psnr"])),
         }
     log(markdown_table(result))
     return result
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    lines = ["| q | val bpp | agree (teacher) | true top-1 | agree (unseen V1) | JPEG bpp | JPEG agree | JPEG agree V1 "
-             "| Kodak bpp | Kodak PSNR | JPEG bpp | JPEG PSNR |", "|" + "---|" * 12]
+    lines = [
+        "| q | val bpp | agree (teacher) | true top-1 | agree (unseen V1) | JPEG bpp | JPEG agree | JPEG agree V1 "
+        "| Kodak bpp | Kodak PSNR | JPEG bpp | JPEG PSNR |",
+        "|" + "---|" * 12,
+    ]
     for q, r in result["levels"].items():
-        lines.append(f"| {q} | {r['val_bpp']:.3f} | {100 * r['val_agree']:.1f}% | {100 * r['val_true_top1']:.1f}% "
-                     f"| {100 * r['val_agree_unseen_v1']:.1f}% | {r['val_jpeg_bpp']:.3f} | {100 * r['val_jpeg_agree']:.1f}% "
-                     f"| {100 * r['val_jpeg_agree_unseen_v1']:.1f}% | {r['kodak_bpp']:.3f} | {r['kodak_psnr']:.2f} "
-                     f"| {r['kodak_jpeg_bpp']:.3f} | {r['kodak_jpeg_psnr']:.2f} |")
+        lines.append(
+            f"| {q} | {r['val_bpp']:.3f} | {100 * r['val_agree']:.1f}% | {100 * r['val_true_top1']:.1f}% "
+            f"| {100 * r['val_agree_unseen_v1']:.1f}% | {r['val_jpeg_bpp']:.3f} | {100 * r['val_jpeg_agree']:.1f}% "
+            f"| {100 * r['val_jpeg_agree_unseen_v1']:.1f}% | {r['kodak_bpp']:.3f} | {r['kodak_psnr']:.2f} "
+            f"| {r['kodak_jpeg_bpp']:.3f} | {r['kodak_jpeg_psnr']:.2f} |"
+        )
     return "\n".join(lines)
 
 

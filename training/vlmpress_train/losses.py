@@ -32,10 +32,10 @@ def rank_order_loss(logits_hat: torch.Tensor, logits: torch.Tensor, k: int = 5, 
     """L_rk (reading a: ordering). The original's top-k labels, in their order, must keep that order
     on the reconstruction (pairwise logistic, RankNet-style), and the k-th must stay above the
     strongest label outside the top-k. [B]."""
-    top = logits.topk(k, dim=1).indices                      # [B, k], descending on the original
-    s = logits_hat.gather(1, top)                            # reconstruction scores of those labels
+    top = logits.topk(k, dim=1).indices  # [B, k], descending on the original
+    s = logits_hat.gather(1, top)  # reconstruction scores of those labels
     i, j = torch.triu_indices(k, k, 1)
-    pair = F.softplus((s[:, j] - s[:, i]) / tau).mean(1)     # label i must beat label j (i < j)
+    pair = F.softplus((s[:, j] - s[:, i]) / tau).mean(1)  # label i must beat label j (i < j)
     rest = logits_hat.scatter(1, top, float("-inf")).amax(1)
     above = F.softplus((rest - s[:, -1]) / tau)
     return pair + above
@@ -66,11 +66,11 @@ class LevelLambdas:
 class LossConfig:
     lambda_tk: float = 1.0
     lambda_rk: float = 0.2
-    rank: str = "order"            # "order" | "spectrum" | "both" | "none"
+    rank: str = "order"  # "order" | "spectrum" | "both" | "none"
     top_k: int = 5
-    pixel_min: float = 20.0        # lambda_D at the lowest level (MSE on [0,1] pixels)
+    pixel_min: float = 20.0  # lambda_D at the lowest level (MSE on [0,1] pixels)
     pixel_max: float = 600.0
-    semantic_min: float = 1.0      # lambda_T at the lowest level
+    semantic_min: float = 1.0  # lambda_T at the lowest level
     semantic_max: float = 24.0
     text_pixel_boost: float = 3.0  # rendered text leans on the pixel term (no OCR teacher in the loop)
 
@@ -80,7 +80,15 @@ class LossConfig:
         return LevelLambdas(1.0, geo(self.pixel_min, self.pixel_max), geo(self.semantic_min, self.semantic_max))
 
 
-def total_loss(cfg: LossConfig, *, bpp: torch.Tensor, mse: torch.Tensor, l_tk: torch.Tensor, l_rk: torch.Tensor,
-               lam_pixel: torch.Tensor, lam_sem: torch.Tensor) -> torch.Tensor:
+def total_loss(
+    cfg: LossConfig,
+    *,
+    bpp: torch.Tensor,
+    mse: torch.Tensor,
+    l_tk: torch.Tensor,
+    l_rk: torch.Tensor,
+    lam_pixel: torch.Tensor,
+    lam_sem: torch.Tensor,
+) -> torch.Tensor:
     """Per-image loss [B] with per-image lambdas (each image in a batch has its own quality level)."""
     return bpp + lam_pixel * mse + lam_sem * (cfg.lambda_tk * l_tk + cfg.lambda_rk * l_rk)

@@ -77,16 +77,21 @@ def render(package: Path, ev: dict[str, Any], ablation: dict[str, Any] | None, r
     for bpp, target in TARGETS:
         got = agreement_at(ev["levels"], bpp)
         got_s = "outside the measured range" if got is None else f"{100 * got:.1f} %"
-        lines.append(f"- ≥ {100 * target:.0f} % teacher agreement at ≤ {bpp} bpp: measured {got_s} "
-                     f"({'met' if got is not None and got >= target else 'not met'}).")
+        lines.append(
+            f"- ≥ {100 * target:.0f} % teacher agreement at ≤ {bpp} bpp: measured {got_s} "
+            f"({'met' if got is not None and got >= target else 'not met'})."
+        )
     if ablation:
-        lines += ["", "## Rank-term ablation",
-                  f"Each reading fine-tuned for {ablation['steps']} steps at lr {ablation['lr']} from the same "
-                  "checkpoint, same data and seed; agreement interpolated at equal bpp "
-                  "(`python -m vlmpress_train.ablate`).", ""]
+        lines += [
+            "",
+            "## Rank-term ablation",
+            f"Each reading fine-tuned for {ablation['steps']} steps at lr {ablation['lr']} from the same "
+            "checkpoint, same data and seed; agreement interpolated at equal bpp "
+            "(`python -m vlmpress_train.ablate`).",
+            "",
+        ]
         rates = list(next(iter(ablation["variants"].values()))["agree_at"].keys())
-        lines.append("| rank term | " + " | ".join(f"agree @ {r}" for r in rates) + " | "
-                     + " | ".join(f"L_tk @ {r}" for r in rates) + " |")
+        lines.append("| rank term | " + " | ".join(f"agree @ {r}" for r in rates) + " | " + " | ".join(f"L_tk @ {r}" for r in rates) + " |")
         lines.append("|" + "---|" * (1 + 2 * len(rates)))
         for name, v in ablation["variants"].items():
             fa = ["n/a" if v["agree_at"][r] is None else f"{100 * v['agree_at'][r]:.1f}%" for r in rates]
@@ -94,12 +99,16 @@ def render(package: Path, ev: dict[str, Any], ablation: dict[str, Any] | None, r
             lines.append(f"| {name} | " + " | ".join(fa + ft) + " |")
     if notes:
         lines += ["", "## Notes", notes.strip()]
-    lines += ["", "## Intended use and limits",
-              "Compressing photos and screenshots sent to vision-language models, at the receiver's resolution. "
-              "Trained with an ImageNet classifier as the semantic receiver: gains transfer to other receivers only "
-              "as far as they share what that classifier looks at (see the unseen-receiver column). Rendered text "
-              "is trained with the pixel term only. Licence of the training images: research use (ImageNet, "
-              "COCO/Flickr, BSD); the weights are shipped for evaluation of the gateway.", ""]
+    lines += [
+        "",
+        "## Intended use and limits",
+        "Compressing photos and screenshots sent to vision-language models, at the receiver's resolution. "
+        "Trained with an ImageNet classifier as the semantic receiver: gains transfer to other receivers only "
+        "as far as they share what that classifier looks at (see the unseen-receiver column). Rendered text "
+        "is trained with the pixel term only. Licence of the training images: research use (ImageNet, "
+        "COCO/Flickr, BSD); the weights are shipped for evaluation of the gateway.",
+        "",
+    ]
     return "\n".join(lines)
 
 

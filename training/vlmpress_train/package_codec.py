@@ -44,12 +44,12 @@ def exp_golomb_bits(u: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Encoded:
-    z_hat: np.ndarray        # int32 [Nz, zh, zw]
-    symbols: np.ndarray      # int32 [M, yh, yw]  (residuals to the predicted mean)
+    z_hat: np.ndarray  # int32 [Nz, zh, zw]
+    symbols: np.ndarray  # int32 [M, yh, yw]  (residuals to the predicted mean)
     mean_q: np.ndarray
     scale_index: np.ndarray
-    bits: float              # payload bits (z + y), ideal code length under the tables
-    hyper_bits: float        # of which the hyper-latent z
+    bits: float  # payload bits (z + y), ideal code length under the tables
+    hyper_bits: float  # of which the hyper-latent z
     width: int
     height: int
 
@@ -68,8 +68,9 @@ class PackageCodec:
         if opt_level is not None:
             so.graph_optimization_level = opt_level
         graphs = self.manifest["graphs"]
-        self.sessions = {k: ort.InferenceSession(str(self.dir / g["file"]), so, providers=["CPUExecutionProvider"])
-                         for k, g in graphs.items()}
+        self.sessions = {
+            k: ort.InferenceSession(str(self.dir / g["file"]), so, providers=["CPUExecutionProvider"]) for k, g in graphs.items()
+        }
         self.multiple = int(self.manifest["padding"]["multiple"])
         self.mean_denom = int(self.manifest["entropy_parameters"]["mean_denominator"])
 

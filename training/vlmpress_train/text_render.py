@@ -15,10 +15,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_DIRS = ("/usr/share/fonts/truetype", "/usr/share/fonts/opentype")
-_WORDS = ("invoice total amount date account model image vision report table revenue quarter budget user "
-          "settings profile search results page status error warning order number price qty item customer "
-          "address street city payment card cash change tax subtotal download upload file open save cancel "
-          "the of and to in is for on with as by at from this that be are was it an or").split()
+_WORDS = (
+    "invoice total amount date account model image vision report table revenue quarter budget user "
+    "settings profile search results page status error warning order number price qty item customer "
+    "address street city payment card cash change tax subtotal download upload file open save cancel "
+    "the of and to in is for on with as by at from this that be are was it an or"
+).split()
 
 
 def _draws_latin(path: str) -> bool:

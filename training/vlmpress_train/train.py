@@ -35,8 +35,8 @@ class TrainConfig:
     run_dir: str = "runs/cpu"
     data_root: str = "../shared/data"
     teacher: str = "../shared/models/tf2_mobilenet_v2_1.0_224_ptq.tflite"
-    teacher_kind: str = "tflite"         # "tflite" | "onnx"
-    teacher_input_size: int = 0          # onnx teacher: square input side (0 = from the graph)
+    teacher_kind: str = "tflite"  # "tflite" | "onnx"
+    teacher_input_size: int = 0  # onnx teacher: square input side (0 = from the graph)
     teacher_mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # onnx teacher normalisation
     teacher_std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     seed: int = 1234
@@ -49,16 +49,16 @@ class TrainConfig:
     warmup: int = 100
     grad_clip: float = 1.0
     threads: int = 2
-    device: str = "auto"                 # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     checkpoint_every: int = 200
     validate_every: int = 250
     val_images: int = 24
     val_levels: list[int] = field(default_factory=lambda: [1, 3, 5, 8])
-    max_minutes: float = 0.0             # stop (with a checkpoint) after this wall time; 0 = no limit
-    init_from: str = ""                  # start weights from another run's checkpoint (ablations)
-    pixel_only: float = 0.35             # first fraction of steps: rate + pixels only (no teacher: faster steps)
-    semantic_ramp: float = 0.15          # then lambda_T ramps up linearly over this fraction of steps
-    semantic_ramp_start: float = 0.1     # lambda_T multiplier when the ramp starts
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
+    init_from: str = ""  # start weights from another run's checkpoint (ablations)
+    pixel_only: float = 0.35  # first fraction of steps: rate + pixels only (no teacher: faster steps)
+    semantic_ramp: float = 0.15  # then lambda_T ramps up linearly over this fraction of steps
+    semantic_ramp_start: float = 0.1  # lambda_T multiplier when the ramp starts
     codec: CodecConfig = field(default_factory=CodecConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -85,6 +85,7 @@ def build_teacher(cfg: TrainConfig) -> torch.nn.Module:
         teacher: torch.nn.Module = TFLiteClassifier(cfg.teacher)
     elif cfg.teacher_kind == "onnx":
         from .teachers.onnx_teacher import OnnxTeacher
+
         teacher = OnnxTeacher(cfg.teacher, cfg.teacher_input_size or None, cfg.teacher_mean, cfg.teacher_std)
     else:
         raise ValueError(f"unknown teacher kind {cfg.teacher_kind}")
@@ -119,8 +120,15 @@ def semantic_weight(cfg: TrainConfig, step: int) -> float:
     return cfg.semantic_ramp_start + (1 - cfg.semantic_ramp_start) * (step - start) / ramp
 
 
-def training_step(model: VariableRateCodec, teacher: torch.nn.Module, cfg: TrainConfig, x: torch.Tensor,
-                  is_text: torch.Tensor, levels: torch.Tensor, sem_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+def training_step(
+    model: VariableRateCodec,
+    teacher: torch.nn.Module,
+    cfg: TrainConfig,
+    x: torch.Tensor,
+    is_text: torch.Tensor,
+    levels: torch.Tensor,
+    sem_weight: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """One forward pass of the full objective; returns the scalar loss and its parts for logging."""
     lc = cfg.loss
     out = model(x, levels.float())
@@ -143,8 +151,13 @@ def training_step(model: VariableRateCodec, teacher: torch.nn.Module, cfg: Train
     lam_pixel = torch.tensor([l.pixel for l in lam], device=dev) * torch.where(is_text.to(dev), lc.text_pixel_boost, 1.0)
     lam_sem = torch.tensor([l.semantic for l in lam], device=dev) * sem_weight
     loss = total_loss(lc, bpp=bpp, mse=mse, l_tk=l_tk, l_rk=l_rk, lam_pixel=lam_pixel, lam_sem=lam_sem).mean()
-    parts = {"loss": loss.item(), "bpp": bpp.mean().item(), "mse": mse.mean().item(),
-             "l_tk": l_tk.mean().item(), "l_rk": l_rk.mean().item()}
+    parts = {
+        "loss": loss.item(),
+        "bpp": bpp.mean().item(),
+        "mse": mse.mean().item(),
+        "l_tk": l_tk.mean().item(),
+        "l_rk": l_rk.mean().item(),
+    }
     return loss, parts
 
 
@@ -170,8 +183,7 @@ def train(cfg: TrainConfig) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     seed_everything(cfg.seed)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg.device == "auto" else cfg.device)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else "cpu" if cfg.device == "auto" else cfg.device)
     model = VariableRateCodec(cfg.codec).to(device)
     teacher = build_teacher(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -192,16 +204,26 @@ def train(cfg: TrainConfig) -> Path:
 
     data = TrainingImages(training_files(cfg.data_root), cfg.crop, cfg.text_fraction, cfg.seed + step)
     stream = iter(data)
-    val = [to_tensor(resize_center_crop(load_rgb(p), 256, 224)).to(device)
-           for p in validation_split(Path(cfg.data_root) / "imagenet-dev")[: cfg.val_images]]
+    val = [
+        to_tensor(resize_center_crop(load_rgb(p), 256, 224)).to(device)
+        for p in validation_split(Path(cfg.data_root) / "imagenet-dev")[: cfg.val_images]
+    ]
     level_rng = random.Random(cfg.seed + 7 * step)
     log = (run / "log.jsonl").open("a")
 
     def save() -> None:
         tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "elapsed": elapsed + time.time() - t_start, "torch_rng": torch.get_rng_state(),
-                    "config": dataclasses.asdict(cfg)}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed + time.time() - t_start,
+                "torch_rng": torch.get_rng_state(),
+                "config": dataclasses.asdict(cfg),
+            },
+            tmp,
+        )
         tmp.replace(ckpt)  # atomic: a crash mid-save never corrupts the last good checkpoint
 
     stop = {"now": False}

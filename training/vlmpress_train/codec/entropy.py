@@ -89,7 +89,7 @@ class FactorizedPrior(nn.Module):
             cdf_hi = upper[c].numpy()
             keep = np.nonzero((cdf_hi > TAIL_MASS / 2) & (cdf_lo < 1 - TAIL_MASS / 2))[0]
             first, last = (int(keep[0]), int(keep[-1])) if keep.size else (max_abs, max_abs)
-            out.append((first - max_abs, pmf[first:last + 1]))
+            out.append((first - max_abs, pmf[first : last + 1]))
         return out
 
 

@@ -25,8 +25,8 @@ from torch import nn
 
 from .layers import round_ste
 
-Z_CLIP = 127          # hyper-latent values live in [-127, 127] (uint8 with zero point 128)
-MEAN_DENOM = 16       # means are multiples of 1/16
+Z_CLIP = 127  # hyper-latent values live in [-127, 127] (uint8 with zero point 128)
+MEAN_DENOM = 16  # means are multiples of 1/16
 MEAN_CLIP = 32767
 ACT_MAX = 255
 
@@ -91,10 +91,10 @@ class IntHyperSynthesis(nn.Module):
 class IntLayer:
     """One exported integer layer: int8 weights, int32 bias, per-channel multiplier and shift."""
 
-    weight: np.ndarray      # int8 [cout, cin, 3, 3]
-    bias: np.ndarray        # int32 [cout]
+    weight: np.ndarray  # int8 [cout, cin, 3, 3]
+    bias: np.ndarray  # int32 [cout]
     multiplier: np.ndarray  # int64 [cout], < 2**31
-    shift: int              # right shift S (same for all channels of the layer)
+    shift: int  # right shift S (same for all channels of the layer)
     clip_lo: int
     clip_hi: int
 
@@ -104,7 +104,7 @@ def _fixed_point(m_real: np.ndarray) -> tuple[np.ndarray, int]:
     top = float(np.max(m_real))
     shift = 30 - int(math.ceil(math.log2(top))) if top > 0 else 30
     shift = max(0, min(shift, 62))
-    return np.round(m_real.astype(np.float64) * (2.0 ** shift)).astype(np.int64), shift
+    return np.round(m_real.astype(np.float64) * (2.0**shift)).astype(np.int64), shift
 
 
 def _int_conv(layer: FakeQuantConv, s_in: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,7 +112,7 @@ def _int_conv(layer: FakeQuantConv, s_in: float) -> tuple[np.ndarray, np.ndarray
     w = layer.weight.detach().double().numpy()
     w_int = np.clip(np.round(w / s_w.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
     b_int = np.round(layer.bias.detach().double().numpy() / (s_w * s_in)).astype(np.int64)
-    if np.abs(b_int).max(initial=0) >= 2 ** 31:
+    if np.abs(b_int).max(initial=0) >= 2**31:
         raise ValueError("bias does not fit int32")
     return w_int, b_int.astype(np.int32), s_w * s_in
 
@@ -137,7 +137,7 @@ def _conv_int64(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact integer 3x3 conv, padding 1 (zeros), a: [C, H, W] int64."""
     c, h, wd = a.shape
     p = np.pad(a, ((0, 0), (1, 1), (1, 1)))
-    cols = np.stack([p[:, i:i + h, j:j + wd] for i in range(3) for j in range(3)], axis=1)  # C,9,H,W
+    cols = np.stack([p[:, i : i + h, j : j + wd] for i in range(3) for j in range(3)], axis=1)  # C,9,H,W
     wk = w.astype(np.int64).reshape(w.shape[0], c * 9)
     return (wk @ cols.reshape(c * 9, h * wd)).reshape(-1, h, wd) + b.astype(np.int64)[:, None, None]
 

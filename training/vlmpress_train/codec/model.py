@@ -25,9 +25,9 @@ PAD_MULTIPLE = 16  # y is at 1/16 resolution; the hyper-latent grid is ceil(y / 
 
 @dataclass(frozen=True)
 class CodecConfig:
-    n: int = 64            # transform width
-    m: int = 96            # latent channels
-    nz: int = 48           # hyper-latent channels
+    n: int = 64  # transform width
+    m: int = 96  # latent channels
+    nz: int = 48  # hyper-latent channels
     hyper_hidden: int = 64
     levels: int = 8
     scale_levels: int = 64
@@ -42,8 +42,10 @@ class PreEditor(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(3, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(width, 3, 3, padding=1),
         )
         nn.init.zeros_(self.body[-1].weight)
@@ -68,10 +70,10 @@ class VariableRateCodec(nn.Module):
         n, m = cfg.n, cfg.m
         self.pre_editor = PreEditor(cfg.pre_editor_width)
         self.g_a = nn.Sequential(conv(3, n), SimpleGDN(n), conv(n, n), SimpleGDN(n), conv(n, n), SimpleGDN(n), conv(n, m))
-        self.g_s = nn.Sequential(deconv(m, n), SimpleGDN(n, True), deconv(n, n), SimpleGDN(n, True),
-                                 deconv(n, n), SimpleGDN(n, True), deconv(n, 3))
-        self.h_a = nn.Sequential(conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n), nn.LeakyReLU(inplace=True),
-                                 conv(n, cfg.nz))
+        self.g_s = nn.Sequential(
+            deconv(m, n), SimpleGDN(n, True), deconv(n, n), SimpleGDN(n, True), deconv(n, n), SimpleGDN(n, True), deconv(n, 3)
+        )
+        self.h_a = nn.Sequential(conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n), nn.LeakyReLU(inplace=True), conv(n, cfg.nz))
         self.scales = scale_table(cfg.scale_levels)
         self.h_s = IntHyperSynthesis(cfg.nz, cfg.hyper_hidden, m, self.scales)
         self.z_prior = FactorizedPrior(cfg.nz)

@@ -8,8 +8,8 @@ rank loss (class logits, or an embedding), every further output is a token map, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import onnx
 import torch
@@ -18,8 +18,13 @@ from onnx2torch import convert
 
 
 class OnnxTeacher(torch.nn.Module):
-    def __init__(self, path: str | Path, input_size: int | None = None,
-                 mean: Sequence[float] = (0.0, 0.0, 0.0), std: Sequence[float] = (1.0, 1.0, 1.0)) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        input_size: int | None = None,
+        mean: Sequence[float] = (0.0, 0.0, 0.0),
+        std: Sequence[float] = (1.0, 1.0, 1.0),
+    ) -> None:
         super().__init__()
         model = onnx.load(str(path))
         self.net = convert(model)

@@ -13,20 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tflite
 import torch
 import torch.nn.functional as F
-import tflite
+from tflite.AddOptions import AddOptions
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.Conv2DOptions import Conv2DOptions
 from tflite.DepthwiseConv2DOptions import DepthwiseConv2DOptions
-from tflite.Pool2DOptions import Pool2DOptions
-from tflite.AddOptions import AddOptions
 from tflite.Padding import Padding
+from tflite.Pool2DOptions import Pool2DOptions
 from tflite.TensorType import TensorType
 
 _OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
-_NP_TYPES = {TensorType.INT8: np.int8, TensorType.UINT8: np.uint8, TensorType.INT32: np.int32,
-             TensorType.FLOAT32: np.float32, TensorType.INT64: np.int64}
+_NP_TYPES = {
+    TensorType.INT8: np.int8,
+    TensorType.UINT8: np.uint8,
+    TensorType.INT32: np.int32,
+    TensorType.FLOAT32: np.float32,
+    TensorType.INT64: np.int64,
+}
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,7 @@ class TFLiteClassifier(torch.nn.Module):
                     w = w.transpose(3, 0, 1, 2)  # 1,H,W,C -> C,1,H,W
                 self._params[f"w{out}"] = torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(w)), requires_grad=False)
                 self._params[f"b{out}"] = torch.nn.Parameter(torch.from_numpy(b.copy()), requires_grad=False)
-                self.ops.append(_Op(kind, ins[:1], out, opts.StrideH(), opts.Padding() == Padding.SAME,
-                                    opts.FusedActivationFunction()))
+                self.ops.append(_Op(kind, ins[:1], out, opts.StrideH(), opts.Padding() == Padding.SAME, opts.FusedActivationFunction()))
             elif kind == "ADD":
                 opts = AddOptions()
                 table = op.BuiltinOptions()
@@ -114,8 +118,17 @@ class TFLiteClassifier(torch.nn.Module):
                 opts = Pool2DOptions()
                 table = op.BuiltinOptions()
                 opts.Init(table.Bytes, table.Pos)
-                self.ops.append(_Op(kind, ins[:1], out, opts.StrideH(), opts.Padding() == Padding.SAME,
-                                    opts.FusedActivationFunction(), opts.FilterHeight()))
+                self.ops.append(
+                    _Op(
+                        kind,
+                        ins[:1],
+                        out,
+                        opts.StrideH(),
+                        opts.Padding() == Padding.SAME,
+                        opts.FusedActivationFunction(),
+                        opts.FilterHeight(),
+                    )
+                )
             elif kind in ("MEAN", "RESHAPE", "QUANTIZE", "DEQUANTIZE", "SOFTMAX"):
                 self.ops.append(_Op(kind, ins[:1], out))
             else:

@@ -48,8 +48,10 @@ def main() -> None:
         true_rebuild += p_rebuild == label
         true_tflite += p_tflite == label
     n = len(files)
-    print(f"images {n}: agreement {agree}/{n} = {100 * agree / n:.1f}%; true-label top-1 rebuild "
-          f"{100 * true_rebuild / n:.1f}%, TFLite {100 * true_tflite / n:.1f}%")
+    print(
+        f"images {n}: agreement {agree}/{n} = {100 * agree / n:.1f}%; true-label top-1 rebuild "
+        f"{100 * true_rebuild / n:.1f}%, TFLite {100 * true_tflite / n:.1f}%"
+    )
 
 
 if __name__ == "__main__":
