@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { startFakeUpstream } from '../test/gateway/fake-upstream.js';
 import { ROOT, sharedFile } from '../test/helpers.js';
@@ -87,6 +88,8 @@ async function main(): Promise<void> {
     ...(values.redis ? { REDIS_URL: values.redis } : {}),
   };
   const children: ChildProcess[] = [];
+  const redis = values.redis ? new Redis(values.redis) : undefined;
+  let redisNote = '';
   try {
     const base = `http://127.0.0.1:${port}`;
     // The gateway is alive first; it is ready once a worker serves it (Redis mode) or its threads are loaded.
@@ -156,13 +159,26 @@ async function main(): Promise<void> {
         bodies: variants.slice(1, 1001).map((image) => JSON.stringify({ image, quality: 4 })),
       }),
     );
-    rows.push(
-      await run({
-        name: 'proxy, chat with a new 256x256 image',
-        url: `${base}/v1/chat/completions`,
-        bodies: variants.slice(1001).map(imageChat),
-      }),
-    );
+    // Redis mode: what one proxied new image costs Redis (commands and bytes in and out, read from
+    // INFO around the scenario; heartbeats and BullMQ's own checks are included, a few per second).
+    const redisStats = async () => {
+      if (!redis) return null;
+      const info = await redis.info('stats');
+      const read = (k: string) => Number(new RegExp(`^${k}:(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
+      return { commands: read('total_commands_processed'), bytes: read('total_net_input_bytes') + read('total_net_output_bytes') };
+    };
+    const before = await redisStats();
+    const proxied = await run({
+      name: 'proxy, chat with a new 256x256 image',
+      url: `${base}/v1/chat/completions`,
+      bodies: variants.slice(1001).map(imageChat),
+    });
+    const after = await redisStats();
+    rows.push(proxied);
+    if (before && after) {
+      const n = proxied[5] as number;
+      redisNote = `Redis per proxied new image: ${((after.commands - before.commands) / n).toFixed(1)} commands, ${((after.bytes - before.bytes) / n / 1024).toFixed(1)} KiB in and out (${n} requests)`;
+    }
     // A later turn of a conversation: the same image again (stored already). With the decode cache the
     // proxy forwards the kept reconstruction; the same gateway without it (second process) decodes again.
     const repeated = [imageChat(variants[0]!)];
@@ -200,6 +216,7 @@ async function main(): Promise<void> {
       `gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`,
     );
     console.log(policyNote);
+    if (redisNote) console.log(redisNote);
     console.log(table(rows));
     const baseRps = rows[1]![1] as number;
     const proxyRps = rows[2]![1] as number;
@@ -215,6 +232,7 @@ async function main(): Promise<void> {
       await new Promise((r) => c.once('exit', r));
     }
     await upstream.close();
+    redis?.disconnect();
     await rm(dir, { recursive: true, force: true });
   }
 }
