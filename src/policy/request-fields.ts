@@ -3,6 +3,8 @@ import { HttpError } from '../http/http-error.js';
 import type { PolicyRequest } from './policy.js';
 import { TASK_HINTS } from './task-classifier.js';
 
+export const PROMPT_MAX_LENGTH = 100_000;
+
 export function parseNumber(name: string, raw: unknown, integer: boolean, min: number, max: number): number | undefined {
   if (raw === undefined || raw === null || raw === '') return undefined;
   const v = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw) : NaN;
@@ -25,7 +27,7 @@ export function policyRequest(fields: Record<string, unknown>, levels: number, t
   const quality = parseNumber('quality', fields['quality'], false, 1, levels);
   const maxBytes = parseNumber('max_bytes', fields['max_bytes'], true, 1, Number.MAX_SAFE_INTEGER);
   const task = parseText('task', fields['task'], 64);
-  const prompt = parseText('prompt', fields['prompt'], 100_000);
+  const prompt = parseText('prompt', fields['prompt'], PROMPT_MAX_LENGTH);
   if (quality !== undefined) req.quality = quality;
   if (maxBytes !== undefined) req.maxBytes = maxBytes;
   if (task !== undefined) {

@@ -5,7 +5,7 @@ import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { decodeBitstream } from '../pipeline/image-service.js';
 import { ID_PATTERN } from '../store/bitstream-store.js';
-import { bitstreamId, errors, formatQuery } from './schemas.js';
+import { binaryBody, bitstreamId, BODY_DOCS, errors, formatQuery } from './schemas.js';
 
 export function outputFormat(raw: unknown): OutputFormat {
   const f = (typeof raw === 'string' ? raw : 'png').toLowerCase();
@@ -74,12 +74,7 @@ export async function bitstreamRoutes(app: FastifyInstance, ctx: GatewayContext)
         tags: ['compression'],
         summary: 'Decode a bitstream sent as the body',
         querystring: formatQuery,
-        body: {
-          content: {
-            'application/vnd.vlmpress': { schema: { type: 'string', format: 'binary' } },
-            'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
-          },
-        },
+        [BODY_DOCS]: { 'application/vnd.vlmpress': binaryBody, 'application/octet-stream': binaryBody },
         response: { 200: binary('image/png', 'the reconstruction (PNG, WebP or JPEG)'), ...errors },
       },
     },

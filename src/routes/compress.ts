@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { policyHeader } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
-import { compressResult, errors, policyFields } from './schemas.js';
+import { binaryBody, BODY_DOCS, compressResult, errors, policyFields } from './schemas.js';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { BITSTREAM_MIME, compressImage, readImageReference } from '../pipeline/image-service.js';
@@ -38,6 +38,7 @@ async function readInput(ctx: GatewayContext, req: FastifyRequest): Promise<{ im
 }
 
 export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
+  const fields = policyFields(ctx.defaultModel().levels);
   app.post(
     '/compress',
     {
@@ -52,14 +53,14 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
               schema: {
                 type: 'object',
                 required: ['image'],
-                properties: { image: { type: 'string', description: 'base64, data URL or http(s) URL' }, ...policyFields },
+                properties: { image: { type: 'string', description: 'base64, data URL or http(s) URL' }, ...fields },
               },
-            },
-            'multipart/form-data': {
-              schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' }, ...policyFields } },
             },
           },
         },
+        // Multipart bodies are streamed by the handler (the file is never parsed into req.body), so
+        // their schema documents the form; its fields go through policyRequest (server/openapi.ts).
+        [BODY_DOCS]: { 'multipart/form-data': { type: 'object', required: ['image'], properties: { image: binaryBody, ...fields } } },
         response: { 200: compressResult, ...errors },
       },
     },

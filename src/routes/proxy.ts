@@ -10,7 +10,7 @@ import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { compressImage, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../pipeline/image-service.js';
 import type { Backend } from '../lvlm-proxy/backends.js';
-import { errors, policyFields } from './schemas.js';
+import { errors, REQUEST_SETTINGS, settingHeader, vlmpressField } from './schemas.js';
 import { chatPromptText, findImageParts, findResponsesImageParts, responsesPromptText, type ImageSlot } from '../lvlm-proxy/image-parts.js';
 import { callUpstream, clientGone, relayResponse } from '../lvlm-proxy/upstream.js';
 
@@ -22,28 +22,18 @@ interface ImageReport {
   how: 'encoded' | 'cached' | 'client_bitstream';
 }
 
-/** Per-request settings: `vlmpress: {...}` in the body (removed before forwarding) over x-vlmpress-* headers. */
+/**
+ * Per-request settings: `vlmpress: {...}` in the body (its shape checked by the route schema, removed
+ * before forwarding) over x-vlmpress-* headers.
+ */
 function requestOptions(req: FastifyRequest, body: Record<string, unknown>, levels: number, targets: string[]) {
   const fields: Record<string, unknown> = {};
-  for (const [header, field] of [
-    ['x-vlmpress-quality', 'quality'],
-    ['x-vlmpress-max-bytes', 'max_bytes'],
-    ['x-vlmpress-task', 'task'],
-    ['x-vlmpress-target', 'target'],
-  ] as const) {
-    const v = req.headers[header];
+  for (const field of REQUEST_SETTINGS) {
+    const v = req.headers[settingHeader(field)];
     if (typeof v === 'string') fields[field] = v;
   }
-  const own = body['vlmpress'];
+  Object.assign(fields, body['vlmpress'] ?? {});
   delete body['vlmpress'];
-  if (own !== undefined) {
-    if (typeof own !== 'object' || own === null || Array.isArray(own))
-      throw new HttpError(400, 'invalid_request', 'vlmpress must be an object like {"quality": 3}');
-    const unknown = Object.keys(own).filter((k) => !['quality', 'max_bytes', 'task', 'target'].includes(k));
-    if (unknown.length)
-      throw new HttpError(400, 'invalid_request', `vlmpress: unknown field(s) ${unknown.join(', ')} (quality, max_bytes, task, target)`);
-    Object.assign(fields, own);
-  }
   return policyRequest(fields, levels, targets);
 }
 
@@ -181,10 +171,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     return relayResponse(reply, res);
   }
 
-  const vlmpressField = {
-    type: 'object',
-    properties: { quality: policyFields.quality, max_bytes: policyFields.max_bytes, task: policyFields.task, target: policyFields.target },
-  };
+  const vlmpress = vlmpressField(ctx.defaultModel().levels);
   const upstreamAnswer = {
     200: {
       description: 'the upstream answer, unchanged (application/json or text/event-stream)',
@@ -193,8 +180,10 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     },
     ...errors,
   };
+  const headerList = REQUEST_SETTINGS.map((f) => '`' + settingHeader(f) + '`').join(', ');
   const settings =
-    'Settings: headers `x-vlmpress-quality`, `x-vlmpress-max-bytes`, `x-vlmpress-task`, `x-vlmpress-target`, or a body field `vlmpress: {quality, max_bytes, task, target}` (removed before forwarding). The backend is chosen by `model`; its answer (JSON, SSE stream or error) comes back unchanged, with `x-vlmpress-*` headers listing original bytes, compressed bytes, quality and bitstream id per image.';
+    `Settings: headers ${headerList}, or a body field \`vlmpress: {${REQUEST_SETTINGS.join(', ')}}\` (removed before forwarding). ` +
+    'The backend is chosen by `model`; its answer (JSON, SSE stream or error) comes back unchanged, with `x-vlmpress-*` headers listing original bytes, compressed bytes, quality and bitstream id per image.';
 
   app.post(
     '/v1/chat/completions',
@@ -210,7 +199,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
             model: { type: 'string' },
             messages: { type: 'array', items: { type: 'object', additionalProperties: true } },
             stream: { type: 'boolean' },
-            vlmpress: vlmpressField,
+            vlmpress,
           },
           additionalProperties: true,
         },
@@ -246,7 +235,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
             model: { type: 'string' },
             input: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'object', additionalProperties: true } }] },
             stream: { type: 'boolean' },
-            vlmpress: vlmpressField,
+            vlmpress,
           },
           additionalProperties: true,
         },

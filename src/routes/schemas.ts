@@ -1,4 +1,9 @@
-/** OpenAPI fragments shared by the route definitions (documentation; see server/openapi.ts). */
+/**
+ * Schemas shared by the route definitions. Request schemas validate (server/openapi.ts: no coercion,
+ * nothing removed, so the proxy forwards exactly what it was sent); response schemas document.
+ */
+import { PROMPT_MAX_LENGTH } from '../policy/request-fields.js';
+import { TASK_HINTS } from '../policy/task-classifier.js';
 
 export const errorResponse = {
   description: 'error',
@@ -18,16 +23,63 @@ export const errorResponse = {
 
 export const errors = { '4xx': errorResponse, '5xx': errorResponse } as const;
 
-export const policyFields = {
-  quality: { type: 'number', minimum: 1, maximum: 8, description: 'codec quality (1 = smallest); fractional values allowed' },
-  max_bytes: { type: 'integer', minimum: 1, description: 'byte budget: the highest quality whose bitstream fits' },
-  task: { type: 'string', maxLength: 64, description: 'task hint for the policy (general, ocr, detail)' },
-  prompt: { type: 'string', description: 'the prompt the image goes with (policy hint)' },
-  target: {
-    anyOf: [{ type: 'number' }, { type: 'string' }],
-    description: 'accuracy target of the policy table, e.g. 0.95, "0.98" or "99%"',
-  },
-} as const;
+/**
+ * Route-schema key of request bodies that are documented but not validated, by content type: a
+ * multipart form (streamed by its route) and binary bodies (Buffers, which JSON Schema cannot
+ * describe). server/openapi.ts adds them to the OpenAPI body.
+ */
+export const BODY_DOCS = 'x-body-docs';
+
+declare module 'fastify' {
+  interface FastifySchema {
+    'x-body-docs'?: Record<string, unknown>;
+  }
+}
+
+export const binaryBody = { type: 'string', format: 'binary' } as const;
+
+/** The per-request settings a client may give: /compress fields, the proxy's `vlmpress` body object, and its x-vlmpress-* headers. */
+export const REQUEST_SETTINGS = ['quality', 'max_bytes', 'task', 'target'] as const;
+export type RequestSetting = (typeof REQUEST_SETTINGS)[number];
+
+/** `max_bytes` travels as the header `x-vlmpress-max-bytes`. */
+export function settingHeader(field: RequestSetting): string {
+  return `x-vlmpress-${field.replace('_', '-')}`;
+}
+
+/**
+ * The schemas of the policy fields, from the constants the code uses: the model's quality levels and
+ * the task hints. Numbers may also come as numeric strings (form fields, headers, loose JSON clients);
+ * those are checked by policyRequest with the same limits.
+ */
+export function policyFields(levels: number) {
+  return {
+    quality: {
+      type: ['number', 'string'],
+      minimum: 1,
+      maximum: levels,
+      description: `codec quality, 1 (smallest) to ${levels}; fractional values allowed`,
+    },
+    max_bytes: { type: ['integer', 'string'], minimum: 1, description: 'byte budget: the highest quality whose bitstream fits' },
+    task: { type: 'string', maxLength: 64, description: `task hint for the policy: ${TASK_HINTS.join(', ')}` },
+    prompt: { type: 'string', maxLength: PROMPT_MAX_LENGTH, description: 'the prompt the image goes with (policy hint)' },
+    target: {
+      type: ['number', 'string'],
+      description: 'accuracy target of the policy table, e.g. 0.95, "0.98" or "99%"',
+    },
+  } as const;
+}
+
+/** The proxy's `vlmpress` body object: exactly the request settings. */
+export function vlmpressField(levels: number) {
+  const fields = policyFields(levels);
+  return {
+    type: 'object',
+    properties: Object.fromEntries(REQUEST_SETTINGS.map((f) => [f, fields[f]])),
+    additionalProperties: false,
+    description: 'vlmpress settings for this request (removed before forwarding)',
+  } as const;
+}
 
 export const compressResult = {
   type: 'object',

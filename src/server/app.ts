@@ -57,6 +57,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
     bodyLimit: config.maxBodyBytes,
+    // Schemas check requests and never change them: no type coercion, nothing removed, so the proxy
+    // forwards exactly the body it was sent.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   });
   const metrics = createMetrics();
   // Redis mode: jobs go to queue workers and (by default) bitstreams to Redis; embedded mode: threads and files.

@@ -36,7 +36,9 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
     } else if (err instanceof ShuttingDownError) {
       [status, code, message] = [503, 'shutting_down', err.message];
     } else if ('validation' in err && err.validation) {
-      [status, code, message] = [400, 'invalid_request', err.message];
+      // A route schema refused the request; name a field it does not know, which AJV leaves out.
+      const extra = err.validation.map((v) => v.params?.['additionalProperty']).filter((p): p is string => typeof p === 'string');
+      [status, code, message] = [400, 'invalid_request', extra.length ? `${err.message}: ${extra.join(', ')}` : err.message];
     } else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       status = err.statusCode;
       code =
