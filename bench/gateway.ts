@@ -101,22 +101,14 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    // Inputs: a 256x256 photo crop; distinct variants (one pixel changed) so every request encodes.
-    const crop = await sharp(sharedFile('data', 'kodak', 'kodim23.png'))
-      .extract({ left: 256, top: 128, width: 256, height: 256 })
-      .raw()
-      .toBuffer();
+    // Inputs: 256x256 photo crops at distinct offsets, so every request encodes and every bitstream
+    // differs (one-pixel variants would often give the same bitstream and hit the decode cache).
+    const photo = sharp(sharedFile('data', 'kodak', 'kodim23.png'));
     const variants: string[] = [];
     for (let v = 0; v < 2000; v++) {
-      const px = Buffer.from(crop);
-      px[v % px.length] = (px[v % px.length]! + 1 + (v >> 16)) & 255;
-      variants.push(
-        (
-          await sharp(px, { raw: { width: 256, height: 256, channels: 3 } })
-            .png()
-            .toBuffer()
-        ).toString('base64'),
-      );
+      const left = (v * 37) % (768 - 256);
+      const top = (Math.floor(v / 512) * 61 + v * 11) % (512 - 256);
+      variants.push((await photo.clone().extract({ left, top, width: 256, height: 256 }).png().toBuffer()).toString('base64'));
     }
     const textChat = JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: 'Say something.' }] });
     const imageChat = (b64: string) =>

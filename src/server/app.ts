@@ -59,7 +59,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: config.maxBodyBytes,
     // Schemas check requests and never change them: no type coercion, nothing removed, so the proxy
     // forwards exactly the body it was sent.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
   });
   const metrics = createMetrics();
   // Redis mode: jobs go to queue workers and (by default) bitstreams to Redis; embedded mode: threads and files.
