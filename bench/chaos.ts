@@ -451,24 +451,24 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
 
 // -- phase 2: embedded mode, steady load and overrunning jobs --------------------------------------
 
+/** An embedded-mode gateway (one codec thread, filesystem store in `dir`) with the given job timeout. */
+function embeddedGateway(name: string, port: number, dir: string, jobTimeoutMs: number): Proc {
+  const env = {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    VLMPRESS_DATA_DIR: dir,
+    VLMPRESS_WORKER_THREADS: '1',
+    VLMPRESS_JOB_TIMEOUT_MS: String(jobTimeoutMs),
+    LOG_LEVEL: 'info',
+  };
+  return new Proc(name, process.execPath, [path.join(ROOT, 'dist', 'src', 'server', 'main.js')], env, /Server listening/);
+}
+
 async function embeddedPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: Buffer }): Promise<Proc> {
   const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-chaos-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const gateway = new Proc(
-    'embedded gateway',
-    process.execPath,
-    [path.join(ROOT, 'dist', 'src', 'server', 'main.js')],
-    {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      VLMPRESS_DATA_DIR: dir,
-      VLMPRESS_WORKER_THREADS: '1',
-      VLMPRESS_JOB_TIMEOUT_MS: '10000',
-      LOG_LEVEL: 'info',
-    },
-    /Server listening/,
-  );
+  const gateway = embeddedGateway('embedded gateway', port, dir, 10000);
   try {
     await gateway.start();
     await waitReady(base);
@@ -497,20 +497,7 @@ async function embeddedPhase(image: (i: number) => Promise<Buffer>, bombs: { fla
 
     // Jobs that overrun: a second gateway with a 1.5 s timeout decodes the 2048x2048 bitstream (~3 s).
     await gateway.kill('SIGTERM');
-    const short = new Proc(
-      'embedded gateway (1.5 s job timeout)',
-      process.execPath,
-      [path.join(ROOT, 'dist', 'src', 'server', 'main.js')],
-      {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        VLMPRESS_DATA_DIR: dir,
-        VLMPRESS_WORKER_THREADS: '1',
-        VLMPRESS_JOB_TIMEOUT_MS: '1500',
-        LOG_LEVEL: 'info',
-      },
-      /Server listening/,
-    );
+    const short = embeddedGateway('embedded gateway (1.5 s job timeout)', port, dir, 1500);
     await short.start();
     const timeouts = await Promise.all([0, 1, 2].map(() => post(base, '/decompress', bombs.flat, 'application/vnd.vlmpress')));
     await sleep(10_000);

@@ -217,8 +217,9 @@ describe('Redis mode: outages and dead workers', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('readiness drops a worker killed with SIGKILL within the heartbeat lifetime', async () => {
-    worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
+  /** A real `npm run worker` process on this test's Redis and prefix. */
+  const startWorker = () =>
+    spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
       env: {
         ...process.env,
         REDIS_URL: redis.url,
@@ -229,6 +230,9 @@ describe('Redis mode: outages and dead workers', () => {
       },
       stdio: 'ignore',
     });
+
+  it('readiness drops a worker killed with SIGKILL within the heartbeat lifetime', async () => {
+    worker = startWorker();
     await waitFor('a ready gateway', async () => ((await fetch(`${gw.base}/readyz`)).status === 200 ? true : undefined));
     assert.equal((await compress(gw, png)).status, 200);
     const killedAt = Date.now();
@@ -259,17 +263,7 @@ describe('Redis mode: outages and dead workers', () => {
     assert.equal((await fetch(`${gw.base}/readyz`)).status, 503);
 
     await redis.start();
-    worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'workers', 'worker-main.js')], {
-      env: {
-        ...process.env,
-        REDIS_URL: redis.url,
-        VLMPRESS_REDIS_PREFIX: gw.prefix,
-        VLMPRESS_WORKER_THREADS: '1',
-        VLMPRESS_WORKER_METRICS_PORT: '0',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: 'ignore',
-    });
+    worker = startWorker();
     await waitFor('a ready gateway after the restart', async () => ((await fetch(`${gw.base}/readyz`)).status === 200 ? true : undefined));
     const ok = await compress(gw, png);
     assert.equal(ok.status, 200, await ok.text());
