@@ -5,6 +5,7 @@
  * request sent straight to the fake upstream in the same run.
  *
  *   npm run build && node dist/bench/gateway.js [--duration 10] [--connections 8] [--redis redis://127.0.0.1:6379]
+ *   --only text: the two text-chat rows alone (the proxy's own overhead, with no codec work around it)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,13 +19,19 @@ import { ROOT, sharedFile } from '../test/helpers.js';
 import { table } from './stats.js';
 import { benchArgs } from './cli-args.js';
 
-const values = benchArgs('node dist/bench/gateway.js [--duration 10] [--connections 8] [--redis redis://127.0.0.1:6379] [--threads 1]', {
+const USAGE = 'node dist/bench/gateway.js [--duration 10] [--connections 8] [--redis redis://127.0.0.1:6379] [--threads 1] [--only text]';
+const values = benchArgs(USAGE, {
   duration: { type: 'string', default: '10' },
+  only: { type: 'string' },
   connections: { type: 'string', default: '8' },
   redis: { type: 'string' },
   threads: { type: 'string', default: '1' },
 });
 const duration = Number(values.duration);
+if (values.only !== undefined && values.only !== 'text') {
+  process.stderr.write(`--only takes "text" (the text-chat hop alone)\nusage: ${USAGE}\n`);
+  process.exit(2);
+}
 const connections = Number(values.connections);
 
 /** Start a gateway or worker process; it is ready when `probe` says so (logs stay at warn, as in production). */
@@ -101,6 +108,18 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
 
+    const textChat = JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: 'Say something.' }] });
+    const rows: (string | number)[][] = [['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'requests', 'failures']];
+    rows.push(await run({ name: 'upstream direct, text chat (baseline)', url: `${upstream.url}/chat/completions`, bodies: [textChat] }));
+    rows.push(await run({ name: 'proxy, text chat (gateway overhead)', url: `${base}/v1/chat/completions`, bodies: [textChat] }));
+    const header = `gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`;
+    const textSummary = () =>
+      `proxy text-chat throughput = ${((rows[2]![1] as number) / (rows[1]![1] as number)).toFixed(3)} x the upstream alone; p50 latency added = ${((rows[2]![2] as number) - (rows[1]![2] as number)).toFixed(2)} ms`;
+    if (values.only === 'text') {
+      console.log(`${header}\n${table(rows)}\n${textSummary()}`);
+      return;
+    }
+
     // Inputs: 256x256 photo crops at distinct offsets, so every request encodes and every bitstream
     // differs (one-pixel variants would often give the same bitstream and hit the decode cache).
     const photo = sharp(sharedFile('data', 'kodak', 'kodim23.png'));
@@ -110,7 +129,6 @@ async function main(): Promise<void> {
       const top = (Math.floor(v / 512) * 61 + v * 11) % (512 - 256);
       variants.push((await photo.clone().extract({ left, top, width: 256, height: 256 }).png().toBuffer()).toString('base64'));
     }
-    const textChat = JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: 'Say something.' }] });
     const imageChat = (b64: string) =>
       JSON.stringify({
         model: 'fake-vlm',
@@ -134,9 +152,6 @@ async function main(): Promise<void> {
     await probe.arrayBuffer();
     const policyNote = `proxied images: ${probe.headers.get('x-vlmpress-policy')} (${probe.headers.get('x-vlmpress-compressed-bytes')} bytes)`;
 
-    const rows: (string | number)[][] = [['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'requests', 'failures']];
-    rows.push(await run({ name: 'upstream direct, text chat (baseline)', url: `${upstream.url}/chat/completions`, bodies: [textChat] }));
-    rows.push(await run({ name: 'proxy, text chat (gateway overhead)', url: `${base}/v1/chat/completions`, bodies: [textChat] }));
     rows.push(
       await run({
         name: '/compress 256x256, cache hit',
@@ -204,17 +219,11 @@ async function main(): Promise<void> {
         connections: 1,
       }),
     );
-    console.log(
-      `gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`,
-    );
+    console.log(header);
     console.log(policyNote);
     if (redisNote) console.log(redisNote);
     console.log(table(rows));
-    const baseRps = rows[1]![1] as number;
-    const proxyRps = rows[2]![1] as number;
-    console.log(
-      `proxy text-chat throughput = ${(proxyRps / baseRps).toFixed(3)} x the upstream alone; p50 latency added = ${((rows[2]![2] as number) - (rows[1]![2] as number)).toFixed(2)} ms`,
-    );
+    console.log(textSummary());
     const cachedRps = rows[6]![1] as number;
     const uncachedRps = rows[7]![1] as number;
     console.log(`repeated image: ${(cachedRps / uncachedRps).toFixed(2)} x the throughput with the decode cache than without`);

@@ -87,7 +87,7 @@ npm run --silent lint
 suite_done "lint and format"
 
 # Deployment files: helm lint + kubeconform, promtool on live scrapes, the release the Dockerfiles
-# build run as they run it. Also builds .tools/bin/helm, which a node test uses.
+# build run as they run it. Also installs .tools/bin/helm, which a node test uses.
 echo "== deployment files (scripts/validate-deploy.sh) =="
 ./scripts/validate-deploy.sh
 suite_done "deployment files"

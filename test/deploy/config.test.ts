@@ -145,7 +145,7 @@ describe('deployment: configuration names', () => {
 describe('deployment: KEDA counts the lists BullMQ fills', () => {
   it('the ScaledObject names the wait and active lists, and a queued job sits in the wait list', async (t) => {
     if (!existsSync(HELM)) {
-      t.skip('helm is not built yet (scripts/validate-deploy.sh builds .tools/bin/helm)');
+      t.skip('helm is not installed yet (scripts/validate-deploy.sh puts it in .tools/bin/helm)');
       return;
     }
     // A gateway with no worker: its job stays queued.
