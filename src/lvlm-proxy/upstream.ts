@@ -2,27 +2,36 @@
  * Talking to an upstream backend: forward a request with the backend's credentials and send its
  * answer back unchanged (status, body bytes, content type: JSON, SSE streams and errors alike).
  * A client that goes away aborts the upstream request, so no tokens are generated for nobody.
+ *
+ * The client is undici's `request` on one keep-alive agent, not the global `fetch`: fetch wraps every
+ * body in a WHATWG stream and every call in abort signals and transferables, which was half the CPU
+ * of a text-only proxied request (docs/gateway.md, "Text-only hop").
  */
-import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import { HttpError } from '../http/http-error.js';
 import type { Backend } from './backends.js';
 
 /** Headers from the client that mean something to an OpenAI-compatible server. */
 const FORWARD_REQUEST_HEADERS = ['accept', 'openai-organization', 'openai-project', 'openai-beta', 'x-request-id', 'idempotency-key'];
-/** Response headers that do not describe the bytes we relay (fetch already removed the transfer coding). */
+/** Response headers that do not describe the bytes we relay (hop-by-hop, framing, cookies). */
 const DROP_RESPONSE_HEADERS = new Set([
   'connection',
   'keep-alive',
   'transfer-encoding',
   'content-length',
-  'content-encoding',
   'proxy-authenticate',
   'upgrade',
   'trailer',
   'te',
   'set-cookie',
 ]);
+
+/**
+ * One connection pool per backend origin, kept alive between requests. Streams may run for minutes,
+ * so the body has no idle timeout; the time to the response headers is bounded per call.
+ */
+const agent = new Agent({ keepAliveTimeout: 30_000, bodyTimeout: 0, connections: 256 });
 
 export interface UpstreamCall {
   backend: Backend;
@@ -38,7 +47,10 @@ export interface UpstreamCall {
   signal?: AbortSignal;
 }
 
-export async function callUpstream(call: UpstreamCall): Promise<Response> {
+/** The backend's answer: its status and headers, and its body not read yet. */
+export type UpstreamResponse = Dispatcher.ResponseData;
+
+export async function callUpstream(call: UpstreamCall): Promise<UpstreamResponse> {
   const headers: Record<string, string> = { 'user-agent': 'vlmpress-proxy/0.1' };
   for (const name of FORWARD_REQUEST_HEADERS) {
     const v = call.clientHeaders?.[name];
@@ -48,50 +60,36 @@ export async function callUpstream(call: UpstreamCall): Promise<Response> {
   if (call.backend.apiKey) headers['authorization'] = `Bearer ${call.backend.apiKey}`;
   else if (call.clientAuthorization) headers['authorization'] = call.clientAuthorization;
 
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(call.signal?.reason);
-  call.signal?.addEventListener('abort', onAbort, { once: true });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, call.timeoutMs);
   try {
-    return await fetch(`${call.backend.url}${call.path}`, {
+    return await request(`${call.backend.url}${call.path}`, {
+      dispatcher: agent,
       method: call.method,
       headers,
       ...(call.body !== undefined ? { body: call.body } : {}),
-      signal: controller.signal,
-      redirect: 'manual',
+      ...(call.signal ? { signal: call.signal } : {}),
+      headersTimeout: call.timeoutMs,
     });
   } catch (e) {
-    if (timedOut) throw new HttpError(504, 'upstream_timeout', `backend ${call.backend.name} did not answer within ${call.timeoutMs} ms`);
+    if (e instanceof undiciErrors.HeadersTimeoutError)
+      throw new HttpError(504, 'upstream_timeout', `backend ${call.backend.name} did not answer within ${call.timeoutMs} ms`);
     if (call.signal?.aborted) throw new HttpError(499, 'client_closed_request', 'the client closed the connection');
-    throw new HttpError(
-      502,
-      'upstream_unavailable',
-      `backend ${call.backend.name} is unreachable: ${((e as Error).cause as Error | undefined)?.message ?? (e as Error).message}`,
-    );
-  } finally {
-    clearTimeout(timer);
-    call.signal?.removeEventListener('abort', onAbort);
+    throw new HttpError(502, 'upstream_unavailable', `backend ${call.backend.name} is unreachable: ${(e as Error).message}`);
   }
 }
 
 /** Relay an upstream response: same status, same body bytes, streamed as they arrive. */
-export async function relayResponse(reply: FastifyReply, res: Response): Promise<FastifyReply> {
-  void reply.status(res.status);
-  res.headers.forEach((value, name) => {
-    if (!DROP_RESPONSE_HEADERS.has(name)) void reply.header(name, value);
-  });
-  if (!res.body) return reply.send();
-  if ((res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+export async function relayResponse(reply: FastifyReply, res: UpstreamResponse): Promise<FastifyReply> {
+  void reply.status(res.statusCode);
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value !== undefined && !DROP_RESPONSE_HEADERS.has(name)) void reply.header(name, value);
+  }
+  if (String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
     // Streams are relayed chunk by chunk; proxies in front of us must not buffer them either.
     void reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
-    return reply.send(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>));
+    return reply.send(res.body);
   }
   // A complete answer is relayed in one piece: the same bytes, with less per-chunk work than a stream.
-  return res.arrayBuffer().then((body) => reply.send(Buffer.from(body)));
+  return res.body.arrayBuffer().then((body) => reply.send(Buffer.from(body)));
 }
 
 /** An AbortSignal that fires when the client disconnects before the response is complete. */

@@ -12,7 +12,7 @@ import { compressImage, dataUrl, decodeBitstream, readImageReference, storeClien
 import type { Backend } from '../lvlm-proxy/backends.js';
 import { errors, REQUEST_SETTINGS, settingHeader, vlmpressField } from './schemas.js';
 import { chatPromptText, findImageParts, findResponsesImageParts, responsesPromptText, type ImageSlot } from '../lvlm-proxy/image-parts.js';
-import { callUpstream, clientGone, relayResponse } from '../lvlm-proxy/upstream.js';
+import { callUpstream, clientGone, relayResponse, type UpstreamResponse } from '../lvlm-proxy/upstream.js';
 
 interface ImageReport {
   id: string;
@@ -151,7 +151,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     }
 
     const t0 = performance.now();
-    let res: Response;
+    let res: UpstreamResponse;
     try {
       res = await callUpstream({
         backend,
@@ -167,7 +167,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
       observe(backend, api.route, 'error', t0);
       throw e;
     }
-    observe(backend, api.route, String(res.status), t0);
+    observe(backend, api.route, String(res.statusCode), t0);
     return relayResponse(reply, res);
   }
 
@@ -279,7 +279,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
               clientAuthorization: clientAuthorization(req),
               clientHeaders: req.headers,
             });
-            observe(backend, 'models', String(res.status), t0);
+            observe(backend, 'models', String(res.statusCode), t0);
             return { backend, res };
           } catch (e) {
             observe(backend, 'models', 'error', t0);
@@ -296,14 +296,14 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
       const data: Record<string, unknown>[] = [];
       for (const a of answers) {
         let models: Record<string, unknown>[] = [];
-        if (a.res?.ok) {
-          const json = (await a.res.json().catch(() => null)) as { data?: unknown } | null;
+        if (a.res && a.res.statusCode >= 200 && a.res.statusCode < 300) {
+          const json = (await a.res.body.json().catch(() => null)) as { data?: unknown } | null;
           if (Array.isArray(json?.data))
             models = json.data.filter(
               (m): m is Record<string, unknown> => typeof m === 'object' && m !== null && typeof (m as { id?: unknown }).id === 'string',
             );
         } else {
-          await a.res?.body?.cancel();
+          await a.res?.body.dump();
           models = a.backend.models
             .filter((m) => !m.includes('*'))
             .map((id) => ({ id, object: 'model', created: 0, owned_by: a.backend.name }));
