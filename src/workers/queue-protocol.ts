@@ -3,6 +3,7 @@
  * the keys that carry binary data. Images and bitstreams travel as Redis values with a TTL (binary,
  * not base64 in the job hash or the event stream); jobs and events carry only keys and small JSON.
  */
+import { createHash } from 'node:crypto';
 import type { OutputFormat, ResizeRule } from '../codec/index.js';
 import type { DecodeJobResult, EncodeJobResult, JobOutcome } from './jobs.js';
 
@@ -34,6 +35,46 @@ export type QueueReturn = JobOutcome<EncodeQueueValue | Omit<DecodeJobResult, 'i
   /** encode jobs asked for a reconstruction: the key holding its image */
   reconstructionOutput?: string;
 };
+
+/** JSON with object keys sorted, so equal settings give equal text whatever order they were built in. */
+function sortedJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(sortedJson).join(',')}]`;
+  if (value && typeof value === 'object')
+    return `{${Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, v]) => `${JSON.stringify(k)}:${sortedJson(v)}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
+}
+
+/**
+ * The deduplication id of a job: the same queue, settings and input bytes give the same id on every
+ * gateway, so identical jobs in flight at once run once (BullMQ deduplication) and share the result.
+ */
+export function jobDedupId(queue: QueueName, settings: Record<string, unknown>, input: Uint8Array): string {
+  return createHash('sha256').update(queue).update('\0').update(sortedJson(settings)).update('\0').update(input).digest('hex');
+}
+
+/** Counts the gateways' requests waiting on one deduplicated job; the last to collect its outputs deletes them. */
+export function waitersKey(prefix: string, queue: QueueName, dedupId: string): string {
+  return `${prefix}:waiters:${queue}:${dedupId}`;
+}
+
+/**
+ * KEYS waiters, output, reconstruction output (optional). Reads the outputs and counts this waiter out;
+ * the last one deletes them (outputs are image-sized: they must not wait for their TTL).
+ */
+export const COLLECT_SCRIPT = `local left = redis.call('DECR', KEYS[1])
+local out = {}
+for i = 2, #KEYS do out[i - 1] = redis.call('GET', KEYS[i]) or false end
+if left <= 0 then redis.call('DEL', unpack(KEYS)) end
+return out`;
+
+/** KEYS waiters. Counts a waiter out without collecting (it gave up); returns how many still wait. */
+export const LEAVE_SCRIPT = `local left = redis.call('DECR', KEYS[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) end
+return left`;
 
 export function bullPrefix(prefix: string): string {
   return `${prefix}:bull`;

@@ -2,6 +2,7 @@
  * Redis job driver (REDIS_URL set): the gateway adds encode/decode jobs to BullMQ queues and awaits
  * their results through queue events; `npm run worker` processes run them (queue-worker.ts) with the
  * same processor as the embedded pool. Binary inputs and outputs travel as Redis values with a TTL.
+ * Identical jobs in flight at the same time share one run, across gateways.
  */
 import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, type Job as BullJob } from 'bullmq';
@@ -23,9 +24,13 @@ import {
   blobKey,
   blobTtlSeconds,
   bullPrefix,
+  COLLECT_SCRIPT,
   HEARTBEAT_TTL_MS,
+  jobDedupId,
+  LEAVE_SCRIPT,
   LIVE_SCRIPT,
   QUEUES,
+  waitersKey,
   workerKeys,
   type DecodeQueueData,
   type EncodeQueueData,
@@ -77,21 +82,37 @@ export class QueueRunner implements JobRunner {
     const { redis, prefix, jobTimeoutMs, attempts, backoffMs } = this.options;
     // While Redis is away, answer at once (503 redis_unavailable) instead of queueing commands.
     if (redis.status !== 'ready') throw new RedisUnavailableError(redis.status);
-    const inputKey = blobKey(prefix, randomUUID());
-    await redis.set(inputKey, Buffer.from(input.buffer, input.byteOffset, input.length), 'EX', this.blobTtl);
+    // Identical jobs in flight at once, from any gateway, run once: BullMQ keeps one job per
+    // deduplication id until it finishes, and every request waiting on it is counted, so the last to
+    // collect the outputs deletes them.
+    const dedupId = jobDedupId(queue, data, input);
+    const waiters = waitersKey(prefix, queue, dedupId);
+    const jobId = randomUUID();
+    const inputKey = blobKey(prefix, jobId);
+    await redis
+      .multi()
+      .set(inputKey, Buffer.from(input.buffer, input.byteOffset, input.length), 'EX', this.blobTtl)
+      .incr(waiters)
+      .expire(waiters, this.blobTtl)
+      .exec();
     let job: BullJob | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let counted = true;
     try {
       job = await this.queues[queue].add(
         queue,
         { ...data, input: inputKey },
         {
+          jobId,
+          deduplication: { id: dedupId },
           attempts,
           backoff: { type: 'exponential', delay: backoffMs },
           removeOnComplete: { age: 600, count: 1000 },
           removeOnFail: { age: 24 * 3600, count: 10_000 },
         },
       );
+      // Another request's job runs the same work: ours is not needed, nor its input.
+      if (job.id !== jobId) await redis.del(inputKey);
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new JobTimeoutError(jobTimeoutMs)), jobTimeoutMs);
       });
@@ -101,14 +122,21 @@ export class QueueRunner implements JobRunner {
       });
       const ret = (await Promise.race([finished, timeout])) as QueueReturn;
       if (!ret.ok) throw new CodecError(ret.error.code, ret.error.message, ret.error.details);
-      const output = ret.output ? await redis.getdelBuffer(ret.output) : null;
-      const reconstruction = ret.reconstructionOutput ? await redis.getdelBuffer(ret.reconstructionOutput) : null;
+      const keys = [waiters, ...(ret.output ? [ret.output] : []), ...(ret.reconstructionOutput ? [ret.reconstructionOutput] : [])];
+      const collected = (await redis.callBuffer('EVAL', COLLECT_SCRIPT, keys.length, ...keys)) as (Buffer | null)[];
+      counted = false;
+      const output = ret.output ? (collected[0] ?? null) : null;
+      const reconstruction = ret.reconstructionOutput ? (collected[ret.output ? 1 : 0] ?? null) : null;
       return { value: ret.value as unknown as Record<string, unknown>, output, reconstruction };
     } catch (e) {
-      if (e instanceof JobTimeoutError && job) {
-        // Nobody is waiting any more: drop the job if no worker has taken it yet.
-        await job.remove().catch(() => {});
-        await redis.del(inputKey).catch(() => {});
+      if (counted) {
+        counted = false;
+        const left = (await redis.eval(LEAVE_SCRIPT, 1, waiters).catch(() => 1)) as number;
+        if (e instanceof JobTimeoutError && job && left <= 0) {
+          // Nobody is waiting any more: drop the job if no worker has taken it yet.
+          await job.remove().catch(() => {});
+          await redis.del(inputKey).catch(() => {});
+        }
       }
       throw e;
     } finally {
