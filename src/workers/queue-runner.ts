@@ -97,7 +97,7 @@ export class QueueRunner implements JobRunner {
       .exec();
     let job: BullJob | undefined;
     let timer: NodeJS.Timeout | undefined;
-    let counted = true;
+    let ret: QueueReturn;
     try {
       job = await this.queues[queue].add(
         queue,
@@ -120,28 +120,27 @@ export class QueueRunner implements JobRunner {
         // The job itself failed in a worker (every attempt): our fault, reported as such.
         throw new Error(`${queue} job failed in the worker: ${e.message}`);
       });
-      const ret = (await Promise.race([finished, timeout])) as QueueReturn;
-      if (!ret.ok) throw new CodecError(ret.error.code, ret.error.message, ret.error.details);
-      const keys = [waiters, ...(ret.output ? [ret.output] : []), ...(ret.reconstructionOutput ? [ret.reconstructionOutput] : [])];
-      const collected = (await redis.callBuffer('EVAL', COLLECT_SCRIPT, keys.length, ...keys)) as (Buffer | null)[];
-      counted = false;
-      const output = ret.output ? (collected[0] ?? null) : null;
-      const reconstruction = ret.reconstructionOutput ? (collected[ret.output ? 1 : 0] ?? null) : null;
-      return { value: ret.value as unknown as Record<string, unknown>, output, reconstruction };
+      ret = (await Promise.race([finished, timeout])) as QueueReturn;
     } catch (e) {
-      if (counted) {
-        counted = false;
-        const left = (await redis.eval(LEAVE_SCRIPT, 1, waiters).catch(() => 1)) as number;
-        if (e instanceof JobTimeoutError && job && left <= 0) {
-          // Nobody is waiting any more: drop the job if no worker has taken it yet.
-          await job.remove().catch(() => {});
-          await redis.del(inputKey).catch(() => {});
-        }
+      const left = (await redis.eval(LEAVE_SCRIPT, 1, waiters).catch(() => 1)) as number;
+      if (e instanceof JobTimeoutError && job && left <= 0) {
+        // Nobody is waiting any more: drop the job if no worker has taken it yet.
+        await job.remove().catch(() => {});
+        await redis.del(inputKey).catch(() => {});
       }
       throw e;
     } finally {
       clearTimeout(timer);
     }
+    if (!ret.ok) {
+      await redis.eval(LEAVE_SCRIPT, 1, waiters).catch(() => {});
+      throw new CodecError(ret.error.code, ret.error.message, ret.error.details);
+    }
+    const keys = [waiters, ...(ret.output ? [ret.output] : []), ...(ret.reconstructionOutput ? [ret.reconstructionOutput] : [])];
+    const collected = (await redis.callBuffer('EVAL', COLLECT_SCRIPT, keys.length, ...keys)) as (Buffer | null)[];
+    const output = ret.output ? (collected[0] ?? null) : null;
+    const reconstruction = ret.reconstructionOutput ? (collected[ret.output ? 1 : 0] ?? null) : null;
+    return { value: ret.value as unknown as Record<string, unknown>, output, reconstruction };
   }
 
   async encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult> {
