@@ -87,6 +87,19 @@ export async function decodeImage(input: Uint8Array, maxPixels = DEFAULT_MAX_PIX
   }
 }
 
+/** An image's displayed size from its header alone (EXIF rotation applied), or null when unreadable. */
+export async function imageSize(input: Uint8Array): Promise<{ width: number; height: number } | null> {
+  try {
+    const meta = await sharp(input, { limitInputPixels: false, pages: 1 }).metadata();
+    const width = meta.width ?? 0;
+    const height = meta.pageHeight ?? meta.height ?? 0;
+    if (width < 1 || height < 1) return null;
+    return (meta.orientation ?? 1) >= 5 ? { width: height, height: width } : { width, height };
+  } catch {
+    return null;
+  }
+}
+
 export interface EncodeImageOptions {
   /** JPEG and WebP quality, 1..100 (default 90); PNG is lossless */
   quality?: number;

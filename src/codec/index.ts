@@ -10,6 +10,7 @@ export {
   downscale,
   encodeImage,
   fittedSize,
+  imageSize,
   outputFormatFromName,
   DEFAULT_MAX_PIXELS,
   INPUT_FORMATS,

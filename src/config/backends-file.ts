@@ -16,6 +16,8 @@ export interface BackendSpec {
   /** model names, or `prefix*` patterns; `*` matches every model */
   models: string[];
   default: boolean;
+  /** image tokens per image when a request sets no max_image_tokens (undefined: no limit) */
+  maxImageTokens?: number;
 }
 
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
@@ -55,7 +57,11 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
       else if (!env[keyEnv]) problems.push(`${where(i, 'api_key_env')}: environment variable ${keyEnv} is not set`);
       else apiKey = env[keyEnv];
     }
+    const maxImageTokens = b['max_image_tokens'];
+    if (maxImageTokens !== undefined && !(Number.isSafeInteger(maxImageTokens) && (maxImageTokens as number) >= 1))
+      problems.push(`${where(i, 'max_image_tokens')} must be a positive integer`);
     out.push({
+      ...(typeof maxImageTokens === 'number' && maxImageTokens >= 1 ? { maxImageTokens } : {}),
       name: String(name),
       url,
       apiKey,

@@ -60,13 +60,17 @@ export interface GatewayConfig {
   backends: BackendSpec[];
   /** resolution profile of the one-backend shortcut (VLMPRESS_UPSTREAM_URL) */
   upstreamProfile: ResolutionProfile;
+  /** its image-token budget per image when a request sets none (0: no limit) */
+  upstreamMaxImageTokens: number;
   upstreamTimeoutMs: number;
   /** image URL fetching: byte cap, timeout, and an allowlist of non-public CIDRs (tests only) */
   fetchMaxBytes: number;
   fetchTimeoutMs: number;
   fetchAllowCidrs: string[];
-  /** format of the reconstruction forwarded upstream (png keeps it exact) */
+  /** format of the reconstruction forwarded upstream (WebP: the LVLM APIs take it, and it costs less than PNG) */
   proxyImageFormat: 'png' | 'webp' | 'jpeg';
+  /** WebP/JPEG quality of that copy (calibrated: docs/gateway.md, "The upstream copy") */
+  proxyImageQuality: number;
   /** images one proxied request may carry */
   proxyMaxImages: number;
   /** bytes of decoded reconstructions kept in memory for repeated images (0 = none kept) */
@@ -180,13 +184,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     backendsFile,
     backends,
     upstreamProfile: oneOf('VLMPRESS_UPSTREAM_PROFILE', RESOLUTION_PROFILES, 'openai'),
+    upstreamMaxImageTokens: int('VLMPRESS_UPSTREAM_MAX_IMAGE_TOKENS', 0, 0, 1_000_000),
     upstreamTimeoutMs: int('VLMPRESS_UPSTREAM_TIMEOUT_MS', 300_000, 100, 3_600_000),
     fetchMaxBytes: int('VLMPRESS_FETCH_MAX_BYTES', maxBodyBytes, 1024, 2 ** 30),
     fetchTimeoutMs: int('VLMPRESS_FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
     fetchAllowCidrs,
     proxyMaxImages: int('VLMPRESS_PROXY_MAX_IMAGES', 32, 1, 1000),
     decodeCacheBytes: int('VLMPRESS_DECODE_CACHE_MB', 64, 0, 65536) * 2 ** 20,
-    proxyImageFormat: oneOf('VLMPRESS_PROXY_IMAGE_FORMAT', ['png', 'webp', 'jpeg'] as const, 'png'),
+    proxyImageFormat: oneOf('VLMPRESS_PROXY_IMAGE_FORMAT', ['png', 'webp', 'jpeg'] as const, 'webp'),
+    proxyImageQuality: int('VLMPRESS_PROXY_IMAGE_QUALITY', 90, 1, 100),
     logLevel,
   };
   if (problems.length) throw new ConfigError(problems);

@@ -33,6 +33,7 @@ export function backendsFrom(config: GatewayConfig): Backends {
       url: config.upstreamUrl,
       apiKey: config.upstreamApiKey,
       profile: config.upstreamProfile,
+      ...(config.upstreamMaxImageTokens ? { maxImageTokens: config.upstreamMaxImageTokens } : {}),
       models: ['*'],
       default: !list.some((b) => b.default),
     });

@@ -25,11 +25,16 @@ export function createMetrics() {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    bytesIn: new Counter({ name: 'vlmpress_image_bytes_in_total', help: 'Bytes of original images received', registers: [registry] }),
-    bytesOut: new Counter({ name: 'vlmpress_bitstream_bytes_out_total', help: 'Bytes of bitstreams produced', registers: [registry] }),
-    bytesSaved: new Counter({
-      name: 'vlmpress_bytes_saved_total',
-      help: 'Original bytes minus bitstream bytes, summed over encoded images',
+    imageBytes: new Counter({
+      name: 'vlmpress_image_bytes_total',
+      help: 'Image bytes per image handled, by route (compress, proxy) and stage: client (what the client sent, or what its URL served), stored (the bitstream kept), upstream (the image sent to the LVLM backend, before base64). Savings are client minus stored or upstream, and can be negative',
+      labelNames: ['route', 'stage'] as const,
+      registers: [registry],
+    }),
+    imageTokens: new Counter({
+      name: 'vlmpress_image_tokens_total',
+      help: "Image tokens the backend bills by its profile's published rule, for the client's image and for the image sent (proxy; profiles with a known rule)",
+      labelNames: ['profile', 'stage'] as const,
       registers: [registry],
     }),
     quality: new Histogram({

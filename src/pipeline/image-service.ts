@@ -3,11 +3,11 @@
  * or an already-compressed vlmpress data URL) into bytes, and `compressImage`: decide, encode and
  * store an image (once per identical image + settings + model), and decode it for forwarding.
  */
-import { isCodecError, looksLikeContainer, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
+import { imageSize, isCodecError, looksLikeContainer, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
 import { imageStats } from '../policy/image-stats.js';
 import { decidePolicy, needsImageStats, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { cacheKey, type StoredMeta } from '../store/bitstream-store.js';
-import type { DecodeJobResult } from '../workers/jobs.js';
+import type { ClientCopy, DecodeJobResult } from '../workers/jobs.js';
 import type { GatewayContext } from './context.js';
 import { DecodeCache } from './decode-cache.js';
 import { codecErrorStatus, HttpError } from '../http/http-error.js';
@@ -27,8 +27,11 @@ function base64Bytes(b64: string, field: string): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
-/** Resolve what a client sent as an image: bytes inline, bytes behind a URL, or a vlmpress bitstream. */
-export async function readImageReference(ctx: GatewayContext, text: string, field: string): Promise<ImageReference> {
+/**
+ * Resolve what a client sent as an image: bytes inline, bytes behind a URL, or a vlmpress bitstream.
+ * `urlOnly`: the field is a URL by its API's definition (the proxy's image_url), so bare base64 is refused.
+ */
+export async function readImageReference(ctx: GatewayContext, text: string, field: string, urlOnly = false): Promise<ImageReference> {
   if (isFetchableUrl(text)) {
     try {
       const got = await fetchImageUrl(text, {
@@ -52,7 +55,7 @@ export async function readImageReference(ctx: GatewayContext, text: string, fiel
     if (m[1]?.toLowerCase() === BITSTREAM_MIME) return { kind: 'bitstream', bytes };
     return { kind: 'image', bytes, origin: 'inline' };
   }
-  if (/^[a-z][a-z0-9+.-]*:/i.test(text)) {
+  if (urlOnly || /^[a-z][a-z0-9+.-]*:/i.test(text)) {
     throw new HttpError(400, 'invalid_image_url', `${field}: only data URLs and http(s) URLs are accepted`);
   }
   const bytes = base64Bytes(text, field);
@@ -79,14 +82,21 @@ export interface CompressOutcome {
   timings: Record<string, number>;
 }
 
-/** An encode that ran here: the stored outcome and, when the job made one, its reconstruction. */
-type EncodeRun = { outcome: CompressOutcome; reconstruction?: DecodeJobResult };
+/** An encode that ran here: the stored outcome and, when the job made them, its reconstruction and client copy. */
+type EncodeRun = { outcome: CompressOutcome; reconstruction?: DecodeJobResult; clientCopy?: ClientCopy };
+
+/** A reconstruction as a file: its format, and its quality for the lossy ones (WebP, JPEG). */
+export interface ReconstructionFile {
+  format: OutputFormat;
+  quality: number;
+}
 
 async function compressAndStore(
   ctx: GatewayContext,
   image: Uint8Array,
   policy: PolicyDecision,
-  reconstruction?: OutputFormat,
+  reconstruction?: ReconstructionFile,
+  upstreamLimit?: number,
 ): Promise<EncodeRun> {
   const model = ctx.defaultModel();
   const settings = {
@@ -97,18 +107,16 @@ async function compressAndStore(
     ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}),
   };
   const key = cacheKey(image, settings);
-  ctx.metrics.bytesIn.inc(image.length);
   const id = await ctx.store.lookup(key);
   const hit = id ? await ctx.store.get(id) : null;
   if (hit && id) {
     ctx.metrics.cacheHits.inc();
-    ctx.metrics.bytesSaved.inc(Math.max(0, image.length - hit.bitstream.length));
     return { outcome: { id, ...hit, cached: true, probes: 0, timings: {} } };
   }
   // Identical images arriving together (a retried request, parallel chats) share one encode.
   const running = ctx.encodesInFlight.get(key);
   if (running) return running;
-  const work = encodeAndStore(ctx, image, policy, key, reconstruction).finally(() => ctx.encodesInFlight.delete(key));
+  const work = encodeAndStore(ctx, image, policy, key, reconstruction, upstreamLimit).finally(() => ctx.encodesInFlight.delete(key));
   ctx.encodesInFlight.set(key, work);
   return work;
 }
@@ -118,7 +126,8 @@ async function encodeAndStore(
   image: Uint8Array,
   policy: PolicyDecision,
   key: string,
-  reconstruction?: OutputFormat,
+  reconstruction?: ReconstructionFile,
+  upstreamLimit?: number,
 ): Promise<EncodeRun> {
   const r = await ctx.runner.encode({
     image,
@@ -126,7 +135,8 @@ async function encodeAndStore(
     quality: policy.quality,
     resize: policy.resize,
     ...(policy.maxBytes !== undefined ? { maxBytes: policy.maxBytes } : {}),
-    ...(reconstruction ? { reconstruction } : {}),
+    ...(reconstruction ? { reconstruction: reconstruction.format, reconstructionQuality: reconstruction.quality } : {}),
+    ...(upstreamLimit !== undefined ? { upstreamLimit } : {}),
   });
   const meta: StoredMeta = {
     width: r.width,
@@ -139,31 +149,40 @@ async function encodeAndStore(
   const stored = await ctx.store.put(r.bitstream, meta);
   await ctx.store.remember(key, stored);
   ctx.metrics.encodeDuration.observe((r.timings.decodeInputMs + r.timings.encodeMs) / 1000);
-  ctx.metrics.bytesOut.inc(r.bytes);
-  ctx.metrics.bytesSaved.inc(Math.max(0, image.length - r.bytes));
   if (policy.codec === 'learned') ctx.metrics.quality.observe(r.quality);
   ctx.metrics.bpp.observe(r.bpp);
   if (r.reconstruction) {
     ctx.metrics.decodeDuration.observe(r.reconstruction.timings.decodeMs / 1000);
     // The next turn of the conversation finds it in the reconstruction cache.
-    ctx.decodeCache.put(DecodeCache.key(r.bitstream, r.reconstruction.format), r.reconstruction);
+    ctx.decodeCache.put(
+      decodeKey(r.bitstream, { format: r.reconstruction.format, quality: reconstruction?.quality ?? 90 }),
+      r.reconstruction,
+    );
   }
   const outcome = { id: stored, bitstream: r.bitstream, meta, cached: false, probes: r.probes, timings: r.timings };
-  return r.reconstruction ? { outcome, reconstruction: r.reconstruction } : { outcome };
+  return {
+    outcome,
+    ...(r.reconstruction ? { reconstruction: r.reconstruction } : {}),
+    ...(r.clientCopy ? { clientCopy: r.clientCopy } : {}),
+  };
 }
 
 export interface CompressImageRequest {
   image: Uint8Array;
   /** what the client asked for (quality, budget, task, target, prompt, backend profile, detail) */
   policy: PolicyRequest;
-  /** also return the reconstruction in this format (the proxy forwards it) */
-  reconstruction?: OutputFormat;
+  /** also return the reconstruction as this file (the proxy forwards it) */
+  reconstruction?: ReconstructionFile;
+  /** the bytes the client sent for the image, which the proxy must not exceed upstream (EncodeJob.upstreamLimit) */
+  upstreamLimit?: number;
 }
 
 export interface CompressedImage {
   stored: CompressOutcome;
   decision: PolicyDecision;
   reconstruction?: DecodeJobResult;
+  /** made when the reconstruction file was larger than upstreamLimit and a downscaled copy of the client's image was not */
+  clientCopy?: ClientCopy;
 }
 
 /**
@@ -173,24 +192,36 @@ export interface CompressedImage {
  */
 export async function compressImage(
   ctx: GatewayContext,
-  req: CompressImageRequest & { reconstruction: OutputFormat },
+  req: CompressImageRequest & { reconstruction: ReconstructionFile },
 ): Promise<CompressedImage & { reconstruction: DecodeJobResult }>;
 export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage>;
 export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage> {
-  const request = needsImageStats(req.policy) ? { ...req.policy, image: await imageStats(req.image, ctx.config.maxPixels) } : req.policy;
+  let request = needsImageStats(req.policy) ? { ...req.policy, image: await imageStats(req.image, ctx.config.maxPixels) } : req.policy;
+  // A token budget is met by the size the image is encoded at, which depends on its own size.
+  if (request.maxImageTokens !== undefined) {
+    const size = await imageSize(req.image);
+    if (size) request = { ...request, size };
+  }
   const decision = decidePolicy(ctx.config, ctx.policyTable, request);
-  const { outcome: stored, reconstruction } = await compressAndStore(ctx, req.image, decision, req.reconstruction);
+  const run = await compressAndStore(ctx, req.image, decision, req.reconstruction, req.upstreamLimit);
+  const { outcome: stored } = run;
   if (!req.reconstruction) return { stored, decision };
   // Made by the encode job itself when it ran for this request; else through the decode cache.
   const forwarded =
-    reconstruction?.format === req.reconstruction ? reconstruction : await decodeBitstream(ctx, stored.bitstream, req.reconstruction);
-  return { stored, decision, reconstruction: forwarded };
+    run.reconstruction?.format === req.reconstruction.format
+      ? run.reconstruction
+      : await decodeBitstream(ctx, stored.bitstream, req.reconstruction);
+  return { stored, decision, reconstruction: forwarded, ...(run.clientCopy ? { clientCopy: run.clientCopy } : {}) };
+}
+
+function decodeKey(bitstream: Uint8Array, file: ReconstructionFile): string {
+  return DecodeCache.key(bitstream, file.format === 'png' ? 'png' : `${file.format}-q${file.quality}`);
 }
 
 /** Decode through the reconstruction cache: a repeated image (every turn of a chat) is decoded once. */
-export async function decodeBitstream(ctx: GatewayContext, bitstream: Uint8Array, format: OutputFormat): Promise<DecodeJobResult> {
-  return ctx.decodeCache.get(DecodeCache.key(bitstream, format), async () => {
-    const r = await ctx.runner.decode({ bitstream, format });
+export async function decodeBitstream(ctx: GatewayContext, bitstream: Uint8Array, file: ReconstructionFile): Promise<DecodeJobResult> {
+  return ctx.decodeCache.get(decodeKey(bitstream, file), async () => {
+    const r = await ctx.runner.decode({ bitstream, format: file.format, quality: file.quality });
     ctx.metrics.decodeDuration.observe(r.timings.decodeMs / 1000);
     return r;
   });

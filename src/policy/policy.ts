@@ -13,8 +13,12 @@ import { gatewayCodec, type PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail, type ResolutionProfile } from './resolution.js';
 import type { ImageStats } from './image-stats.js';
 import { classifyTask, type TaskClass } from './task-classifier.js';
+import { ruleWithinTokens } from './tokens.js';
+import { HttpError } from '../http/http-error.js';
 
 export interface PolicyRequest {
+  /** the codec `quality` is for (default learned) */
+  codec?: 'learned' | ClassicalCodec;
   quality?: number;
   maxBytes?: number;
   /** a task hint from the client (general, text/ocr, detail, ...) */
@@ -26,6 +30,10 @@ export interface PolicyRequest {
   profile?: ResolutionProfile;
   /** OpenAI image `detail` */
   detail?: ImageDetail;
+  /** image tokens the backend may bill for this image, by its profile's rule (tokens.ts) */
+  maxImageTokens?: number;
+  /** the image's size, when the decision needs it (a token budget) */
+  size?: { width: number; height: number };
   /** cheap statistics of the image (image-stats.ts), for requests whose words say nothing */
   image?: ImageStats | null;
 }
@@ -54,18 +62,22 @@ export interface PolicySettings {
 
 export function decidePolicy(config: PolicySettings, table: PolicyTable | null, req: PolicyRequest): PolicyDecision {
   const profile = req.profile ?? 'none';
-  const { rule, note } = resizeRuleFor(profile, req.detail, config.maxSide);
+  const view = resizeRuleFor(profile, req.detail, config.maxSide);
+  const { rule, note } =
+    req.maxImageTokens !== undefined && req.size ? withinTokens(view, profile, req, req.maxImageTokens, req.size) : view;
   const { taskClass, reason: why } = classifyTask(req);
   const budget = req.maxBytes !== undefined ? { maxBytes: req.maxBytes } : {};
   const budgetNote = req.maxBytes !== undefined ? `; then the highest quality up to that within ${req.maxBytes} bytes` : '';
   const base = { codec: 'learned' as const, resize: rule, taskClass, profile, ...budget };
   if (req.quality !== undefined) {
+    const codec = req.codec ?? 'learned';
     return {
       ...base,
+      codec,
       quality: req.quality,
       source: 'request',
       target: null,
-      reason: `quality ${req.quality} set by the request${budgetNote}; size: ${note}`,
+      reason: `${codec === 'learned' ? '' : `${codec} `}quality ${req.quality} set by the request${budgetNote}; size: ${note}`,
     };
   }
   const target = req.target ?? table?.defaultTarget ?? config.defaultTarget;
@@ -95,6 +107,27 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
     source: 'default',
     target: null,
     reason: `task ${taskClass} (${why}); ${table ? `the policy table has no ${taskClass} entry for target ${target}` : 'no policy table for this model'}: default quality ${config.defaultQuality} (VLMPRESS_DEFAULT_QUALITY)${budgetNote}; size: ${note}`,
+  };
+}
+
+/** The profile's view, made smaller when the image would cost more tokens than the budget allows. */
+function withinTokens(
+  view: { rule: ResizeRule; note: string },
+  profile: ResolutionProfile,
+  req: PolicyRequest,
+  budget: number,
+  size: { width: number; height: number },
+): { rule: ResizeRule; note: string } {
+  const fit = ruleWithinTokens(profile, size.width, size.height, view.rule, req.detail, budget);
+  if (!fit)
+    throw new HttpError(422, 'token_budget_too_small', `max_image_tokens ${budget} is below what profile ${profile} bills for any image`, {
+      maxImageTokens: budget,
+      profile,
+    });
+  if (fit.rule === view.rule) return { rule: view.rule, note: `${view.note} (${fit.tokens ?? 'unknown'} tokens, within ${budget})` };
+  return {
+    rule: fit.rule,
+    note: `${view.note}, then long side ${fit.rule.maxLongSide} to stay within ${budget} image tokens (${fit.tokens})`,
   };
 }
 

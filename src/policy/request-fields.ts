@@ -1,9 +1,13 @@
 /** Reading a client's policy fields (quality, max_bytes, task, target, prompt) with clear 400s for bad values. */
+import { CLASSICAL_CODECS, type ClassicalCodec } from '../codec/index.js';
 import { HttpError } from '../http/http-error.js';
 import type { PolicyRequest } from './policy.js';
 import { TASK_HINTS } from './task-classifier.js';
 
 export const PROMPT_MAX_LENGTH = 100_000;
+/** The codecs a request may name for its `quality`, and the classical codecs' quality scale (sharp's). */
+export const REQUEST_CODECS = ['learned', ...CLASSICAL_CODECS] as const;
+export const CLASSICAL_QUALITY_MAX = 100;
 
 export function parseNumber(name: string, raw: unknown, integer: boolean, min: number, max: number): number | undefined {
   if (raw === undefined || raw === null || raw === '') return undefined;
@@ -21,15 +25,31 @@ export function parseText(name: string, raw: unknown, maxLength: number): string
   return raw;
 }
 
-/** quality / max_bytes / task / target / prompt from form fields, a JSON body or proxy options. */
+/** codec / quality / max_bytes / task / target / prompt from form fields, a JSON body or proxy options. */
 export function policyRequest(fields: Record<string, unknown>, levels: number, targets: string[]): PolicyRequest {
   const req: PolicyRequest = {};
-  const quality = parseNumber('quality', fields['quality'], false, 1, levels);
+  // Quality is on the named codec's own scale, so what an answer reports can be sent back as it is.
+  const codec = parseText('codec', fields['codec'], 16);
+  if (codec !== undefined && !(REQUEST_CODECS as readonly string[]).includes(codec))
+    throw new HttpError(400, 'invalid_request', `codec must be one of ${REQUEST_CODECS.join(', ')}`);
+  const classical = codec !== undefined && codec !== 'learned';
+  const quality = classical
+    ? parseNumber(`quality for codec ${codec}`, fields['quality'], true, 1, CLASSICAL_QUALITY_MAX)
+    : parseNumber(`quality for the learned codec (or name codec ${CLASSICAL_CODECS.join('/')})`, fields['quality'], false, 1, levels);
+  if (codec !== undefined && quality === undefined)
+    throw new HttpError(
+      400,
+      'invalid_request',
+      `codec ${codec} needs a quality (${classical ? `an integer from 1 to ${CLASSICAL_QUALITY_MAX}` : `1 to ${levels}`}); without codec and quality the policy chooses both`,
+    );
+  if (codec !== undefined) req.codec = codec as 'learned' | ClassicalCodec;
   const maxBytes = parseNumber('max_bytes', fields['max_bytes'], true, 1, Number.MAX_SAFE_INTEGER);
+  const maxImageTokens = parseNumber('max_image_tokens', fields['max_image_tokens'], true, 1, 1_000_000);
   const task = parseText('task', fields['task'], 64);
   const prompt = parseText('prompt', fields['prompt'], PROMPT_MAX_LENGTH);
   if (quality !== undefined) req.quality = quality;
   if (maxBytes !== undefined) req.maxBytes = maxBytes;
+  if (maxImageTokens !== undefined) req.maxImageTokens = maxImageTokens;
   if (task !== undefined) {
     if (!TASK_HINTS.includes(task.toLowerCase()))
       throw new HttpError(400, 'invalid_request', `task must be one of ${TASK_HINTS.join(', ')}`);

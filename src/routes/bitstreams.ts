@@ -46,7 +46,8 @@ export async function bitstreamRoutes(app: FastifyInstance, ctx: GatewayContext)
     },
   );
 
-  const decodeTo = (bitstream: Uint8Array, format: OutputFormat) => decodeBitstream(ctx, bitstream, format);
+  // WebP and JPEG at quality 90, the codec's default for reconstruction files.
+  const decodeTo = (bitstream: Uint8Array, format: OutputFormat) => decodeBitstream(ctx, bitstream, { format, quality: 90 });
 
   app.get<{ Params: { id: string }; Querystring: { format?: string } }>(
     '/bitstreams/:id/image',

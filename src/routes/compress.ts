@@ -1,11 +1,15 @@
 /** POST /compress: an image in (multipart, or JSON with base64, a data URL or an http(s) URL), a stored bitstream out (JSON summary or the bytes). */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { looksLikeContainer } from '../codec/index.js';
 import { policyHeader } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { binaryBody, BODY_DOCS, compressResult, errors, policyFields } from './schemas.js';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { BITSTREAM_MIME, compressImage, readImageReference } from '../pipeline/image-service.js';
+
+const alreadyCompressed = () =>
+  new HttpError(400, 'already_compressed', 'image is a vlmpress bitstream already; use POST /decompress to decode it');
 
 async function readInput(ctx: GatewayContext, req: FastifyRequest): Promise<{ image: Uint8Array; fields: Record<string, unknown> }> {
   const fields: Record<string, unknown> = {};
@@ -20,6 +24,7 @@ async function readInput(ctx: GatewayContext, req: FastifyRequest): Promise<{ im
       }
     }
     if (!image) throw new HttpError(400, 'invalid_request', 'multipart body needs a file field "image"');
+    if (looksLikeContainer(image)) throw alreadyCompressed();
     return { image, fields };
   }
   if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
@@ -32,8 +37,7 @@ async function readInput(ctx: GatewayContext, req: FastifyRequest): Promise<{ im
   if (typeof fields['image'] !== 'string')
     throw new HttpError(400, 'invalid_request', 'JSON body needs "image" (base64, a data URL or an http(s) URL)');
   const ref = await readImageReference(ctx, fields['image'], 'image');
-  if (ref.kind === 'bitstream')
-    throw new HttpError(400, 'already_compressed', 'image is a vlmpress bitstream already; use POST /decompress to decode it');
+  if (ref.kind === 'bitstream') throw alreadyCompressed();
   return { image: ref.bytes, fields };
 }
 
@@ -73,8 +77,11 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
         policy: policyRequest(fields, model.levels, ctx.targets),
       });
       const { meta, bitstream } = out;
+      ctx.metrics.imageBytes.inc({ route: 'compress', stage: 'client' }, image.length);
+      ctx.metrics.imageBytes.inc({ route: 'compress', stage: 'stored' }, bitstream.length);
       void reply
         .header('x-vlmpress-id', out.id)
+        .header('x-vlmpress-codec', policy.codec)
         .header('x-vlmpress-quality', String(meta.quality))
         .header('x-vlmpress-bytes', String(bitstream.length))
         .header('x-vlmpress-policy', policyHeader(policy));
@@ -87,6 +94,7 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
         id: out.id,
         bytes: bitstream.length,
         bpp: (8 * bitstream.length) / (meta.width * meta.height),
+        codec: policy.codec,
         quality: meta.quality,
         width: meta.width,
         height: meta.height,

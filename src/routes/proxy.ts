@@ -10,17 +10,33 @@ import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { compressImage, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../pipeline/image-service.js';
 import type { Backend } from '../lvlm-proxy/backends.js';
+import type { ResolutionProfile } from '../policy/resolution.js';
+import { imageTokens } from '../policy/tokens.js';
 import { errors, REQUEST_SETTINGS, settingHeader, vlmpressField } from './schemas.js';
 import { chatPromptText, findImageParts, findResponsesImageParts, responsesPromptText, type ImageSlot } from '../lvlm-proxy/image-parts.js';
 import { callUpstream, clientGone, relayResponse, type UpstreamResponse } from '../lvlm-proxy/upstream.js';
 
 interface ImageReport {
   id: string;
-  originalBytes: number;
+  /** the bytes the client sent for the image (or its URL served) */
+  clientBytes: number;
+  /** the stored bitstream */
   compressedBytes: number;
+  /** the image sent to the backend (before base64) */
+  upstreamBytes: number;
+  /** what was sent: the reconstruction, the client's image downscaled, or the client's image as it came */
+  upstream: 'reconstruction' | 'client_resized' | 'client';
+  /** its format (png, webp, jpeg, or the client's own) */
+  upstreamFormat: string;
   quality: number;
   how: 'encoded' | 'cached' | 'client_bitstream';
+  /** image tokens by the backend profile's rule (null: no known rule) */
+  clientTokens: number | null;
+  upstreamTokens: number | null;
 }
+
+/** Formats every major LVLM API accepts: a client image in one of them can be forwarded as it came. */
+const UPSTREAM_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif']);
 
 /**
  * Per-request settings: `vlmpress: {...}` in the body (its shape checked by the route schema, removed
@@ -45,42 +61,91 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
   async function rewriteImage(
     url: string,
     field: string,
-    request: PolicyRequest,
+    request: PolicyRequest & { profile: ResolutionProfile },
   ): Promise<{ url: string; report: ImageReport; policy: PolicyDecision }> {
-    const format = ctx.config.proxyImageFormat;
-    const ref = await readImageReference(ctx, url, field);
+    const file = { format: ctx.config.proxyImageFormat, quality: ctx.config.proxyImageQuality };
+    const ref = await readImageReference(ctx, url, field, true);
+    const tokens = (w: number, h: number) => imageTokens(request.profile, w, h, request.detail);
     return withField(field, async () => {
       if (ref.kind === 'bitstream') {
         // Compressed by the client already: decode, never re-encode (the decision is only reported).
+        // The backend cannot read a bitstream, so its reconstruction goes, whatever its size.
         const policy = decidePolicy(ctx.config, ctx.policyTable, request);
-        const decoded = await decodeBitstream(ctx, ref.bytes, format);
+        const decoded = await decodeBitstream(ctx, ref.bytes, file);
         const id = await storeClientBitstream(ctx, ref.bytes, decoded);
+        const t = tokens(decoded.width, decoded.height);
         return {
-          url: dataUrl(format, decoded.image),
+          url: dataUrl(file.format, decoded.image),
           policy,
           report: {
             id,
-            originalBytes: ref.bytes.length,
+            clientBytes: ref.bytes.length,
             compressedBytes: ref.bytes.length,
+            upstreamBytes: decoded.image.length,
+            upstream: 'reconstruction',
+            upstreamFormat: file.format,
             quality: decoded.quality,
             how: 'client_bitstream',
+            clientTokens: t,
+            upstreamTokens: t,
           },
         };
       }
+      const clientBytes = ref.bytes.length;
       const {
         stored: out,
         decision: policy,
         reconstruction: decoded,
-      } = await compressImage(ctx, { image: ref.bytes, policy: request, reconstruction: format });
+        clientCopy,
+      } = await compressImage(ctx, { image: ref.bytes, policy: request, reconstruction: file, upstreamLimit: clientBytes });
+      const source = out.meta.source;
+      const base = {
+        id: out.id,
+        clientBytes,
+        compressedBytes: out.bitstream.length,
+        quality: out.meta.quality,
+        how: out.cached ? ('cached' as const) : ('encoded' as const),
+        clientTokens: tokens(source.width, source.height),
+      };
+      // Never more bytes upstream than the client sent: the reconstruction when it is not larger,
+      // else the client's image downscaled to the backend's view when that is smaller, else the
+      // client's image as it came (when the APIs take its format).
+      if (decoded.image.length <= clientBytes || !UPSTREAM_FORMATS.has(source.format)) {
+        return {
+          url: dataUrl(file.format, decoded.image),
+          policy,
+          report: {
+            ...base,
+            upstreamBytes: decoded.image.length,
+            upstream: 'reconstruction',
+            upstreamFormat: file.format,
+            upstreamTokens: tokens(decoded.width, decoded.height),
+          },
+        };
+      }
+      const why = `the reconstruction as ${file.format} (${decoded.image.length} B) is larger than the ${clientBytes} B sent`;
+      if (clientCopy) {
+        return {
+          url: dataUrl(clientCopy.format, clientCopy.image),
+          policy: { ...policy, reason: `${policy.reason}; upstream: the client's image downscaled, ${why}` },
+          report: {
+            ...base,
+            upstreamBytes: clientCopy.image.length,
+            upstream: 'client_resized',
+            upstreamFormat: clientCopy.format,
+            upstreamTokens: tokens(clientCopy.width, clientCopy.height),
+          },
+        };
+      }
       return {
-        url: dataUrl(format, decoded.image),
-        policy,
+        url,
+        policy: { ...policy, reason: `${policy.reason}; upstream: the client's image as sent, ${why}` },
         report: {
-          id: out.id,
-          originalBytes: ref.bytes.length,
-          compressedBytes: out.bitstream.length,
-          quality: out.meta.quality,
-          how: out.cached ? 'cached' : 'encoded',
+          ...base,
+          upstreamBytes: clientBytes,
+          upstream: 'client',
+          upstreamFormat: source.format,
+          upstreamTokens: base.clientTokens,
         },
       };
     });
@@ -118,26 +183,57 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     // One decision per image: the backend's view depends on each image's `detail`, the class may on its content.
     const results = await Promise.all(
       slots.map((s) =>
-        rewriteImage(s.url, s.field, { ...options, prompt, profile: backend.profile, ...(s.detail ? { detail: s.detail } : {}) }),
+        rewriteImage(s.url, s.field, {
+          ...options,
+          prompt,
+          profile: backend.profile,
+          ...(s.detail ? { detail: s.detail } : {}),
+          ...(options.maxImageTokens === undefined && backend.maxImageTokens ? { maxImageTokens: backend.maxImageTokens } : {}),
+        }),
       ),
     );
     const policies = results.map((r) => r.policy);
     results.forEach((r, i) => {
       slots[i]!.set(r.url);
-      ctx.metrics.proxyImages.inc({ how: r.report.how });
+      const { report } = r;
+      ctx.metrics.proxyImages.inc({ how: report.how });
+      ctx.metrics.imageBytes.inc({ route: 'proxy', stage: 'client' }, report.clientBytes);
+      ctx.metrics.imageBytes.inc({ route: 'proxy', stage: 'stored' }, report.compressedBytes);
+      ctx.metrics.imageBytes.inc({ route: 'proxy', stage: 'upstream' }, report.upstreamBytes);
+      if (report.clientTokens !== null && report.upstreamTokens !== null) {
+        ctx.metrics.imageTokens.inc({ profile: backend.profile, stage: 'client' }, report.clientTokens);
+        ctx.metrics.imageTokens.inc({ profile: backend.profile, stage: 'upstream' }, report.upstreamTokens);
+      }
     });
 
     void reply.header('x-vlmpress-backend', backend.name).header('x-vlmpress-images', String(results.length));
     if (results.length) {
-      const list = (f: (r: ImageReport) => string | number) => results.map((r) => String(f(r.report))).join(',');
+      // One value per image, in the order of the request's image parts.
+      const list = (f: (r: ImageReport) => string | number | null) => results.map((r) => String(f(r.report) ?? 'unknown')).join(',');
       void reply
         .header(
           'x-vlmpress-original-bytes',
-          list((r) => r.originalBytes),
+          list((r) => r.clientBytes),
         )
         .header(
           'x-vlmpress-compressed-bytes',
           list((r) => r.compressedBytes),
+        )
+        .header(
+          'x-vlmpress-upstream-bytes',
+          list((r) => r.upstreamBytes),
+        )
+        .header(
+          'x-vlmpress-upstream',
+          list((r) => `${r.upstream}/${r.upstreamFormat}`),
+        )
+        .header(
+          'x-vlmpress-original-tokens',
+          list((r) => r.clientTokens),
+        )
+        .header(
+          'x-vlmpress-upstream-tokens',
+          list((r) => r.upstreamTokens),
         )
         .header(
           'x-vlmpress-quality',
@@ -183,7 +279,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
   const headerList = REQUEST_SETTINGS.map((f) => '`' + settingHeader(f) + '`').join(', ');
   const settings =
     `Settings: headers ${headerList}, or a body field \`vlmpress: {${REQUEST_SETTINGS.join(', ')}}\` (removed before forwarding). ` +
-    'The backend is chosen by `model`; its answer (JSON, SSE stream or error) comes back unchanged, with `x-vlmpress-*` headers listing original bytes, compressed bytes, quality and bitstream id per image.';
+    'The backend is chosen by `model`; its answer (JSON, SSE stream or error) comes back unchanged, with `x-vlmpress-*` headers listing, per image, the bytes the client sent, stored and sent upstream, what was sent, the image tokens of the client image and of what was sent, codec quality and bitstream id.';
 
   app.post(
     '/v1/chat/completions',
@@ -191,7 +287,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
       schema: {
         tags: ['lvlm proxy'],
         summary: 'OpenAI-compatible chat completions with every image compressed',
-        description: `Every \`image_url\` part (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; \`data:application/vnd.vlmpress;base64,...\` parts are decoded without re-encoding. ${settings}`,
+        description: `Every \`image_url\` part (data URL or http(s) URL) is compressed, stored, decoded and replaced by a copy of its reconstruction in an accepted format (never more bytes than the client sent: else the client's image goes, downscaled or as it came); \`data:application/vnd.vlmpress;base64,...\` parts are decoded without re-encoding. ${settings}`,
         body: {
           type: 'object',
           required: ['model', 'messages'],
@@ -227,7 +323,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
       schema: {
         tags: ['lvlm proxy'],
         summary: 'OpenAI-compatible Responses API with every image compressed',
-        description: `Every \`input_image\` part given by \`image_url\` (data URL or http(s) URL) is compressed, stored, decoded and replaced by its reconstruction; \`data:application/vnd.vlmpress;base64,...\` images are decoded without re-encoding; images given by \`file_id\` pass through untouched. ${settings}`,
+        description: `Every \`input_image\` part given by \`image_url\` (data URL or http(s) URL) is compressed, stored, decoded and replaced by a copy of its reconstruction in an accepted format (never more bytes than the client sent: else the client's image goes, downscaled or as it came); \`data:application/vnd.vlmpress;base64,...\` images are decoded without re-encoding; images given by \`file_id\` pass through untouched. ${settings}`,
         body: {
           type: 'object',
           required: ['model', 'input'],

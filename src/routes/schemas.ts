@@ -2,7 +2,8 @@
  * Schemas shared by the route definitions. Request schemas validate (server/openapi.ts: no coercion,
  * nothing removed, so the proxy forwards exactly what it was sent); response schemas document.
  */
-import { PROMPT_MAX_LENGTH } from '../policy/request-fields.js';
+import { CLASSICAL_CODECS } from '../codec/index.js';
+import { CLASSICAL_QUALITY_MAX, PROMPT_MAX_LENGTH, REQUEST_CODECS } from '../policy/request-fields.js';
 import { TASK_HINTS } from '../policy/task-classifier.js';
 
 export const errorResponse = {
@@ -39,12 +40,12 @@ declare module 'fastify' {
 export const binaryBody = { type: 'string', format: 'binary' } as const;
 
 /** The per-request settings a client may give: /compress fields, the proxy's `vlmpress` body object, and its x-vlmpress-* headers. */
-export const REQUEST_SETTINGS = ['quality', 'max_bytes', 'task', 'target'] as const;
+export const REQUEST_SETTINGS = ['codec', 'quality', 'max_bytes', 'max_image_tokens', 'task', 'target'] as const;
 export type RequestSetting = (typeof REQUEST_SETTINGS)[number];
 
 /** `max_bytes` travels as the header `x-vlmpress-max-bytes`. */
 export function settingHeader(field: RequestSetting): string {
-  return `x-vlmpress-${field.replace('_', '-')}`;
+  return `x-vlmpress-${field.replaceAll('_', '-')}`;
 }
 
 /**
@@ -54,13 +55,23 @@ export function settingHeader(field: RequestSetting): string {
  */
 export function policyFields(levels: number) {
   return {
+    codec: {
+      type: 'string',
+      enum: REQUEST_CODECS,
+      description: `the codec of \`quality\`: learned (the default) or ${CLASSICAL_CODECS.join(', ')}; the answer reports both, so they can be sent back as they came`,
+    },
     quality: {
       type: ['number', 'string'],
       minimum: 1,
-      maximum: levels,
-      description: `codec quality, 1 (smallest) to ${levels}; fractional values allowed`,
+      maximum: CLASSICAL_QUALITY_MAX,
+      description: `quality on the codec's own scale: learned 1 (smallest) to ${levels}, fractional values allowed; ${CLASSICAL_CODECS.join(', ')} integers 1 to ${CLASSICAL_QUALITY_MAX}`,
     },
     max_bytes: { type: ['integer', 'string'], minimum: 1, description: 'byte budget: the highest quality whose bitstream fits' },
+    max_image_tokens: {
+      type: ['integer', 'string'],
+      minimum: 1,
+      description: "image-token budget per image, by the backend profile's billing rule: the largest size within it",
+    },
     task: { type: 'string', maxLength: 64, description: `task hint for the policy: ${TASK_HINTS.join(', ')}` },
     prompt: { type: 'string', maxLength: PROMPT_MAX_LENGTH, description: 'the prompt the image goes with (policy hint)' },
     target: {
@@ -87,7 +98,8 @@ export const compressResult = {
     id: { type: 'string', description: 'SHA-256 of the bitstream (its content address)' },
     bytes: { type: 'integer' },
     bpp: { type: 'number' },
-    quality: { type: 'number' },
+    codec: { type: 'string', description: 'the codec of `quality` (learned, avif, webp, jpeg): send both back for the same encoding' },
+    quality: { type: 'number', description: "on the codec's own scale" },
     width: { type: 'integer' },
     height: { type: 'integer' },
     model: { type: 'object', properties: { name: { type: 'string' }, id: { type: 'string' } } },

@@ -17,6 +17,22 @@ export interface EncodeJob {
   resize: ResizeRule;
   /** also decode the new bitstream to this format in the same job (the proxy forwards it) */
   reconstruction?: OutputFormat;
+  /** WebP and JPEG quality of that reconstruction file (default 90) */
+  reconstructionQuality?: number;
+  /**
+   * The bytes the client sent for this image. When the reconstruction file is larger and the image
+   * was downscaled, the job also encodes the downscaled original the same way (`clientCopy`), for the
+   * proxy to forward instead when that one is smaller than what the client sent.
+   */
+  upstreamLimit?: number;
+}
+
+/** The client's own image, downscaled to the backend's view and encoded as the reconstruction is. */
+export interface ClientCopy {
+  image: Uint8Array;
+  format: OutputFormat;
+  width: number;
+  height: number;
 }
 
 /** The codec's encode result (minus the provider, reported by readiness) plus what the job adds. */
@@ -26,12 +42,16 @@ export interface EncodeJobResult extends Omit<EncodeResult, 'provider'> {
   timings: { decodeInputMs: number; encodeMs: number };
   /** when the job asked for it: the bitstream decoded, as the decode job would have */
   reconstruction?: DecodeJobResult;
+  /** see EncodeJob.upstreamLimit */
+  clientCopy?: ClientCopy;
 }
 
 export interface DecodeJob {
   kind: 'decode';
   bitstream: Uint8Array;
   format: OutputFormat;
+  /** WebP and JPEG quality (default 90) */
+  quality?: number;
 }
 
 export interface DecodeJobResult {

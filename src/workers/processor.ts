@@ -46,8 +46,26 @@ async function encode(codec: Codec, job: EncodeJob): Promise<EncodeJobResult> {
   // One pass per image: the reconstruction comes from the same worker, without a second job or a
   // round trip of the bitstream through the gateway.
   const reconstruction = job.reconstruction
-    ? await decode(codec, { kind: 'decode', bitstream: r.bitstream, format: job.reconstruction })
+    ? await decode(codec, {
+        kind: 'decode',
+        bitstream: r.bitstream,
+        format: job.reconstruction,
+        ...(job.reconstructionQuality !== undefined ? { quality: job.reconstructionQuality } : {}),
+      })
     : undefined;
+  // The upstream copy must not cost more than what the client sent: when the reconstruction file
+  // does, the downscaled original (the backend's view of the client's image) may still cost less.
+  let clientCopy: EncodeJobResult['clientCopy'];
+  if (reconstruction && job.upstreamLimit !== undefined && reconstruction.image.length > job.upstreamLimit && pixels !== input) {
+    const file = await encodeImage(pixels, reconstruction.format, { quality: job.reconstructionQuality ?? 90 });
+    if (file.length < job.upstreamLimit)
+      clientCopy = {
+        image: new Uint8Array(file.buffer, file.byteOffset, file.length),
+        format: reconstruction.format,
+        width: pixels.width,
+        height: pixels.height,
+      };
+  }
   return {
     bitstream: r.bitstream,
     bytes: r.bytes,
@@ -61,13 +79,14 @@ async function encode(codec: Codec, job: EncodeJob): Promise<EncodeJobResult> {
     probes: r.probes,
     timings: { decodeInputMs: t1 - t0, encodeMs: t2 - t1 },
     ...(reconstruction ? { reconstruction } : {}),
+    ...(clientCopy ? { clientCopy } : {}),
   };
 }
 
 async function decode(codec: Codec, job: DecodeJob): Promise<DecodeJobResult> {
   const t0 = performance.now();
   const img = await codec.decode(job.bitstream);
-  const file = await encodeImage(img, job.format);
+  const file = await encodeImage(img, job.format, job.quality !== undefined ? { quality: job.quality } : {});
   return {
     image: new Uint8Array(file.buffer, file.byteOffset, file.length),
     format: job.format,

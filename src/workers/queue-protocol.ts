@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { OutputFormat, ResizeRule } from '../codec/index.js';
-import type { DecodeJobResult, EncodeJobResult, JobOutcome } from './jobs.js';
+import type { ClientCopy, DecodeJobResult, EncodeJobResult, JobOutcome } from './jobs.js';
 
 export const QUEUES = { encode: 'encode', decode: 'decode' } as const;
 export type QueueName = keyof typeof QUEUES;
@@ -18,22 +18,30 @@ export interface EncodeQueueData {
   maxBytes?: number;
   resize: ResizeRule;
   reconstruction?: OutputFormat;
+  reconstructionQuality?: number;
+  upstreamLimit?: number;
 }
 
 export interface DecodeQueueData {
   /** Redis key of the bitstream */
   input: string;
   format: OutputFormat;
+  quality?: number;
 }
 
 /** The job's return value: the result without its binary part, plus the key holding that part. */
 /** An encode result without its binary parts (the bitstream, the reconstruction's image). */
-export type EncodeQueueValue = Omit<EncodeJobResult, 'bitstream' | 'reconstruction'> & { reconstruction?: Omit<DecodeJobResult, 'image'> };
+export type EncodeQueueValue = Omit<EncodeJobResult, 'bitstream' | 'reconstruction' | 'clientCopy'> & {
+  reconstruction?: Omit<DecodeJobResult, 'image'>;
+  clientCopy?: Omit<ClientCopy, 'image'>;
+};
 
 export type QueueReturn = JobOutcome<EncodeQueueValue | Omit<DecodeJobResult, 'image'>> & {
   output?: string;
   /** encode jobs asked for a reconstruction: the key holding its image */
   reconstructionOutput?: string;
+  /** an encode job made a copy of the client's image too: the key holding it */
+  clientCopyOutput?: string;
 };
 
 /** JSON with object keys sorted, so equal settings give equal text whatever order they were built in. */

@@ -77,7 +77,7 @@ export class QueueRunner implements JobRunner {
     queue: QueueName,
     input: Uint8Array,
     data: Omit<EncodeQueueData, 'input'> | Omit<DecodeQueueData, 'input'>,
-  ): Promise<{ value: Record<string, unknown>; output: Buffer | null; reconstruction: Buffer | null }> {
+  ): Promise<{ value: Record<string, unknown>; output: Buffer | null; reconstruction: Buffer | null; clientCopy: Buffer | null }> {
     if (this.closing) throw new ShuttingDownError();
     const { redis, prefix, jobTimeoutMs, attempts, backoffMs } = this.options;
     // While Redis is away, answer at once (503 redis_unavailable) instead of queueing commands.
@@ -136,22 +136,31 @@ export class QueueRunner implements JobRunner {
       await redis.eval(LEAVE_SCRIPT, 1, waiters).catch(() => {});
       throw new CodecError(ret.error.code, ret.error.message, ret.error.details);
     }
-    const keys = [waiters, ...(ret.output ? [ret.output] : []), ...(ret.reconstructionOutput ? [ret.reconstructionOutput] : [])];
-    const collected = (await redis.callBuffer('EVAL', COLLECT_SCRIPT, keys.length, ...keys)) as (Buffer | null)[];
-    const output = ret.output ? (collected[0] ?? null) : null;
-    const reconstruction = ret.reconstructionOutput ? (collected[ret.output ? 1 : 0] ?? null) : null;
-    return { value: ret.value as unknown as Record<string, unknown>, output, reconstruction };
+    // The job's binary outputs, read and (by the last waiter) deleted in one script.
+    const present = [ret.output, ret.reconstructionOutput, ret.clientCopyOutput].filter((k): k is string => k !== undefined);
+    const collected = (await redis.callBuffer('EVAL', COLLECT_SCRIPT, present.length + 1, waiters, ...present)) as (Buffer | null)[];
+    const read = (k: string | undefined) => (k === undefined ? null : (collected[present.indexOf(k)] ?? null));
+    return {
+      value: ret.value as unknown as Record<string, unknown>,
+      output: read(ret.output),
+      reconstruction: read(ret.reconstructionOutput),
+      clientCopy: read(ret.clientCopyOutput),
+    };
   }
 
   async encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult> {
     const { image, ...settings } = job;
-    const { value, output, reconstruction } = await this.run('encode', image, settings);
+    const { value, output, reconstruction, clientCopy } = await this.run('encode', image, settings);
     if (!output) throw new Error('encode job finished but its bitstream expired before it was collected');
-    const { reconstruction: meta, ...rest } = value as unknown as EncodeQueueValue;
+    const { reconstruction: meta, clientCopy: copyMeta, ...rest } = value as unknown as EncodeQueueValue;
     const result: EncodeJobResult = { ...rest, bitstream: new Uint8Array(output) };
     if (meta) {
       if (!reconstruction) throw new Error('encode job finished but its reconstruction expired before it was collected');
       result.reconstruction = { ...meta, image: new Uint8Array(reconstruction) };
+    }
+    if (copyMeta) {
+      if (!clientCopy) throw new Error('encode job finished but its copy of the client image expired before it was collected');
+      result.clientCopy = { ...copyMeta, image: new Uint8Array(clientCopy) };
     }
     return result;
   }

@@ -23,6 +23,7 @@ import {
   workerKeys,
   type DecodeQueueData,
   type EncodeQueueData,
+  type EncodeQueueValue,
   type QueueReturn,
   type WorkerHeartbeat,
 } from './queue-protocol.js';
@@ -134,16 +135,25 @@ export async function startQueueWorker(
       let ret: QueueReturn;
       const output = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-out`);
       if (job.name === QUEUES.encode) {
-        const { bitstream, reconstruction, ...value } = await pool.encode({ ...(data as EncodeQueueData), image: bytes });
+        const { bitstream, reconstruction, clientCopy, ...rest } = await pool.encode({ ...(data as EncodeQueueData), image: bytes });
         await redis.set(output, Buffer.from(bitstream), 'EX', outputTtl);
+        // Image files travel like the bitstream: binary values, their keys in the result.
+        const file = async (name: string, image: Uint8Array) => {
+          const key = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-${name}`);
+          await redis.set(key, Buffer.from(image), 'EX', outputTtl);
+          return key;
+        };
+        const value: EncodeQueueValue = rest;
+        ret = { ok: true, value, output };
         if (reconstruction) {
-          // The reconstruction's pixels travel like the bitstream: a binary value, its key in the result.
           const { image, ...meta } = reconstruction;
-          const reconstructionOutput = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-reconstruction`);
-          await redis.set(reconstructionOutput, Buffer.from(image), 'EX', outputTtl);
-          ret = { ok: true, value: { ...value, reconstruction: meta }, output, reconstructionOutput };
-        } else {
-          ret = { ok: true, value, output };
+          value.reconstruction = meta;
+          ret.reconstructionOutput = await file('reconstruction', image);
+        }
+        if (clientCopy) {
+          const { image, ...meta } = clientCopy;
+          value.clientCopy = meta;
+          ret.clientCopyOutput = await file('client-copy', image);
         }
       } else {
         const { image, ...value } = await pool.decode({ ...(data as DecodeQueueData), bitstream: bytes });

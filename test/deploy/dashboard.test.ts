@@ -117,13 +117,12 @@ describe('deployment: Grafana dashboard and alert rules', () => {
     const used = new Set(exprs.flatMap(metricNames));
     const unknown = [...used].filter((n) => !exported.has(n));
     assert.deepEqual(unknown, [], `dashboard metrics nobody exports: ${unknown.join(', ')}`);
-    // The issue's panels: requests/latency, bytes saved and ratio, bpp/quality, queue and job latency,
+    // The issue's panels: requests/latency, bytes by stage (saved, ratio), image tokens, bpp/quality, queue and job latency,
     // errors, upstream latency.
     for (const need of [
       'vlmpress_http_request_duration_seconds_bucket',
-      'vlmpress_bytes_saved_total',
-      'vlmpress_image_bytes_in_total',
-      'vlmpress_bitstream_bytes_out_total',
+      'vlmpress_image_bytes_total',
+      'vlmpress_image_tokens_total',
       'vlmpress_encode_bits_per_pixel_bucket',
       'vlmpress_encode_quality_bucket',
       'vlmpress_queue_jobs',

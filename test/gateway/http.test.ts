@@ -241,7 +241,7 @@ for (const mode of MODES)
       const text = await (await fetch(`${gw.base}/metrics`)).text();
       for (const name of [
         'vlmpress_http_request_duration_seconds_bucket',
-        'vlmpress_bytes_saved_total',
+        'vlmpress_image_bytes_total',
         'vlmpress_encode_duration_seconds_count',
         'vlmpress_model_info',
         'vlmpress_queue_jobs',

@@ -35,6 +35,32 @@ async function reconstructionSha(gw: TestGateway, id: string): Promise<string> {
   return sha256((await (await sharedCodec()).decode(bitstream)).data);
 }
 
+/**
+ * What went upstream for each image, as the headers say: the reconstruction (its pixels are the
+ * codec's decode of the stored bitstream, through the lossless PNG the tests configure), or, when that
+ * would cost more bytes than the client sent, the client's image exactly as it came.
+ */
+async function checkForwarded(gw: TestGateway, headers: Headers, forwarded: string[], sent: string[]): Promise<string[]> {
+  const kinds = headers.get('x-vlmpress-upstream')!.split(',');
+  const ids = headers.get('x-vlmpress-ids')!.split(',');
+  const upstreamBytes = headers.get('x-vlmpress-upstream-bytes')!.split(',').map(Number);
+  const originalBytes = headers.get('x-vlmpress-original-bytes')!.split(',').map(Number);
+  assert.equal(kinds.length, forwarded.length);
+  for (const [i, url] of forwarded.entries()) {
+    assert.ok(upstreamBytes[i]! <= originalBytes[i]!, `image ${i}: ${upstreamBytes[i]} B upstream for ${originalBytes[i]} B sent`);
+    if (kinds[i] === 'reconstruction/png') {
+      const f = await forwardedPixels(url);
+      assert.equal(f.format, 'png');
+      assert.equal(f.sha, await reconstructionSha(gw, ids[i]!), `image ${i} is the codec's reconstruction of the stored bitstream`);
+      assert.equal(Buffer.from(url.slice(url.indexOf(',') + 1), 'base64').length, upstreamBytes[i]);
+    } else {
+      assert.match(kinds[i]!, /^client\//);
+      assert.equal(url, sent[i], `image ${i} went as the client sent it`);
+    }
+  }
+  return kinds;
+}
+
 function imageParts(body: any): any[] {
   return body.messages.flatMap((m: any) => (Array.isArray(m.content) ? m.content.filter((p: any) => p.type === 'image_url') : []));
 }
@@ -56,11 +82,14 @@ for (const mode of MODES)
         VLMPRESS_UPSTREAM_API_KEY: 'upstream-secret',
         VLMPRESS_API_KEYS: 'gateway-key',
         VLMPRESS_FETCH_ALLOW_CIDRS: '127.0.0.0/8',
+        // Lossless upstream copies, so the tests can compare pixels with the stored bitstream's decode
+        // (the default WebP copy is tested in upstream-copy.test.ts).
+        VLMPRESS_PROXY_IMAGE_FORMAT: 'png',
       });
       client = new OpenAI({ apiKey: 'gateway-key', baseURL: `${gw.base}/v1`, maxRetries: 0 });
       png = await sharp(readShared('data', 'kodak', 'kodim23.png'))
         .extract({ left: 200, top: 100, width: 192, height: 128 })
-        .png()
+        .png({ compressionLevel: 0 }) // uncompressed: the lossless copy of its reconstruction is smaller
         .toBuffer();
       jpeg = await sharp(readShared('data', 'kodak', 'kodim07.png'))
         .resize(200, 150)
@@ -116,12 +145,15 @@ for (const mode of MODES)
       assert.equal(got.body.messages[1].content[0].text, 'What is in these pictures?');
       const parts = imageParts(got.body);
       assert.equal(parts[0].image_url.detail, 'high', 'other image fields are kept');
-      const ids = response.headers.get('x-vlmpress-ids')!.split(',');
-      for (const [i, part] of parts.entries()) {
-        const f = await forwardedPixels(part.image_url.url);
-        assert.equal(f.format, 'png');
-        assert.equal(f.sha, await reconstructionSha(gw, ids[i]!), `image ${i} is the codec's reconstruction of the stored bitstream`);
-      }
+      // The PNG's reconstruction is smaller than the PNG; the small JPEG's lossless reconstruction is
+      // not, so the JPEG goes as the client sent it (its URL).
+      const kinds = await checkForwarded(
+        gw,
+        response.headers,
+        parts.map((p) => p.image_url.url),
+        [dataUrlOf('image/png', png), `${imageBase}/photo.jpg`],
+      );
+      assert.deepEqual(kinds, ['reconstruction/png', 'client/jpeg']);
     });
 
     it('streams server-sent events through as they come', async () => {
@@ -192,7 +224,7 @@ for (const mode of MODES)
       };
       const photo = await sharp(readShared('data', 'kodak', 'kodim05.png'))
         .extract({ left: 64, top: 64, width: 160, height: 120 })
-        .png()
+        .png({ compressionLevel: 0 }) // uncompressed: the lossless copy of its reconstruction is smaller
         .toBuffer();
       const turn = (n: number) => {
         const messages: OpenAI.ChatCompletionMessageParam[] = [
@@ -222,7 +254,7 @@ for (const mode of MODES)
       assert.equal(end.hit + end.shared - afterFirst.hit - afterFirst.shared, 2);
       for (const r of [second, third]) assert.equal(r.response.headers.get('x-vlmpress-ids'), first.response.headers.get('x-vlmpress-ids'));
       for (const got of upstream.received.slice(-2)) assert.equal(imageParts(got.body)[0].image_url.url, firstUrl);
-      assert.equal((await forwardedPixels(firstUrl)).sha, await reconstructionSha(gw, first.response.headers.get('x-vlmpress-ids')!));
+      await checkForwarded(gw, first.response.headers, [firstUrl], [dataUrlOf('image/png', photo)]);
     });
 
     it('takes settings from x-vlmpress-* headers', async () => {
@@ -281,7 +313,7 @@ for (const mode of MODES)
       assert.deepEqual(text, { type: 'input_text', text: 'Read the sign in this photo.' });
       assert.deepEqual(file, { type: 'input_image', file_id: 'file-abc123', detail: 'auto' });
       assert.equal(image.detail, 'low');
-      assert.equal((await forwardedPixels(image.image_url)).sha, await reconstructionSha(gw, response.headers.get('x-vlmpress-ids')!));
+      await checkForwarded(gw, response.headers, [image.image_url], [dataUrlOf('image/png', png)]);
 
       const stream = await client.responses.create({ model: 'fake-vlm', input: input(), stream: true });
       const deltas: string[] = [];

@@ -31,7 +31,10 @@ describe('route schemas', () => {
   it('document the model levels, every request setting, and the bodies they do not validate', async () => {
     const doc = (await (await fetch(`${gw.base}/docs/json`)).json()) as any;
     const compress = doc.paths['/compress'].post.requestBody.content;
-    assert.equal(compress['application/json'].schema.properties.quality.maximum, levels);
+    const { quality, codec } = compress['application/json'].schema.properties;
+    assert.equal(quality.maximum, 100, 'the classical codecs go to 100');
+    assert.match(quality.description, new RegExp(`learned 1 \\(smallest\\) to ${levels}`));
+    assert.deepEqual(codec.enum, ['learned', 'avif', 'webp', 'jpeg']);
     assert.equal(compress['multipart/form-data'].schema.properties.image.format, 'binary');
     assert.equal(doc.paths['/decompress'].post.requestBody.content['application/vnd.vlmpress'].schema.format, 'binary');
     const vlmpress = doc.paths['/v1/chat/completions'].post.requestBody.content['application/json'].schema.properties.vlmpress;
@@ -54,7 +57,7 @@ describe('route schemas', () => {
     assert.equal(bad.status, 400);
     const body = (await bad.json()) as { error: { code: string; message: string } };
     assert.equal(body.error.code, 'invalid_request');
-    assert.match(body.error.message, new RegExp(`quality must be <= ${levels}`));
+    assert.match(body.error.message, new RegExp(`quality for the learned codec .* from 1 to ${levels}`));
     const unknown = await fetch(`${gw.base}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -76,6 +79,81 @@ describe('route schemas', () => {
       body: JSON.stringify({ image: png, quality: '2.5' }),
     });
     assert.equal(ok.status, 200);
+  });
+
+  it('take back the codec and quality an answer reports, and say the range of each codec', async () => {
+    const png = await sharp(readShared('data', 'kodak', 'kodim03.png'))
+      .resize(96, 64)
+      .png()
+      .toBuffer();
+    const compress = (fields: Record<string, unknown>) =>
+      fetch(`${gw.base}/compress`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ image: png.toString('base64'), ...fields }),
+      });
+    const first = (await (await compress({ codec: 'avif', quality: 85 })).json()) as { id: string; codec: string; quality: number };
+    assert.deepEqual([first.codec, first.quality], ['avif', 85]);
+    const again = (await (await compress({ codec: first.codec, quality: first.quality })).json()) as { id: string; cached: boolean };
+    assert.equal(again.id, first.id);
+    assert.equal(again.cached, true);
+    const learned = await compress({ quality: 3 });
+    assert.equal(learned.headers.get('x-vlmpress-codec'), 'learned');
+    const refusals: [Record<string, unknown>, RegExp][] = [
+      [{ quality: 85 }, /quality for the learned codec \(or name codec avif\/webp\/jpeg\) must be a number from 1 to/],
+      [{ codec: 'avif', quality: 101 }, /must be <= 100/],
+      [{ codec: 'webp', quality: 7.5 }, /quality for codec webp must be an integer from 1 to 100/],
+      [{ codec: 'jpeg' }, /codec jpeg needs a quality/],
+      [{ codec: 'heic', quality: 50 }, /codec must be equal to one of the allowed values/],
+    ];
+    for (const [fields, message] of refusals) {
+      const r = await compress(fields);
+      assert.equal(r.status, 400, JSON.stringify(fields));
+      const { error } = (await r.json()) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'invalid_request');
+      assert.match(error.message, message);
+    }
+  });
+
+  it('answer a bitstream uploaded to /compress with already_compressed, in either body', async () => {
+    const png = await sharp(readShared('data', 'kodak', 'kodim03.png'))
+      .resize(64, 64)
+      .png()
+      .toBuffer();
+    const bitstream = Buffer.from(
+      await (
+        await fetch(`${gw.base}/compress`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/vnd.vlmpress' },
+          body: JSON.stringify({ image: png.toString('base64'), quality: 2 }),
+        })
+      ).arrayBuffer(),
+    );
+    const form = new FormData();
+    form.set('image', new Blob([new Uint8Array(bitstream)]), 'a.vlmp');
+    const multipart = await fetch(`${gw.base}/compress`, { method: 'POST', body: form });
+    const json = await fetch(`${gw.base}/compress`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ image: bitstream.toString('base64') }),
+    });
+    for (const r of [multipart, json]) {
+      assert.equal(r.status, 400);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'already_compressed');
+    }
+  });
+
+  it('refuse a proxied image_url that is not a URL with invalid_image_url', async () => {
+    const r = await fetch(`${gw.base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'fake-vlm',
+        messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'notaurl' } }] }],
+      }),
+    });
+    assert.equal(r.status, 400);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'invalid_image_url');
   });
 
   it('never change the body the proxy forwards (no coercion, nothing removed)', async () => {
