@@ -3,19 +3,24 @@
     PYTHONPATH=training:eval .venv/bin/python -m vlmpress_eval.policy \\
         eval/results/imagenet-dev/points.json eval/results/text/points.json ... --out models/vlmp-mbv2-cpu-v1/policy.json
 
-For every task class and target, the lowest vlmpress quality whose measured score — relative to the
+For every task class, measure and target, the lowest quality whose measured score — relative to the
 original's — reaches the target at that quality and at every higher one (so one noisy point cannot
 pick a quality below a failing one). Every other measured codec is costed the same way, so the table
 also says which codec is cheapest for the class; the gateway uses the codecs it can produce.
 
-Task classes and the metrics that must all reach the target:
-- general: top-1 agreement of the teacher and of the unseen classifier (ImageNet photos, Kodak);
-- text: PP-OCRv4 and Tesseract character accuracy (rendered text, photos with text);
-- detail: the general metrics plus MS-SSIM (fine structure, for counting and small things).
+Two measures, and per task class the metrics that must all reach the target:
+- accuracy (targets "0.95", "0.98", "0.99"): the task accuracy the reconstruction keeps relative to
+  the original's — true-label top-1 of the teacher and of the unseen classifier (general; plus MS-SSIM
+  for detail), OCR character accuracy against the true text (text);
+- agreement (targets "agreement:0.95", ...): the strict option — the share of images whose top-1 equals
+  the original's (general, detail), OCR against the engine's reading of the original (text).
 
-The default target is the strictest one every measured class reaches. Each decision carries the
-number of images behind it and, for the agreement metrics (a share of images), a Wilson 95 %
-interval: with a hundred images one flipped photo moves agreement by a point.
+Accuracy decisions also carry the paired 95 % bootstrap interval of the change against the original
+(same images) and whether every interval contains 0 ("within noise"). The default target is the
+mildest accuracy target whose general-class choice is within noise of the original and which every
+measured class reaches: it saves bytes only where the accuracy lost cannot be told from noise. Each
+decision carries the number of images behind it and, for the agreement metrics (a share of images), a
+Wilson 95 % interval: with a hundred images one flipped photo moves agreement by a point.
 """
 
 from __future__ import annotations
@@ -27,12 +32,52 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 CLASSES: dict[str, list[str]] = {
     "general": ["mbv2_agree", "mbv1_agree"],
     "text": ["ocr_paddle", "ocr_tesseract"],
     "detail": ["mbv2_agree", "mbv1_agree", "msssim"],
 }
+#: task accuracy kept, relative to the original's (the default measure)
+ACCURACY: dict[str, list[str]] = {
+    "general": ["mbv2_top1", "mbv1_top1"],
+    "text": ["ocr_paddle", "ocr_tesseract"],
+    "detail": ["mbv2_top1", "mbv1_top1", "msssim"],
+}
+MEASURES: dict[str, dict[str, list[str]]] = {"accuracy": ACCURACY, "agreement": CLASSES}
 TARGETS = (0.95, 0.98, 0.99)
+
+
+def target_key(measure: str, t: float) -> str:
+    return f"{t:.2f}" if measure == "accuracy" else f"{measure}:{t:.2f}"
+
+
+def paired_changes(results: list[dict[str, Any]]) -> dict[tuple[str, str, float], np.ndarray]:
+    """changes[(codec, metric, setting)] = per-image score minus the original's on the same image,
+    pooled over every result file with per-image rows for the metric."""
+    out: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+    for res in results:
+        original: dict[tuple[str, str], float] = {}
+        for r in res.get("rows", []):
+            if r["codec"] == "original":
+                for m, v in r["metrics"].items():
+                    original[(r["image"], m)] = v
+        for r in res.get("rows", []):
+            if r["codec"] == "original":
+                continue
+            for m, v in r["metrics"].items():
+                ref = original.get((r["image"], m))
+                if v is not None and ref is not None:
+                    out[(r["codec"], m, float(r["setting"]))].append(v - ref)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def change_interval(diffs: np.ndarray, resamples: int = 2000, seed: int = 0) -> list[float]:
+    """Mean change and its 95 % bootstrap interval (images resampled together, so pairing is kept)."""
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, len(diffs), (resamples, len(diffs)))].mean(axis=1)
+    return [round(float(diffs.mean()), 4), round(float(np.quantile(means, 0.025)), 4), round(float(np.quantile(means, 0.975)), 4)]
 
 
 def relative_curves(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[float, dict[str, Any]]]]:
@@ -118,27 +163,33 @@ def best_effort(curves: dict[str, Any], metrics: list[str], codecs: list[str]) -
 
 
 def default_target(table: dict[str, Any]) -> str:
-    """The strictest target every measured class reaches with some gateway codec (else the mildest):
-    a default nobody can reach would buy the top setting for every request and still miss."""
+    """The mildest accuracy target that every measured class reaches and whose general-class choice is
+    within noise of the original; else the strictest accuracy target every measured class reaches
+    (else the mildest): a default nobody can reach would buy the top setting and still miss."""
     measured = [e for e in table.values() if "targets" in e and e["targets"]]
-    for t in sorted(TARGETS, reverse=True):
-        if measured and all(e["targets"][f"{t:.2f}"]["reached"] for e in measured):
-            return f"{t:.2f}"
-    return f"{min(TARGETS):.2f}"
+    reached = [t for t in TARGETS if measured and all(e["targets"][target_key("accuracy", t)]["reached"] for e in measured)]
+    general = table.get("general", {}).get("targets", {})
+    for t in sorted(reached):
+        if general.get(target_key("accuracy", t), {}).get("within_noise"):
+            return target_key("accuracy", t)
+    return target_key("accuracy", max(reached) if reached else min(TARGETS))
 
 
 def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: tuple[str, ...] = GATEWAY_CODECS) -> dict[str, Any]:
     curves = relative_curves(results)
+    changes = paired_changes(results)
     if "vlmpress" not in curves:
         raise ValueError("the results contain no vlmpress points")
     table: dict[str, Any] = {}
-    for cls, metrics in CLASSES.items():
-        entry: dict[str, Any] = {"metrics": metrics, "targets": {}}
-        if not all(m in curves["vlmpress"] for m in metrics):
-            entry["missing"] = [m for m in metrics if m not in curves["vlmpress"]]
+    for cls in CLASSES:
+        entry: dict[str, Any] = {"metrics": {measure: classes[cls] for measure, classes in MEASURES.items()}, "targets": {}}
+        needed = sorted({m for classes in MEASURES.values() for m in classes[cls]})
+        if not all(m in curves["vlmpress"] for m in needed):
+            entry["missing"] = [m for m in needed if m not in curves["vlmpress"]]
             table[cls] = entry
             continue
-        for t in TARGETS:
+        for (measure, classes), t in [(mc, t) for mc in MEASURES.items() for t in TARGETS]:
+            metrics = classes[cls]
             by_codec = {c: lowest_reaching(curves[c], metrics, t) for c in curves}
             reached = {c: r for c, r in by_codec.items() if r is not None}
             cheapest = min(reached, key=lambda c: reached[c]["bpp"]) if reached else None
@@ -149,7 +200,9 @@ def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: 
             else:
                 # Nothing the gateway makes reaches the target: the setting that comes closest.
                 choice, pick = best_effort(curves, metrics, [c for c in gateway_codecs if c in curves])
-            entry["targets"][f"{t:.2f}"] = {
+            decided: dict[str, Any] = {
+                "measure": measure,
+                "metrics": metrics,
                 "codec": choice,
                 "quality": pick["setting"],
                 "reached": bool(usable),
@@ -160,12 +213,19 @@ def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: 
                 "cheapest_measured": {"codec": cheapest, **reached[cheapest]} if cheapest else None,
                 "per_codec_bpp": {c: round(r["bpp"], 4) for c, r in sorted(reached.items())},
             }
+            if measure == "accuracy":
+                paired = {
+                    m: changes[(choice, m, float(pick["setting"]))] for m in metrics if (choice, m, float(pick["setting"])) in changes
+                }
+                decided["change_ci95"] = {m: change_interval(d) for m, d in paired.items()}
+                decided["within_noise"] = bool(paired) and all(lo <= 0 <= hi for _, lo, hi in decided["change_ci95"].values())
+            entry["targets"][target_key(measure, t)] = decided
         table[cls] = entry
     return {
         "format": "vlmpress-policy",
-        "format_version": 1,
+        "format_version": 2,
         "model": model,
-        "targets": [f"{t:.2f}" for t in TARGETS],
+        "targets": [target_key(measure, t) for measure in MEASURES for t in TARGETS],
         "default_target": default_target(table),
         "classes": table,
         "built_from": [{"set": r["set"], "images": r["images"], "codecs": r["codecs"], "command": r.get("command")} for r in results],

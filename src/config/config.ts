@@ -166,7 +166,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     maxPixels: int('VLMPRESS_MAX_PIXELS', 40_000_000, 1, 400_000_000),
     defaultQuality: num('VLMPRESS_DEFAULT_QUALITY', 4, 1, 8),
     policyFile: str('VLMPRESS_POLICY_FILE'),
-    defaultTarget: oneOf('VLMPRESS_DEFAULT_TARGET', ['0.95', '0.98', '0.99'] as const, '0.98'),
+    defaultTarget: oneOf(
+      'VLMPRESS_DEFAULT_TARGET',
+      ['0.95', '0.98', '0.99', 'agreement:0.95', 'agreement:0.98', 'agreement:0.99'] as const,
+      '0.98',
+    ),
     maxSide,
     maxDecodePixels: int('VLMPRESS_MAX_DECODE_PIXELS', maxSide * maxSide, 1, 400_000_000),
     workerThreads,

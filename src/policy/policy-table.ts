@@ -2,12 +2,17 @@
  * The calibrated policy of a model package (`models/<name>/policy.json`, built by
  * `eval/vlmpress_eval/policy.py` from measured rate–accuracy curves): for each task class and
  * target, the quality to encode at. A table built for another model is refused, never half-used.
+ * Targets are `0.98` (task accuracy kept, relative to the original's) or `agreement:0.98` (the share
+ * of the original's predictions kept: the strict option); version 1 tables had only agreement targets.
  */
 import { readFile } from 'node:fs/promises';
 import { CLASSICAL_CODECS, type ClassicalCodec } from '../codec/index.js';
 import { TASK_CLASSES, type TaskClass } from './task-classifier.js';
 
 export interface PolicyEntry {
+  /** what the target measures, and the metrics that reach it */
+  measure: TargetMeasure;
+  metrics: string[];
   codec: string;
   quality: number;
   /** false: no measured quality reached the target; the entry holds the top quality */
@@ -20,7 +25,16 @@ export interface PolicyTable {
   modelId: string;
   targets: string[];
   defaultTarget: string;
-  classes: Partial<Record<TaskClass, { metrics: string[]; targets: Record<string, PolicyEntry> }>>;
+  classes: Partial<Record<TaskClass, { targets: Record<string, PolicyEntry> }>>;
+}
+
+export type TargetMeasure = 'accuracy' | 'agreement';
+
+/** `0.98` → accuracy 0.98; `agreement:0.98` → agreement 0.98; anything else null. */
+export function parseTarget(key: string): { measure: TargetMeasure; value: number } | null {
+  const [measure, value] = key.startsWith('agreement:') ? (['agreement', key.slice(10)] as const) : (['accuracy', key] as const);
+  const v = Number(value);
+  return /^\d(\.\d+)?$/.test(value) && v > 0 && v <= 1 ? { measure, value: v } : null;
 }
 
 /** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it (sharp). */
@@ -39,7 +53,12 @@ interface RawPolicyFile {
   model?: { id?: unknown };
   targets?: unknown;
   default_target?: unknown;
-  classes?: Partial<Record<string, { missing?: unknown; metrics?: string[]; targets?: Record<string, Partial<PolicyEntry> | undefined> }>>;
+  classes?: Partial<
+    Record<
+      string,
+      { missing?: unknown; metrics?: string[] | Record<string, string[]>; targets?: Record<string, Partial<PolicyEntry> | undefined> }
+    >
+  >;
 }
 
 export function parsePolicyTable(raw: unknown, modelId: string, where: string): PolicyTable {
@@ -47,20 +66,25 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
     throw new PolicyTableError(`${where}: ${m}`);
   };
   const o = (raw ?? {}) as RawPolicyFile;
-  if (o.format !== 'vlmpress-policy' || o.format_version !== 1) fail('not a vlmpress-policy version 1 file');
+  const version = o.format_version;
+  if (o.format !== 'vlmpress-policy' || (version !== 1 && version !== 2)) fail('not a vlmpress-policy version 1 or 2 file');
   if (o.model?.id !== modelId) fail(`built for model ${String(o.model?.id ?? '?')}, not ${modelId}`);
   const raws = o.targets;
-  if (!Array.isArray(raws) || !raws.every((t) => typeof t === 'string' && Number(t) > 0 && Number(t) <= 1))
-    fail('targets must be strings like "0.98"');
-  const targets = raws as string[];
-  const defaultTarget = o.default_target;
-  if (typeof defaultTarget !== 'string' || !targets.includes(defaultTarget)) return fail('default_target must be one of targets');
+  if (!Array.isArray(raws) || !raws.every((t) => typeof t === 'string' && parseTarget(t) && (version === 2 || !t.includes(':'))))
+    fail('targets must be strings like "0.98" or "agreement:0.98"');
+  // Version 1 targets meant agreement; they are keyed as such so that a request's meaning never changes.
+  const key = (t: string) => (version === 1 ? `agreement:${t}` : t);
+  const targets = (raws as string[]).map(key);
+  const defaultTarget = typeof o.default_target === 'string' ? key(o.default_target) : undefined;
+  if (defaultTarget === undefined || !targets.includes(defaultTarget)) return fail('default_target must be one of targets');
   const classes: PolicyTable['classes'] = {};
   for (const c of TASK_CLASSES) {
     const entry = o.classes?.[c];
     if (!entry || entry.missing) continue; // a class the evaluation did not measure falls back to the default
-    for (const t of targets) {
-      const e = entry.targets?.[t];
+    const entries: Record<string, PolicyEntry> = {};
+    for (const raw of raws as string[]) {
+      const t = key(raw);
+      const e = entry.targets?.[raw];
       if (typeof e?.quality !== 'number' || !(e.quality >= 1) || typeof e.codec !== 'string')
         return fail(`classes.${c}.targets.${t} needs codec and quality`);
       // A codec this gateway cannot make would otherwise fall back silently, with a wrong reason.
@@ -68,8 +92,11 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
         fail(
           `classes.${c}.targets.${t}: unknown codec "${e.codec}" (known: vlmpress, ${CLASSICAL_CODECS.map((k) => `sharp-${k}`).join(', ')})`,
         );
+      const measure = parseTarget(t)!.measure;
+      const metrics = Array.isArray(entry.metrics) ? entry.metrics : (entry.metrics?.[measure] ?? []);
+      entries[t] = { ...(e as PolicyEntry), measure, metrics: e.metrics ?? metrics };
     }
-    classes[c] = { metrics: entry.metrics ?? [], targets: entry.targets as Record<string, PolicyEntry> };
+    classes[c] = { targets: entries };
   }
   return { modelId, targets, defaultTarget, classes };
 }

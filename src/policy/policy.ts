@@ -9,7 +9,7 @@
  * The decision and its reason go back to the client.
  */
 import type { ClassicalCodec, ResizeRule } from '../codec/index.js';
-import { gatewayCodec, type PolicyTable } from './policy-table.js';
+import { gatewayCodec, parseTarget, type PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail, type ResolutionProfile } from './resolution.js';
 import type { ImageStats } from './image-stats.js';
 import { classifyTask, type TaskClass } from './task-classifier.js';
@@ -84,9 +84,11 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
   const entry = table?.classes[taskClass]?.targets[target];
   const codec = entry ? gatewayCodec(entry.codec) : undefined;
   if (entry && codec) {
+    const percent = `${Math.round((parseTarget(target)?.value ?? 0) * 1000) / 10}%`;
+    const kept = entry.measure === 'accuracy' ? 'task accuracy' : 'predictions (agreement)';
     const measured = entry.reached
-      ? `measured to keep ${Number(target) * 100}% of the original's ${table!.classes[taskClass]!.metrics.join(' and ')}`
-      : `nothing measured reaches ${Number(target) * 100}%: the setting that comes closest`;
+      ? `measured to keep ${percent} of the original's ${kept}: ${entry.metrics.join(' and ')}`
+      : `nothing measured keeps ${percent} of the original's ${kept}: the setting that comes closest`;
     const what =
       codec === 'learned'
         ? `quality ${entry.quality}`

@@ -2,6 +2,7 @@
 import { CLASSICAL_CODECS, type ClassicalCodec } from '../codec/index.js';
 import { HttpError } from '../http/http-error.js';
 import type { PolicyRequest } from './policy.js';
+import { parseTarget } from './policy-table.js';
 import { TASK_HINTS } from './task-classifier.js';
 
 export const PROMPT_MAX_LENGTH = 100_000;
@@ -57,16 +58,16 @@ export function policyRequest(fields: Record<string, unknown>, levels: number, t
   }
   const target = fields['target'];
   if (target !== undefined && target !== null && target !== '') {
-    // Accept 0.98, "0.98" or "98%"; the table's targets are the only meaningful values.
-    const t =
-      typeof target === 'number'
-        ? target
-        : typeof target === 'string'
-          ? target.trim().endsWith('%')
-            ? Number(target.trim().slice(0, -1)) / 100
-            : Number(target)
-          : NaN;
-    const match = targets.find((x) => Math.abs(Number(x) - t) < 1e-9);
+    // Accept 0.98, "0.98" or "98%" (task accuracy kept), "agreement:0.98" or "agreement:98%" (the
+    // share of the original's predictions kept); the table's targets are the only meaningful values.
+    const text = typeof target === 'number' ? String(target) : typeof target === 'string' ? target.trim() : '';
+    const agreement = text.startsWith('agreement:');
+    const number = agreement ? text.slice(10).trim() : text;
+    const t = number.endsWith('%') ? Number(number.slice(0, -1)) / 100 : number ? Number(number) : NaN;
+    const match = targets.find((x) => {
+      const parsed = parseTarget(x);
+      return parsed !== null && (parsed.measure === 'agreement') === agreement && Math.abs(parsed.value - t) < 1e-9;
+    });
     if (!match) throw new HttpError(400, 'invalid_request', `target must be one of ${targets.join(', ')}`);
     req.target = match;
   }

@@ -76,7 +76,8 @@ export function policyFields(levels: number) {
     prompt: { type: 'string', maxLength: PROMPT_MAX_LENGTH, description: 'the prompt the image goes with (policy hint)' },
     target: {
       type: ['number', 'string'],
-      description: 'accuracy target of the policy table, e.g. 0.95, "0.98" or "99%"',
+      description:
+        'target of the policy table: task accuracy kept relative to the original, e.g. 0.95, "0.98" or "99%"; or the strict share of the original\'s predictions kept, "agreement:0.98"',
     },
   } as const;
 }

@@ -113,7 +113,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     defaultModel: () => model,
     backends,
     policyTable,
-    targets: policyTable?.targets ?? ['0.95', '0.98', '0.99'],
+    targets: policyTable?.targets ?? ['0.95', '0.98', '0.99', 'agreement:0.95', 'agreement:0.98', 'agreement:0.99'],
     async readiness() {
       const checks = await runner.health();
       checks['store'] = { ok: true, detail: store.kind };

@@ -80,16 +80,23 @@ describe('backend resolution profiles', () => {
 const MODEL_ID = 'a'.repeat(64);
 function table(modelId = MODEL_ID) {
   const entry = (quality: number, reached = true) => ({ codec: 'vlmpress', quality, reached, bpp: 0.3, scores: { mbv1_agree: 0.981 } });
+  const metrics = (accuracy: string[], agreement: string[]) => ({ accuracy, agreement });
   return {
     format: 'vlmpress-policy',
-    format_version: 1,
+    format_version: 2,
     model: { name: 'm', id: modelId },
-    targets: ['0.95', '0.98', '0.99'],
+    targets: ['0.95', '0.98', '0.99', 'agreement:0.98'],
     default_target: '0.98',
     classes: {
-      general: { metrics: ['mbv2_agree', 'mbv1_agree'], targets: { '0.95': entry(2), '0.98': entry(3), '0.99': entry(5) } },
-      text: { metrics: ['ocr_paddle'], targets: { '0.95': entry(5), '0.98': entry(6.5), '0.99': { ...entry(80), codec: 'sharp-webp' } } },
-      detail: { metrics: ['msssim'], missing: ['msssim'] },
+      general: {
+        metrics: metrics(['mbv2_top1', 'mbv1_top1'], ['mbv2_agree', 'mbv1_agree']),
+        targets: { '0.95': entry(2), '0.98': entry(3), '0.99': entry(5), 'agreement:0.98': entry(7) },
+      },
+      text: {
+        metrics: metrics(['ocr_paddle'], ['ocr_paddle']),
+        targets: { '0.95': entry(5), '0.98': entry(6.5), '0.99': { ...entry(80), codec: 'sharp-webp' }, 'agreement:0.98': entry(7.5) },
+      },
+      detail: { metrics: metrics(['msssim'], ['msssim']), missing: ['msssim'] },
     },
   };
 }
@@ -103,6 +110,13 @@ describe('policy decisions', () => {
     assert.match(d.reason, /prompt mentions "Read"/);
     assert.equal(decidePolicy(config, t, { prompt: 'What is this?', target: '0.95' }).quality, 2);
     assert.equal(decidePolicy(config, t, { prompt: 'What is this?', target: '0.99' }).quality, 5);
+    const strict = decidePolicy(config, t, { prompt: 'What is this?', target: 'agreement:0.98' });
+    assert.deepEqual([strict.quality, strict.target], [7, 'agreement:0.98']);
+    assert.match(strict.reason, /keep 98% of the original's predictions \(agreement\): mbv2_agree and mbv1_agree/);
+    assert.match(
+      decidePolicy(config, t, { prompt: 'What is this?' }).reason,
+      /keep 98% of the original's task accuracy: mbv2_top1 and mbv1_top1/,
+    );
     const webp = decidePolicy(config, t, { task: 'ocr', target: '0.99' });
     assert.deepEqual([webp.codec, webp.quality], ['webp', 80]);
     assert.match(webp.reason, /webp quality 80 \(measured cheaper than the learned codec for text\)/);
@@ -122,6 +136,26 @@ describe('policy decisions', () => {
     const detail = decidePolicy(config, t, { prompt: 'How many birds?' });
     assert.deepEqual([detail.source, detail.quality], ['default', 4]);
     assert.deepEqual(decidePolicy(config, null, {}).source, 'default');
+  });
+  it('reads a version 1 table as agreement targets, so a request means what it meant', () => {
+    const v1 = {
+      ...table(),
+      format_version: 1,
+      targets: ['0.95', '0.98'],
+      classes: {
+        general: {
+          metrics: ['mbv2_agree'],
+          targets: {
+            '0.95': { codec: 'vlmpress', quality: 4, reached: true, bpp: 1, scores: null },
+            '0.98': { codec: 'vlmpress', quality: 6, reached: true, bpp: 1, scores: null },
+          },
+        },
+      },
+    };
+    const old = parsePolicyTable(v1, MODEL_ID, 'v1.json');
+    assert.deepEqual([old.targets, old.defaultTarget], [['agreement:0.95', 'agreement:0.98'], 'agreement:0.98']);
+    assert.equal(decidePolicy(config, old, { task: 'general' }).quality, 6);
+    assert.deepEqual(old.classes.general!.targets['agreement:0.95']!.metrics, ['mbv2_agree']);
   });
   it('refuses a table built for another model', () => {
     assert.throws(() => parsePolicyTable(table('b'.repeat(64)), MODEL_ID, 'x.json'), PolicyTableError);
