@@ -58,6 +58,8 @@ class Proc {
   private expected = false;
   private sampler: NodeJS.Timeout | undefined;
   private log = '';
+  /** error-level log lines (pino level 50) of every run of the process, the last 20 */
+  readonly errorLines: string[] = [];
 
   constructor(
     readonly name: string,
@@ -74,6 +76,8 @@ class Proc {
     this.child = child;
     const onData = (d: Buffer) => {
       this.log = (this.log + d.toString()).slice(-20_000);
+      for (const line of d.toString().split('\n')) if (line.includes('"level":50')) this.errorLines.push(line.slice(0, 2000));
+      this.errorLines.splice(0, Math.max(0, this.errorLines.length - 20));
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
@@ -137,6 +141,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface Outcome {
   status: number | 'unreachable' | 'hung';
   code?: string;
+  /** the error message of an untyped failure, to say what it was */
+  message?: string;
   ms: number;
   id?: string;
   at: number;
@@ -176,13 +182,20 @@ async function post(base: string, pathname: string, body: Buffer, contentType: s
     });
     const text = await res.text();
     const ms = performance.now() - t0;
-    let json: { id?: string; error?: { code?: string } } = {};
+    let json: { id?: string; error?: { code?: string; message?: string } } = {};
     try {
       json = JSON.parse(text) as typeof json;
     } catch {
       // binary answers (/decompress)
     }
-    return { status: res.status, ms, at, ...(json.error?.code ? { code: json.error.code } : {}), ...(json.id ? { id: json.id } : {}) };
+    return {
+      status: res.status,
+      ms,
+      at,
+      ...(json.error?.code ? { code: json.error.code } : {}),
+      ...(json.error?.code === 'internal_error' ? { message: json.error.message } : {}),
+      ...(json.id ? { id: json.id } : {}),
+    };
   } catch (e) {
     const ms = performance.now() - t0;
     return { status: (e as Error).name === 'TimeoutError' ? 'hung' : 'unreachable', ms, at };
@@ -398,9 +411,15 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
     for (const o of outcomes)
       if (o.status !== 200) byCode[`${o.status} ${o.code ?? ''}`.trim()] = (byCode[`${o.status} ${o.code ?? ''}`.trim()] ?? 0) + 1;
     const hung = outcomes.filter((o) => o.status === 'hung').length;
-    const untyped = outcomes.filter(
+    const untypedOutcomes = outcomes.filter(
       (o) => typeof o.status === 'number' && o.status !== 200 && (!o.code || o.code === 'internal_error'),
-    ).length;
+    );
+    const untyped = untypedOutcomes.length;
+    if (untyped) {
+      // Say what they were: the answers, and the gateway's last error log lines.
+      for (const o of untypedOutcomes) console.log(`untyped: ${o.status} ${o.code ?? ''} ${o.message ?? ''}`);
+      for (const line of gateway.errorLines.slice(-5)) console.log(`gateway error log: ${line}`);
+    }
     console.log(
       `\nRedis mode: ${outcomes.length} requests, ${acked.length} acknowledged, ${lost} lost, ${hung} hung; not acknowledged by outcome: ${JSON.stringify(byCode)}`,
     );

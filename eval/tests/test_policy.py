@@ -128,7 +128,7 @@ def test_shipped_policy_matches_the_committed_results():
     policies = sorted(root.glob("models/*/policy.json"))
     assert policies, "the shipped model has a policy table"
     results = {}
-    for f in root.glob("eval/results/*/points.json"):
+    for f in [*root.glob("eval/results/*/points.json"), *root.glob("eval/results/*/scale.json")]:
         r = json.loads(f.read_text())
         results[r["command"]] = r
     for p in policies:

@@ -59,11 +59,12 @@ def paired_changes(results: list[dict[str, Any]]) -> dict[tuple[str, str, float]
     out: dict[tuple[str, str, float], list[float]] = defaultdict(list)
     for res in results:
         original: dict[tuple[str, str], float] = {}
-        for r in res.get("rows", []):
+        coded = [r for r in res.get("rows", []) if "codec" in r]
+        for r in coded:
             if r["codec"] == "original":
                 for m, v in r["metrics"].items():
                     original[(r["image"], m)] = v
-        for r in res.get("rows", []):
+        for r in coded:
             if r["codec"] == "original":
                 continue
             for m, v in r["metrics"].items():
@@ -86,7 +87,7 @@ def relative_curves(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[f
     acc: dict[tuple[str, str, float], list[tuple[float, float, int]]] = defaultdict(list)
     for res in results:
         originals = res.get("originals", {})
-        for codec, points in res["points"].items():
+        for codec, points in res.get("points", {}).items():
             for p in points:
                 for metric, value in p["metrics"].items():
                     if value is None:
@@ -178,6 +179,8 @@ def default_target(table: dict[str, Any]) -> str:
 def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: tuple[str, ...] = GATEWAY_CODECS) -> dict[str, Any]:
     curves = relative_curves(results)
     changes = paired_changes(results)
+    # Text floors under token budgets (vlmpress_eval.scale): the smallest scale OCR survives per target.
+    text_floors = next((r["scale"]["floors"] for r in results if "scale" in r), None)
     if "vlmpress" not in curves:
         raise ValueError("the results contain no vlmpress points")
     table: dict[str, Any] = {}
@@ -219,6 +222,8 @@ def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: 
                 }
                 decided["change_ci95"] = {m: change_interval(d) for m, d in paired.items()}
                 decided["within_noise"] = bool(paired) and all(lo <= 0 <= hi for _, lo, hi in decided["change_ci95"].values())
+            if cls == "text" and text_floors:
+                decided["min_scale"] = text_floors[f"{t:.2f}"]
             entry["targets"][target_key(measure, t)] = decided
         table[cls] = entry
     return {
@@ -228,7 +233,9 @@ def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: 
         "targets": [target_key(measure, t) for measure in MEASURES for t in TARGETS],
         "default_target": default_target(table),
         "classes": table,
-        "built_from": [{"set": r["set"], "images": r["images"], "codecs": r["codecs"], "command": r.get("command")} for r in results],
+        "built_from": [
+            {"set": r["set"], "images": r["images"], "codecs": r.get("codecs", []), "command": r.get("command")} for r in results
+        ],
     }
 
 

@@ -5,7 +5,7 @@
  * covers it all, so storage, retrieval and decoding treat every bitstream alike.
  */
 import sharp from 'sharp';
-import { CodecKind, QUALITY_ONE, serialiseContainer, type Container } from './container.js';
+import { CodecKind, parseContainer, QUALITY_ONE, serialiseContainer, type Container } from './container.js';
 import { CodecError } from './errors.js';
 import { decodeImage, type RgbImage } from './image-io.js';
 
@@ -16,6 +16,16 @@ const NAME_OF_KIND = new Map<CodecKind, ClassicalCodec>(CLASSICAL_CODECS.map((c)
 
 export function classicalName(kind: CodecKind): ClassicalCodec | undefined {
   return NAME_OF_KIND.get(kind);
+}
+
+/**
+ * The AVIF, WebP or JPEG file inside a classical bitstream, exactly as sharp made it (framing and CRC
+ * checked), or null for the learned codec: a backend that reads the format can take it as is.
+ */
+export function classicalPayload(bitstream: Uint8Array): { codec: ClassicalCodec; file: Uint8Array; width: number; height: number } | null {
+  const c = parseContainer(bitstream);
+  const codec = classicalName(c.codec);
+  return codec ? { codec, file: c.latent, width: c.width, height: c.height } : null;
 }
 
 /** Classical bitstreams carry no model: eight zero bytes stand in the model id field. */

@@ -2,7 +2,7 @@
 export { Codec, BUNDLED_MODELS_DIR, describeModels, findModelDirs } from './codec.js';
 export type { BitstreamInfo, CodecOptions, EncodeOptions, EncodeResult } from './codec.js';
 export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
-export { CLASSICAL_CODECS } from './classical.js';
+export { CLASSICAL_CODECS, classicalPayload } from './classical.js';
 export type { ClassicalCodec } from './classical.js';
 export type { CodecErrorCode } from './errors.js';
 export {

@@ -18,7 +18,12 @@ export interface BackendSpec {
   default: boolean;
   /** image tokens per image when a request sets no max_image_tokens (undefined: no limit) */
   maxImageTokens?: number;
+  /** image formats it reads beyond PNG, JPEG, WebP and GIF (`avif`: stored AVIF files go as they are) */
+  accepts: string[];
 }
+
+/** Extra upstream formats a backend may declare. */
+export const EXTRA_UPSTREAM_FORMATS = ['avif'] as const;
 
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/i;
 
@@ -57,6 +62,9 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
       else if (!env[keyEnv]) problems.push(`${where(i, 'api_key_env')}: environment variable ${keyEnv} is not set`);
       else apiKey = env[keyEnv];
     }
+    const accepts = b['accepts'] ?? [];
+    if (!Array.isArray(accepts) || !accepts.every((f) => (EXTRA_UPSTREAM_FORMATS as readonly unknown[]).includes(f)))
+      problems.push(`${where(i, 'accepts')} must list formats among ${EXTRA_UPSTREAM_FORMATS.join(', ')}`);
     const maxImageTokens = b['max_image_tokens'];
     if (maxImageTokens !== undefined && !(Number.isSafeInteger(maxImageTokens) && (maxImageTokens as number) >= 1))
       problems.push(`${where(i, 'max_image_tokens')} must be a positive integer`);
@@ -68,6 +76,7 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
       profile: profile as ResolutionProfile,
       models: Array.isArray(models) ? models.map(String) : [],
       default: b['default'] === true,
+      accepts: Array.isArray(accepts) ? accepts.map(String) : [],
     });
   });
   const names = out.map((b) => b.name);

@@ -55,9 +55,13 @@ export function bullProducerConnection(url: string, name: string): ReturnType<ty
 /** ioredis's ways of saying "no connection": an offline command, a closed socket, no answer in time. */
 export function isRedisConnectionError(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
+  // A transaction that failed because its commands could not be sent says so only in previousErrors.
+  const previous = (e as { previousErrors?: unknown[] }).previousErrors;
+  if (Array.isArray(previous) && previous.some(isRedisConnectionError)) return true;
   return (
     e.name === 'MaxRetriesPerRequestError' ||
-    /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command timed out/.test(e.message)
+    // LOADING: a restarted Redis still reading its append-only file
+    /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command timed out|^LOADING /.test(e.message)
   );
 }
 

@@ -4,10 +4,19 @@
  * `src/server/backends-file.ts`); a request is routed by its `model`: exact names first, then
  * `prefix*` patterns, then the default.
  */
+import type { ClassicalCodec } from '../codec/index.js';
 import type { BackendSpec } from '../config/backends-file.js';
 import type { GatewayConfig } from '../config/config.js';
 
 export type Backend = BackendSpec;
+
+/**
+ * The stored classical files a backend can take as they are: WebP and JPEG (every LVLM API reads
+ * them), and AVIF when its entry says it reads AVIF (`accepts`).
+ */
+export function passthroughCodecs(backend: Backend): ClassicalCodec[] {
+  return ['webp', 'jpeg', ...(backend.accepts.includes('avif') ? (['avif'] as const) : [])];
+}
 
 export class Backends {
   constructor(readonly list: Backend[]) {}
@@ -34,6 +43,7 @@ export function backendsFrom(config: GatewayConfig): Backends {
       apiKey: config.upstreamApiKey,
       profile: config.upstreamProfile,
       ...(config.upstreamMaxImageTokens ? { maxImageTokens: config.upstreamMaxImageTokens } : {}),
+      accepts: [],
       models: ['*'],
       default: !list.some((b) => b.default),
     });

@@ -3,7 +3,15 @@
  * or an already-compressed vlmpress data URL) into bytes, and `compressImage`: decide, encode and
  * store an image (once per identical image + settings + model), and decode it for forwarding.
  */
-import { imageSize, isCodecError, looksLikeContainer, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
+import {
+  classicalPayload,
+  imageSize,
+  isCodecError,
+  looksLikeContainer,
+  OUTPUT_MIME,
+  type ClassicalCodec,
+  type OutputFormat,
+} from '../codec/index.js';
 import { imageStats } from '../policy/image-stats.js';
 import { decidePolicy, needsImageStats, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { cacheKey, type StoredMeta } from '../store/bitstream-store.js';
@@ -175,6 +183,8 @@ export interface CompressImageRequest {
   reconstruction?: ReconstructionFile;
   /** the bytes the client sent for the image, which the proxy must not exceed upstream (EncodeJob.upstreamLimit) */
   upstreamLimit?: number;
+  /** classical codecs whose file the caller forwards as it is: no reconstruction is made for them */
+  passthrough?: readonly ClassicalCodec[];
 }
 
 export interface CompressedImage {
@@ -183,6 +193,8 @@ export interface CompressedImage {
   reconstruction?: DecodeJobResult;
   /** made when the reconstruction file was larger than upstreamLimit and a downscaled copy of the client's image was not */
   clientCopy?: ClientCopy;
+  /** the stored AVIF, WebP or JPEG file itself, when the decision's codec is one the caller passes through */
+  payload?: { codec: ClassicalCodec; file: Uint8Array; width: number; height: number };
 }
 
 /**
@@ -190,11 +202,6 @@ export interface CompressedImage {
  * settle the task, the policy decision, encode and store (once per identical image and settings),
  * and the reconstruction when the caller forwards it.
  */
-export async function compressImage(
-  ctx: GatewayContext,
-  req: CompressImageRequest & { reconstruction: ReconstructionFile },
-): Promise<CompressedImage & { reconstruction: DecodeJobResult }>;
-export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage>;
 export async function compressImage(ctx: GatewayContext, req: CompressImageRequest): Promise<CompressedImage> {
   let request = needsImageStats(req.policy) ? { ...req.policy, image: await imageStats(req.image, ctx.config.maxPixels) } : req.policy;
   // A token budget is met by the size the image is encoded at, which depends on its own size.
@@ -203,6 +210,12 @@ export async function compressImage(ctx: GatewayContext, req: CompressImageReque
     if (size) request = { ...request, size };
   }
   const decision = decidePolicy(ctx.config, ctx.policyTable, request);
+  // A classical file the caller forwards as it is needs no reconstruction: no decode, no re-encode.
+  if (decision.codec !== 'learned' && req.passthrough?.includes(decision.codec)) {
+    const { outcome: stored } = await compressAndStore(ctx, req.image, decision);
+    const payload = classicalPayload(stored.bitstream);
+    if (payload) return { stored, decision, payload };
+  }
   const run = await compressAndStore(ctx, req.image, decision, req.reconstruction, req.upstreamLimit);
   const { outcome: stored } = run;
   if (!req.reconstruction) return { stored, decision };

@@ -19,6 +19,8 @@ export interface PolicyEntry {
   reached: boolean;
   bpp: number | null;
   scores: Record<string, number> | null;
+  /** text: the smallest fraction of its size an image may be brought to (OCR keeps the target there) */
+  minScale?: number;
 }
 
 export interface PolicyTable {
@@ -94,7 +96,10 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
         );
       const measure = parseTarget(t)!.measure;
       const metrics = Array.isArray(entry.metrics) ? entry.metrics : (entry.metrics?.[measure] ?? []);
-      entries[t] = { ...(e as PolicyEntry), measure, metrics: e.metrics ?? metrics };
+      const minScale = (e as { min_scale?: unknown }).min_scale;
+      if (minScale !== undefined && !(typeof minScale === 'number' && minScale > 0 && minScale <= 1))
+        fail(`classes.${c}.targets.${t}.min_scale must be a number in (0, 1]`);
+      entries[t] = { ...(e as PolicyEntry), measure, metrics: e.metrics ?? metrics, ...(typeof minScale === 'number' ? { minScale } : {}) };
     }
     classes[c] = { targets: entries };
   }

@@ -8,7 +8,7 @@
  * 4. a byte budget (`max_bytes`) then takes the highest quality up to that one which fits.
  * The decision and its reason go back to the client.
  */
-import type { ClassicalCodec, ResizeRule } from '../codec/index.js';
+import { fittedSize, type ClassicalCodec, type ResizeRule } from '../codec/index.js';
 import { gatewayCodec, parseTarget, type PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail, type ResolutionProfile } from './resolution.js';
 import type { ImageStats } from './image-stats.js';
@@ -63,9 +63,11 @@ export interface PolicySettings {
 export function decidePolicy(config: PolicySettings, table: PolicyTable | null, req: PolicyRequest): PolicyDecision {
   const profile = req.profile ?? 'none';
   const view = resizeRuleFor(profile, req.detail, config.maxSide);
-  const { rule, note } =
-    req.maxImageTokens !== undefined && req.size ? withinTokens(view, profile, req, req.maxImageTokens, req.size) : view;
   const { taskClass, reason: why } = classifyTask(req);
+  // Text is never made smaller than OCR survives at the target (measured floors in the table).
+  const floor = taskClass === 'text' ? table?.classes.text?.targets[req.target ?? table.defaultTarget]?.minScale : undefined;
+  const { rule, note } =
+    req.maxImageTokens !== undefined && req.size ? withinTokens(view, profile, req, req.maxImageTokens, req.size, floor ?? 0) : view;
   const budget = req.maxBytes !== undefined ? { maxBytes: req.maxBytes } : {};
   const budgetNote = req.maxBytes !== undefined ? `; then the highest quality up to that within ${req.maxBytes} bytes` : '';
   const base = { codec: 'learned' as const, resize: rule, taskClass, profile, ...budget };
@@ -119,13 +121,25 @@ function withinTokens(
   req: PolicyRequest,
   budget: number,
   size: { width: number; height: number },
+  minScale: number,
 ): { rule: ResizeRule; note: string } {
-  const fit = ruleWithinTokens(profile, size.width, size.height, view.rule, req.detail, budget);
-  if (!fit)
-    throw new HttpError(422, 'token_budget_too_small', `max_image_tokens ${budget} is below what profile ${profile} bills for any image`, {
-      maxImageTokens: budget,
-      profile,
-    });
+  const full = fittedSize(size.width, size.height, view.rule);
+  const minLongSide = Math.max(1, Math.ceil(minScale * Math.max(full.width, full.height)));
+  const fit = ruleWithinTokens(profile, size.width, size.height, view.rule, req.detail, budget, minLongSide);
+  if (!fit) {
+    const floor =
+      minScale > 0 ? ` without making this text image smaller than ${minScale} of its size, where OCR stops keeping the target` : '';
+    throw new HttpError(
+      422,
+      'token_budget_too_small',
+      `max_image_tokens ${budget} is below what profile ${profile} bills for this image${floor}`,
+      {
+        maxImageTokens: budget,
+        profile,
+        ...(minScale > 0 ? { minScale } : {}),
+      },
+    );
+  }
   if (fit.rule === view.rule) return { rule: view.rule, note: `${view.note} (${fit.tokens ?? 'unknown'} tokens, within ${budget})` };
   return {
     rule: fit.rule,

@@ -76,8 +76,8 @@ export function imageTokens(profile: ResolutionProfile, width: number, height: n
 /**
  * The largest view of a width x height image, no larger than `rule` allows, that the profile bills at
  * most `budget` tokens for: `rule` with its long side lowered as far as needed (the token count only
- * grows with the size). Null when even a 1-pixel-long side costs more (the budget is below the
- * profile's fixed cost, e.g. 85 for OpenAI).
+ * grows with the size), never below `minLongSide`. Null when even that costs more (e.g. a budget below
+ * the profile's fixed cost, 85 for OpenAI).
  */
 export function ruleWithinTokens(
   profile: ResolutionProfile,
@@ -86,6 +86,7 @@ export function ruleWithinTokens(
   rule: ResizeRule,
   detail: ImageDetail | undefined,
   budget: number,
+  minLongSide = 1,
 ): { rule: ResizeRule; tokens: number | null } | null {
   const cost = (long: number) => {
     const size = fittedSize(width, height, { ...rule, maxLongSide: long });
@@ -94,8 +95,8 @@ export function ruleWithinTokens(
   const full = Math.max(fittedSize(width, height, rule).width, fittedSize(width, height, rule).height);
   const atFull = cost(full);
   if (atFull === null || atFull <= budget) return { rule, tokens: atFull };
-  if ((cost(1) ?? 0) > budget) return null;
-  let lo = 1;
+  if (minLongSide >= full || (cost(minLongSide) ?? 0) > budget) return null;
+  let lo = minLongSide;
   let hi = full; // cost(lo) <= budget < cost(hi)
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);

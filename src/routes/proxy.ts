@@ -9,7 +9,7 @@ import { policyRequest } from '../policy/request-fields.js';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { compressImage, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../pipeline/image-service.js';
-import type { Backend } from '../lvlm-proxy/backends.js';
+import { passthroughCodecs, type Backend } from '../lvlm-proxy/backends.js';
 import type { ResolutionProfile } from '../policy/resolution.js';
 import { imageTokens } from '../policy/tokens.js';
 import { errors, REQUEST_SETTINGS, settingHeader, vlmpressField } from './schemas.js';
@@ -24,8 +24,8 @@ interface ImageReport {
   compressedBytes: number;
   /** the image sent to the backend (before base64) */
   upstreamBytes: number;
-  /** what was sent: the reconstruction, the client's image downscaled, or the client's image as it came */
-  upstream: 'reconstruction' | 'client_resized' | 'client';
+  /** what was sent: the stored file itself, the reconstruction, the client's image downscaled, or as it came */
+  upstream: 'stored' | 'reconstruction' | 'client_resized' | 'client';
   /** its format (png, webp, jpeg, or the client's own) */
   upstreamFormat: string;
   quality: number;
@@ -62,6 +62,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     url: string,
     field: string,
     request: PolicyRequest & { profile: ResolutionProfile },
+    backend: Backend,
   ): Promise<{ url: string; report: ImageReport; policy: PolicyDecision }> {
     const file = { format: ctx.config.proxyImageFormat, quality: ctx.config.proxyImageQuality };
     const ref = await readImageReference(ctx, url, field, true);
@@ -97,7 +98,14 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         decision: policy,
         reconstruction: decoded,
         clientCopy,
-      } = await compressImage(ctx, { image: ref.bytes, policy: request, reconstruction: file, upstreamLimit: clientBytes });
+        payload,
+      } = await compressImage(ctx, {
+        image: ref.bytes,
+        policy: request,
+        reconstruction: file,
+        upstreamLimit: clientBytes,
+        passthrough: passthroughCodecs(backend),
+      });
       const source = out.meta.source;
       const base = {
         id: out.id,
@@ -107,23 +115,28 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         how: out.cached ? ('cached' as const) : ('encoded' as const),
         clientTokens: tokens(source.width, source.height),
       };
-      // Never more bytes upstream than the client sent: the reconstruction when it is not larger,
-      // else the client's image downscaled to the backend's view when that is smaller, else the
-      // client's image as it came (when the APIs take its format).
-      if (decoded.image.length <= clientBytes || !UPSTREAM_FORMATS.has(source.format)) {
+      // What stands for the stored image upstream: its own AVIF/WebP/JPEG file when the backend reads
+      // that format, else the copy of its reconstruction.
+      const sent = payload
+        ? { kind: 'stored' as const, format: payload.codec, bytes: payload.file, width: payload.width, height: payload.height }
+        : { kind: 'reconstruction' as const, format: file.format, bytes: decoded!.image, width: decoded!.width, height: decoded!.height };
+      // Never more bytes upstream than the client sent: that when it is not larger, else the client's
+      // image downscaled to the backend's view when that is smaller, else the client's image as it
+      // came (when the APIs take its format).
+      if (sent.bytes.length <= clientBytes || !UPSTREAM_FORMATS.has(source.format)) {
         return {
-          url: dataUrl(file.format, decoded.image),
+          url: `data:image/${sent.format};base64,${Buffer.from(sent.bytes.buffer, sent.bytes.byteOffset, sent.bytes.length).toString('base64')}`,
           policy,
           report: {
             ...base,
-            upstreamBytes: decoded.image.length,
-            upstream: 'reconstruction',
-            upstreamFormat: file.format,
-            upstreamTokens: tokens(decoded.width, decoded.height),
+            upstreamBytes: sent.bytes.length,
+            upstream: sent.kind,
+            upstreamFormat: sent.format,
+            upstreamTokens: tokens(sent.width, sent.height),
           },
         };
       }
-      const why = `the reconstruction as ${file.format} (${decoded.image.length} B) is larger than the ${clientBytes} B sent`;
+      const why = `the ${sent.kind === 'stored' ? 'stored file' : 'reconstruction'} as ${sent.format} (${sent.bytes.length} B) is larger than the ${clientBytes} B sent`;
       if (clientCopy) {
         return {
           url: dataUrl(clientCopy.format, clientCopy.image),
@@ -183,13 +196,18 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     // One decision per image: the backend's view depends on each image's `detail`, the class may on its content.
     const results = await Promise.all(
       slots.map((s) =>
-        rewriteImage(s.url, s.field, {
-          ...options,
-          prompt,
-          profile: backend.profile,
-          ...(s.detail ? { detail: s.detail } : {}),
-          ...(options.maxImageTokens === undefined && backend.maxImageTokens ? { maxImageTokens: backend.maxImageTokens } : {}),
-        }),
+        rewriteImage(
+          s.url,
+          s.field,
+          {
+            ...options,
+            prompt,
+            profile: backend.profile,
+            ...(s.detail ? { detail: s.detail } : {}),
+            ...(options.maxImageTokens === undefined && backend.maxImageTokens ? { maxImageTokens: backend.maxImageTokens } : {}),
+          },
+          backend,
+        ),
       ),
     );
     const policies = results.map((r) => r.policy);

@@ -5,7 +5,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { isCodecError } from '../codec/index.js';
 import { codecErrorStatus, HttpError } from '../http/http-error.js';
-import { JobTimeoutError, OverloadedError, RedisUnavailableError, ShuttingDownError } from '../workers/jobs.js';
+import { JobLostError, JobTimeoutError, OverloadedError, RedisUnavailableError, ShuttingDownError } from '../workers/jobs.js';
 import { isRedisConnectionError } from '../infra/redis.js';
 
 export function installErrorHandler(app: FastifyInstance, onError: (code: string) => void): void {
@@ -33,6 +33,9 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
         err instanceof RedisUnavailableError ? err.message : `Redis is unavailable (${err.message}); retry shortly`,
       ];
       void reply.header('retry-after', '2');
+    } else if (err instanceof JobLostError) {
+      [status, code, message] = [503, 'job_lost', err.message];
+      void reply.header('retry-after', '1');
     } else if (err instanceof ShuttingDownError) {
       [status, code, message] = [503, 'shutting_down', err.message];
     } else if ('validation' in err && err.validation) {

@@ -108,6 +108,17 @@ export class JobTimeoutError extends Error {
   }
 }
 
+/**
+ * Redis lost a job's data (its input before a worker read it, or its outputs before the gateway
+ * collected them): what an outage that drops recent writes does. A 503 the client may retry.
+ */
+export class JobLostError extends Error {
+  constructor(what: string) {
+    super(`the job's ${what} was lost in Redis (an outage dropped recent writes); retry shortly`);
+    this.name = 'JobLostError';
+  }
+}
+
 /** Redis (queues, store) cannot be reached right now: a 503 the client may retry, not our bug. */
 export class RedisUnavailableError extends Error {
   constructor(state: string) {

@@ -84,6 +84,9 @@ export const LEAVE_SCRIPT = `local left = redis.call('DECR', KEYS[1])
 if left <= 0 then redis.call('DEL', KEYS[1]) end
 return left`;
 
+/** How a worker fails a job whose input is gone: the gateway answers it as lost, not as a bug. */
+export const INPUT_LOST = 'expired before the job ran';
+
 export function bullPrefix(prefix: string): string {
   return `${prefix}:bull`;
 }

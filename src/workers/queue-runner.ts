@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import { CodecError, describeModels } from '../codec/index.js';
 import { bullConnection, bullProducerConnection, redactUrl } from '../infra/redis.js';
 import {
+  JobLostError,
   JobTimeoutError,
   RedisUnavailableError,
   ShuttingDownError,
@@ -25,6 +26,7 @@ import {
   blobTtlSeconds,
   bullPrefix,
   COLLECT_SCRIPT,
+  INPUT_LOST,
   HEARTBEAT_TTL_MS,
   jobDedupId,
   LEAVE_SCRIPT,
@@ -117,6 +119,7 @@ export class QueueRunner implements JobRunner {
         timer = setTimeout(() => reject(new JobTimeoutError(jobTimeoutMs)), jobTimeoutMs);
       });
       const finished = job.waitUntilFinished(this.events[queue]).catch((e: Error) => {
+        if (e.message.includes(INPUT_LOST)) throw new JobLostError('input');
         // The job itself failed in a worker (every attempt): our fault, reported as such.
         throw new Error(`${queue} job failed in the worker: ${e.message}`);
       });
@@ -151,15 +154,15 @@ export class QueueRunner implements JobRunner {
   async encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult> {
     const { image, ...settings } = job;
     const { value, output, reconstruction, clientCopy } = await this.run('encode', image, settings);
-    if (!output) throw new Error('encode job finished but its bitstream expired before it was collected');
+    if (!output) throw new JobLostError('bitstream');
     const { reconstruction: meta, clientCopy: copyMeta, ...rest } = value as unknown as EncodeQueueValue;
     const result: EncodeJobResult = { ...rest, bitstream: new Uint8Array(output) };
     if (meta) {
-      if (!reconstruction) throw new Error('encode job finished but its reconstruction expired before it was collected');
+      if (!reconstruction) throw new JobLostError('reconstruction');
       result.reconstruction = { ...meta, image: new Uint8Array(reconstruction) };
     }
     if (copyMeta) {
-      if (!clientCopy) throw new Error('encode job finished but its copy of the client image expired before it was collected');
+      if (!clientCopy) throw new JobLostError('copy of the client image');
       result.clientCopy = { ...copyMeta, image: new Uint8Array(clientCopy) };
     }
     return result;
@@ -168,7 +171,7 @@ export class QueueRunner implements JobRunner {
   async decode(job: Omit<DecodeJob, 'kind'>): Promise<DecodeJobResult> {
     const { bitstream, ...settings } = job;
     const { value, output } = await this.run('decode', bitstream, settings);
-    if (!output) throw new Error('decode job finished but its image expired before it was collected');
+    if (!output) throw new JobLostError('decoded image');
     return { ...(value as unknown as Omit<DecodeJobResult, 'image'>), image: new Uint8Array(output) };
   }
 

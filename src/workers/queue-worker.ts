@@ -23,6 +23,7 @@ import {
   workerKeys,
   type DecodeQueueData,
   type EncodeQueueData,
+  INPUT_LOST,
   type EncodeQueueValue,
   type QueueReturn,
   type WorkerHeartbeat,
@@ -129,7 +130,7 @@ export async function startQueueWorker(
   const run = async (job: BullJob): Promise<QueueReturn> => {
     const data = job.data as EncodeQueueData | DecodeQueueData;
     const input = await redis.getBuffer(data.input);
-    if (!input) throw new UnrecoverableError(`input ${data.input} expired before the job ran`);
+    if (!input) throw new UnrecoverableError(`input ${data.input} ${INPUT_LOST}`);
     const bytes = new Uint8Array(input.buffer, input.byteOffset, input.length);
     try {
       let ret: QueueReturn;

@@ -35,11 +35,12 @@ describe('backends file in the configuration', () => {
     assert.equal(backends.list.at(-1)?.name, 'default');
   });
 
-  it('refuses to start with every problem listed: a missing key, a bad URL, a bad profile, duplicates, other settings', async () => {
+  it('refuses to start with every problem listed: a missing key, a bad URL, a bad profile, formats, budgets, duplicates, other settings', async () => {
     const file = await backendsFile({
       backends: [
         { name: 'a', url: 'ftp://x', api_key_env: 'NOT_SET_ANYWHERE', models: ['m'] },
         { name: 'a', url: 'http://h/v1', profile: 'gpt', models: [] },
+        { name: 'c', url: 'http://h/v1', models: ['n'], accepts: ['heic'], max_image_tokens: 0 },
       ],
     });
     assert.throws(
@@ -52,6 +53,8 @@ describe('backends file in the configuration', () => {
           'backends[0].url must be http or https',
           'backends[1].profile must be one of',
           'backends[1].models must list',
+          'backends[2].accepts must list formats among avif',
+          'backends[2].max_image_tokens must be a positive integer',
           'names must be unique',
           'PORT must be an integer',
         ])

@@ -8,6 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import sharp, { type Sharp } from 'sharp';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { classicalPayload } from '../../src/codec/index.js';
 import { imageTokens } from '../../src/policy/tokens.js';
 import { closeCodecs, readShared } from '../helpers.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
@@ -181,3 +185,68 @@ for (const mode of MODES)
       assert.equal(first.response.headers.get('x-vlmpress-upstream-bytes'), second.response.headers.get('x-vlmpress-upstream-bytes'));
     });
   });
+
+describe('stored files sent as they are', () => {
+  let upstream: FakeUpstream;
+  let gw: TestGateway;
+  let client: OpenAI;
+  before(async () => {
+    upstream = await startFakeUpstream({ models: ['reads-avif', 'plain'] });
+    const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-backends-'));
+    const file = path.join(dir, 'backends.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        backends: [
+          { name: 'avif', url: upstream.url, profile: 'openai', models: ['reads-avif'], accepts: ['avif'] },
+          { name: 'plain', url: upstream.url, profile: 'openai', models: ['plain'] },
+        ],
+      }),
+    );
+    gw = await startGateway('embedded', { VLMPRESS_BACKENDS_FILE: file });
+    client = new OpenAI({ apiKey: 'k', baseURL: `${gw.base}/v1`, maxRetries: 0 });
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+
+  const photo = () =>
+    sharp(readShared('data', 'kodak', 'kodim14.png'))
+      .jpeg({ quality: 92 })
+      .toBuffer();
+  const send = async (model: string, image: Buffer, settings?: Record<string, string>) => {
+    const { response } = await client.chat.completions
+      .create(
+        {
+          model,
+          messages: [
+            { role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${image.toString('base64')}` } }] },
+          ],
+        },
+        settings ? { headers: settings } : {},
+      )
+      .withResponse();
+    const url = upstream.received.at(-1)!.body.messages[0].content[0].image_url.url as string;
+    const id = response.headers.get('x-vlmpress-ids')!;
+    const bitstream = new Uint8Array(await (await fetch(`${gw.base}/bitstreams/${id}`)).arrayBuffer());
+    return { response, url, payload: classicalPayload(bitstream) };
+  };
+
+  it('sends the stored AVIF file itself to a backend that reads AVIF, and a copy to one that does not', async () => {
+    const image = await photo();
+    const avif = await send('reads-avif', image);
+    assert.equal(avif.response.headers.get('x-vlmpress-upstream'), 'stored/avif');
+    assert.ok(avif.payload, 'the policy stored AVIF');
+    assert.equal(avif.url, `data:image/avif;base64,${Buffer.from(avif.payload.file).toString('base64')}`);
+    assert.equal(avif.response.headers.get('x-vlmpress-upstream-bytes'), String(avif.payload.file.length));
+    const plain = await send('plain', image);
+    assert.equal(plain.response.headers.get('x-vlmpress-upstream'), 'reconstruction/webp');
+  });
+
+  it('sends a stored WebP file as it is to any backend', async () => {
+    const r = await send('plain', await photo(), { 'x-vlmpress-codec': 'webp', 'x-vlmpress-quality': '70' });
+    assert.equal(r.response.headers.get('x-vlmpress-upstream'), 'stored/webp');
+    assert.equal(r.url, `data:image/webp;base64,${Buffer.from(r.payload!.file).toString('base64')}`);
+  });
+});

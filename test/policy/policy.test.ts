@@ -157,6 +157,23 @@ describe('policy decisions', () => {
     assert.equal(decidePolicy(config, old, { task: 'general' }).quality, 6);
     assert.deepEqual(old.classes.general!.targets['agreement:0.95']!.metrics, ['mbv2_agree']);
   });
+  it('never shrinks a text image under a token budget below its OCR floor', () => {
+    const floored = table();
+    (floored.classes.text.targets['0.98'] as { min_scale?: number }).min_scale = 0.75;
+    const ft = parsePolicyTable(floored, MODEL_ID, 'test');
+    const size = { width: 2000, height: 1500 };
+    const ask = (prompt: string, maxImageTokens: number) =>
+      decidePolicy(config, ft, { prompt, profile: 'openai', detail: 'high', maxImageTokens, size });
+    // OpenAI view: 1024x768 (765 tokens). A photo may go down to one tile (512 px long side)...
+    assert.equal(ask('What is this?', 300).resize.maxLongSide, 512);
+    // ...text only to 0.75 of 1024 = 768 px, which already needs 4 tiles (765 tokens).
+    assert.throws(
+      () => ask('Read the receipt', 300),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'token_budget_too_small' && /smaller than 0.75 of its size/.test((e as Error).message),
+    );
+    assert.equal(ask('Read the receipt', 800).resize.maxLongSide, 2048, 'within the budget: the view unchanged');
+  });
   it('refuses a table built for another model', () => {
     assert.throws(() => parsePolicyTable(table('b'.repeat(64)), MODEL_ID, 'x.json'), PolicyTableError);
     assert.throws(() => parsePolicyTable({ ...table(), default_target: '0.5' }, MODEL_ID, 'x.json'), /default_target/);
