@@ -4,6 +4,7 @@
  * backend's answer unchanged; GET /v1/models lists the models of every backend.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { classicalPayload, type ClassicalCodec } from '../codec/index.js';
 import { decidePolicy, policyHeader, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { HttpError } from '../http/http-error.js';
@@ -28,6 +29,8 @@ interface ImageReport {
   upstream: 'stored' | 'reconstruction' | 'client_resized' | 'client';
   /** its format (png, webp, jpeg, or the client's own) */
   upstreamFormat: string;
+  /** the stored bitstream's codec and quality on its scale: sent back as settings, they mean the same */
+  codec: 'learned' | ClassicalCodec;
   quality: number;
   how: 'encoded' | 'cached' | 'client_bitstream';
   /** image tokens by the backend profile's rule (null: no known rule) */
@@ -85,6 +88,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
             upstreamBytes: decoded.image.length,
             upstream: 'reconstruction',
             upstreamFormat: file.format,
+            codec: classicalPayload(ref.bytes)?.codec ?? 'learned',
             quality: decoded.quality,
             how: 'client_bitstream',
             clientTokens: t,
@@ -111,6 +115,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         id: out.id,
         clientBytes,
         compressedBytes: out.bitstream.length,
+        codec: policy.codec,
         quality: out.meta.quality,
         how: out.cached ? ('cached' as const) : ('encoded' as const),
         clientTokens: tokens(source.width, source.height),
@@ -252,6 +257,10 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         .header(
           'x-vlmpress-upstream-tokens',
           list((r) => r.upstreamTokens),
+        )
+        .header(
+          'x-vlmpress-codec',
+          list((r) => r.codec),
         )
         .header(
           'x-vlmpress-quality',

@@ -247,6 +247,12 @@ describe('stored files sent as they are', () => {
   it('sends a stored WebP file as it is to any backend', async () => {
     const r = await send('plain', await photo(), { 'x-vlmpress-codec': 'webp', 'x-vlmpress-quality': '70' });
     assert.equal(r.response.headers.get('x-vlmpress-upstream'), 'stored/webp');
+    // What the answer reports can be sent back and means the same: the same stored bitstream.
+    const codec = r.response.headers.get('x-vlmpress-codec')!;
+    const quality = r.response.headers.get('x-vlmpress-quality')!;
+    assert.deepEqual([codec, quality], ['webp', '70']);
+    const again = await send('plain', await photo(), { 'x-vlmpress-codec': codec, 'x-vlmpress-quality': quality });
+    assert.equal(again.response.headers.get('x-vlmpress-ids'), r.response.headers.get('x-vlmpress-ids'));
     assert.equal(r.url, `data:image/webp;base64,${Buffer.from(r.payload!.file).toString('base64')}`);
   });
 });
