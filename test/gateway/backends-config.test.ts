@@ -1,14 +1,20 @@
 /** The several-backends file is configuration: read, checked and its keys resolved by loadConfig, all problems reported at once. */
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { backendsFrom } from '../../src/lvlm-proxy/backends.js';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 
+/** The folders the tests wrote their files in, removed at the end. */
+const folders: string[] = [];
+after(() => Promise.all(folders.map((d) => rm(d, { recursive: true, force: true }))));
+
 async function backendsFile(content: unknown): Promise<string> {
-  const file = path.join(await mkdtemp(path.join(tmpdir(), 'vlmpress-backends-')), 'backends.json');
+  const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-backends-'));
+  folders.push(dir);
+  const file = path.join(dir, 'backends.json');
   await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
   return file;
 }

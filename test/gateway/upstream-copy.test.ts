@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import sharp, { type Sharp } from 'sharp';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { classicalPayload } from '../../src/codec/index.js';
@@ -190,9 +190,10 @@ describe('stored files sent as they are', () => {
   let upstream: FakeUpstream;
   let gw: TestGateway;
   let client: OpenAI;
+  let dir: string;
   before(async () => {
     upstream = await startFakeUpstream({ models: ['reads-avif', 'plain'] });
-    const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-backends-'));
+    dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-backends-'));
     const file = path.join(dir, 'backends.json');
     await writeFile(
       file,
@@ -209,6 +210,7 @@ describe('stored files sent as they are', () => {
   after(async () => {
     await gw.close();
     await upstream.close();
+    await rm(dir, { recursive: true, force: true });
   });
 
   const photo = () =>
