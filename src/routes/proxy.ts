@@ -38,6 +38,19 @@ interface ImageReport {
   upstreamTokens: number | null;
 }
 
+/** The response headers that carry one value per image, and where each value comes from. */
+const PER_IMAGE_HEADERS: [string, (r: ImageReport) => string | number | null][] = [
+  ['x-vlmpress-original-bytes', (r) => r.clientBytes],
+  ['x-vlmpress-compressed-bytes', (r) => r.compressedBytes],
+  ['x-vlmpress-upstream-bytes', (r) => r.upstreamBytes],
+  ['x-vlmpress-upstream', (r) => `${r.upstream}/${r.upstreamFormat}`],
+  ['x-vlmpress-original-tokens', (r) => r.clientTokens],
+  ['x-vlmpress-upstream-tokens', (r) => r.upstreamTokens],
+  ['x-vlmpress-codec', (r) => r.codec],
+  ['x-vlmpress-quality', (r) => r.quality],
+  ['x-vlmpress-ids', (r) => r.id],
+];
+
 /** Formats every major LVLM API accepts: a client image in one of them can be forwarded as it came. */
 const UPSTREAM_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif']);
 
@@ -232,45 +245,9 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     void reply.header('x-vlmpress-backend', backend.name).header('x-vlmpress-images', String(results.length));
     if (results.length) {
       // One value per image, in the order of the request's image parts.
-      const list = (f: (r: ImageReport) => string | number | null) => results.map((r) => String(f(r.report) ?? 'unknown')).join(',');
-      void reply
-        .header(
-          'x-vlmpress-original-bytes',
-          list((r) => r.clientBytes),
-        )
-        .header(
-          'x-vlmpress-compressed-bytes',
-          list((r) => r.compressedBytes),
-        )
-        .header(
-          'x-vlmpress-upstream-bytes',
-          list((r) => r.upstreamBytes),
-        )
-        .header(
-          'x-vlmpress-upstream',
-          list((r) => `${r.upstream}/${r.upstreamFormat}`),
-        )
-        .header(
-          'x-vlmpress-original-tokens',
-          list((r) => r.clientTokens),
-        )
-        .header(
-          'x-vlmpress-upstream-tokens',
-          list((r) => r.upstreamTokens),
-        )
-        .header(
-          'x-vlmpress-codec',
-          list((r) => r.codec),
-        )
-        .header(
-          'x-vlmpress-quality',
-          list((r) => r.quality),
-        )
-        .header(
-          'x-vlmpress-ids',
-          list((r) => r.id),
-        )
-        .header('x-vlmpress-policy', policies.map(policyHeader).join(', '));
+      for (const [name, value] of PER_IMAGE_HEADERS)
+        void reply.header(name, results.map((r) => String(value(r.report) ?? 'unknown')).join(','));
+      void reply.header('x-vlmpress-policy', policies.map(policyHeader).join(', '));
     }
 
     const t0 = performance.now();
