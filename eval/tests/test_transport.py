@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 from conftest import SHARED
-from vlmpress_eval.transport import decode, encode, main, wilson
+from vlmpress_eval.transport import decode, encode, main
 
 
 def test_copies_decode_to_the_image_losslessly_or_close():
@@ -13,12 +13,6 @@ def test_copies_decode_to_the_image_losslessly_or_close():
     lossy = decode(encode(img, "webp:90"))
     assert lossy.shape == img.shape and not np.array_equal(lossy, img)
     assert decode(encode(img, "jpeg:95")).shape == img.shape
-
-
-def test_wilson_interval_brackets_the_proportion():
-    lo, hi = wilson(95, 100)
-    assert lo < 0.95 < hi and hi <= 1.0
-    assert wilson(0, 0) == (0.0, 1.0)
 
 
 def test_a_small_run_reports_keep_rates_accuracy_and_bytes(tmp_path):

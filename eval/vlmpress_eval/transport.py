@@ -36,6 +36,7 @@ from .codecs import VlmpressCodec, temporary_workdir
 from .datasets import SHARED, load_items, named_set
 from .metrics import char_accuracy
 from .ocr import PaddleOcr, Tesseract
+from .policy import wilson
 from .receivers import load_receivers
 from .textset import write_set
 
@@ -62,17 +63,6 @@ def encode(img: np.ndarray, transport: str) -> bytes:
 def decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"))
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson interval of a proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (float(c - h), float(c + h))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in receivers:
                 k = sum(x[f"{r}_keep"] for x in sel)
                 s[f"{r}_keep"] = k / len(sel)
-                s[f"{r}_keep_ci95"] = wilson(k, len(sel))
+                s[f"{r}_keep_ci95"] = wilson(k / len(sel), len(sel))
                 labelled = [x for x in sel if f"{r}_right" in x]
                 if labelled:
                     # True-label accuracy of the reconstruction and of its copy, and the images that

@@ -3,15 +3,7 @@
  * or an already-compressed vlmpress data URL) into bytes, and `compressImage`: decide, encode and
  * store an image (once per identical image + settings + model), and decode it for forwarding.
  */
-import {
-  classicalPayload,
-  imageSize,
-  isCodecError,
-  looksLikeContainer,
-  OUTPUT_MIME,
-  type ClassicalCodec,
-  type OutputFormat,
-} from '../codec/index.js';
+import { classicalPayload, imageSize, isCodecError, looksLikeContainer, type ClassicalCodec, type OutputFormat } from '../codec/index.js';
 import { imageStats } from '../policy/image-stats.js';
 import { decidePolicy, needsImageStats, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { cacheKey, type StoredMeta } from '../store/bitstream-store.js';
@@ -252,6 +244,7 @@ export async function storeClientBitstream(ctx: GatewayContext, bitstream: Uint8
   });
 }
 
-export function dataUrl(format: OutputFormat, bytes: Uint8Array): string {
-  return `data:${OUTPUT_MIME[format]};base64,${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')}`;
+/** An image file as a data URL; every format here (PNG, WebP, JPEG, AVIF) has the MIME type image/<name>. */
+export function dataUrl(format: OutputFormat | ClassicalCodec, bytes: Uint8Array): string {
+  return `data:image/${format};base64,${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')}`;
 }

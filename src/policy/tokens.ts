@@ -92,7 +92,8 @@ export function ruleWithinTokens(
     const size = fittedSize(width, height, { ...rule, maxLongSide: long });
     return imageTokens(profile, size.width, size.height, detail);
   };
-  const full = Math.max(fittedSize(width, height, rule).width, fittedSize(width, height, rule).height);
+  const fitted = fittedSize(width, height, rule);
+  const full = Math.max(fitted.width, fitted.height);
   const atFull = cost(full);
   if (atFull === null || atFull <= budget) return { rule, tokens: atFull };
   if (minLongSide >= full || (cost(minLongSide) ?? 0) > budget) return null;

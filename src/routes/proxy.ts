@@ -143,7 +143,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
       // came (when the APIs take its format).
       if (sent.bytes.length <= clientBytes || !UPSTREAM_FORMATS.has(source.format)) {
         return {
-          url: `data:image/${sent.format};base64,${Buffer.from(sent.bytes.buffer, sent.bytes.byteOffset, sent.bytes.length).toString('base64')}`,
+          url: dataUrl(sent.format, sent.bytes),
           policy,
           report: {
             ...base,
