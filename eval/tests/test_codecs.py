@@ -18,7 +18,9 @@ def photo() -> np.ndarray:
         return np.asarray(im.convert("RGB"))[101:196, 203:334]
 
 
-@pytest.mark.parametrize("name", ["vlmpress", "jpeg", "webp", "avif", "hevc", "sharp-webp", "sharp-avif"])
+@pytest.mark.parametrize(
+    "name", ["vlmpress", "jpeg", "webp", "avif", "hevc", "sharp-webp", "sharp-avif", "semantic-avif", "sharp-avif-importance"]
+)
 def test_every_codec_round_trips_with_growing_size_and_quality(name, photo, tmp_path):
     codec = all_codecs()[name]
     assert codec.available() is None, codec.available()

@@ -16,12 +16,15 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from PIL import Image
+
+from .datasets import SHARED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -202,11 +205,13 @@ class VlmpressCodec:
     `codec` set, a classical codec inside the VLMP container exactly as the gateway makes it (sharp):
     what the policy may choose instead of the learned codec, so it is measured the same way."""
 
-    def __init__(self, models_dir: Path | None = None, codec: str | None = None, settings: list[float] | None = None) -> None:
+    def __init__(
+        self, models_dir: Path | None = None, codec: str | None = None, settings: list[float] | None = None, name: str | None = None
+    ) -> None:
         self.cli = ROOT / "bin" / "vlmpress.js"
         self.models_dir = models_dir
         self.codec = codec
-        self.name = f"sharp-{codec}" if codec else "vlmpress"
+        self.name = name or (f"sharp-{codec}" if codec else "vlmpress")
         self.settings = settings or [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0]
 
     def available(self) -> str | None:
@@ -254,6 +259,41 @@ class VlmpressCodec:
         return out
 
 
+class EditedCodec:
+    """An image edit in front of a gateway codec: the baseline pre-editors that cannot run in the
+    gateway (they need the receiver's gradients). The edit is made once per image; the inner codec
+    then codes the edited image at each of its settings, exactly as for the unedited one."""
+
+    def __init__(self, name: str, inner: VlmpressCodec, edit_factory: Callable[[], Callable[[np.ndarray], np.ndarray]]) -> None:
+        self.name, self.inner, self.edit_factory = name, inner, edit_factory
+        self.settings = inner.settings
+        self._edit: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def available(self) -> str | None:
+        return self.inner.available()
+
+    def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
+        if self._edit is None:
+            self._edit = self.edit_factory()
+        edited = {key: self._edit(img) for key, img in images.items()}
+        sub = work / self.name
+        sub.mkdir(exist_ok=True)
+        return self.inner.run(edited, sub)
+
+
+def importance_baseline() -> Callable[[np.ndarray], np.ndarray]:
+    from vlmpress_train.preedit.importance import importance_edit
+    from vlmpress_train.teachers.tflite_graph import TFLiteClassifier
+
+    teacher = TFLiteClassifier(SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite").eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return lambda img: importance_edit(teacher, img)
+
+
+AVIF_SETTINGS = [5.0, 15.0, 25.0, 35.0, 45.0, 55.0, 70.0, 85.0]
+
+
 def all_codecs() -> dict[str, Codec]:
     return {
         "vlmpress": VlmpressCodec(),
@@ -263,7 +303,13 @@ def all_codecs() -> dict[str, Codec]:
         "hevc": HevcCodec(),
         "vvc": VvcCodec(),
         # classical codecs as the gateway makes them (sharp, in the VLMP container), for the policy
-        "sharp-avif": VlmpressCodec(codec="avif", settings=[5, 15, 25, 35, 45, 55, 70, 85]),
+        "sharp-avif": VlmpressCodec(codec="avif", settings=AVIF_SETTINGS),
+        # the teacher-gradient importance map, then sharp AVIF (the bar for the learned pre-editor)
+        "sharp-avif-importance": EditedCodec(
+            "sharp-avif-importance", VlmpressCodec(codec="avif", settings=AVIF_SETTINGS), importance_baseline
+        ),
+        # the shipped editor package around sharp's AVIF, through the product CLI
+        "semantic-avif": VlmpressCodec(codec="semantic-avif", settings=AVIF_SETTINGS, name="semantic-avif"),
         "sharp-webp": VlmpressCodec(codec="webp", settings=[2, 10, 25, 40, 55, 70, 85, 95]),
         "sharp-jpeg": VlmpressCodec(codec="jpeg", settings=[5, 10, 20, 30, 45, 60, 75, 90]),
     }

@@ -53,11 +53,27 @@ def target_key(measure: str, t: float) -> str:
     return f"{t:.2f}" if measure == "accuracy" else f"{measure}:{t:.2f}"
 
 
+def first_measurement(results: list[dict[str, Any]]) -> list[tuple[dict[str, Any], set[str]]]:
+    """Per result file, the codecs it adds: a codec measured again on the same set and images (a new
+    codec's run repeats its anchor, e.g. sharp-avif beside semantic-avif) is counted once."""
+    seen: set[tuple[str, str, int]] = set()
+    out = []
+    for res in results:
+        codecs = set()
+        for codec in [*res.get("points", {}), "original"]:
+            key = (str(res.get("set")), codec, int(res.get("images", 0)))
+            if key not in seen or codec == "original":
+                seen.add(key)
+                codecs.add(codec)
+        out.append((res, codecs))
+    return out
+
+
 def paired_changes(results: list[dict[str, Any]]) -> dict[tuple[str, str, float], np.ndarray]:
     """changes[(codec, metric, setting)] = per-image score minus the original's on the same image,
     pooled over every result file with per-image rows for the metric."""
     out: dict[tuple[str, str, float], list[float]] = defaultdict(list)
-    for res in results:
+    for res, counted in first_measurement(results):
         original: dict[tuple[str, str], float] = {}
         coded = [r for r in res.get("rows", []) if "codec" in r]
         for r in coded:
@@ -65,7 +81,7 @@ def paired_changes(results: list[dict[str, Any]]) -> dict[tuple[str, str, float]
                 for m, v in r["metrics"].items():
                     original[(r["image"], m)] = v
         for r in coded:
-            if r["codec"] == "original":
+            if r["codec"] == "original" or r["codec"] not in counted:
                 continue
             for m, v in r["metrics"].items():
                 ref = original.get((r["image"], m))
@@ -85,9 +101,11 @@ def relative_curves(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[f
     """curves[codec][metric][setting] = {bpp, score (relative to the original), images}, pooled
     over every result file that measured the metric (weighted by image count)."""
     acc: dict[tuple[str, str, float], list[tuple[float, float, int]]] = defaultdict(list)
-    for res in results:
+    for res, counted in first_measurement(results):
         originals = res.get("originals", {})
         for codec, points in res.get("points", {}).items():
+            if codec not in counted:
+                continue
             for p in points:
                 for metric, value in p["metrics"].items():
                     if value is None:
@@ -141,8 +159,9 @@ def lowest_reaching(curve: dict[str, dict[float, dict[str, Any]]], metrics: list
     return None
 
 
-#: what the gateway can produce: the learned codec and sharp's classical codecs in the VLMP container
-GATEWAY_CODECS = ("vlmpress", "sharp-avif", "sharp-webp", "sharp-jpeg")
+#: what the gateway can produce: the learned codec, sharp's classical codecs in the VLMP container, and
+#: semantic AVIF (the editor package's networks around sharp's AVIF)
+GATEWAY_CODECS = ("vlmpress", "sharp-avif", "sharp-webp", "sharp-jpeg", "semantic-avif")
 
 
 def best_effort(curves: dict[str, Any], metrics: list[str], codecs: list[str]) -> tuple[str, dict[str, Any]]:

@@ -13,11 +13,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CLASSICAL_CODECS,
+  CODEC_CHOICES,
   Codec,
   CodecError,
   isCodecError,
-  type ClassicalCodec,
+  type CodecChoice,
   outputFormatFromName,
   parseProviderList,
   type CodecOptions,
@@ -25,7 +25,7 @@ import {
 } from '../codec/index.js';
 
 const USAGE = `usage:
-  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME] [--codec learned|avif|webp|jpeg]
+  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME] [--codec learned|avif|webp|jpeg|semantic-avif]
   vlmpress decode IN.vlmp -o OUT.(png|webp|jpg) [--jpeg-quality Q]
   vlmpress info IN.vlmp
   vlmpress encode IN... --out-dir DIR [-q Q1,Q2,...] [--max-bytes N]   writes DIR/<name>.q<Q>.vlmp
@@ -83,11 +83,11 @@ async function readInput(file: string): Promise<Buffer> {
 }
 
 /** --codec: the learned codec (default) or a classical one in the same container (quality 1..100). */
-function codecChoice(values: ReturnType<typeof parse>['values']): { codec?: 'learned' | ClassicalCodec } {
+function codecChoice(values: ReturnType<typeof parse>['values']): { codec?: CodecChoice } {
   const c = values.codec;
   if (c === undefined || c === 'learned') return {};
-  if (!(CLASSICAL_CODECS as readonly string[]).includes(c)) throw new UsageError(`--codec must be learned, ${CLASSICAL_CODECS.join(', ')}`);
-  return { codec: c as ClassicalCodec };
+  if (!(CODEC_CHOICES as readonly string[]).includes(c)) throw new UsageError(`--codec must be ${CODEC_CHOICES.join(', ')}`);
+  return { codec: c as CodecChoice };
 }
 
 function codecOptions(values: ReturnType<typeof parse>['values']): CodecOptions {
@@ -272,7 +272,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'encode') {
-      const encodeOptions: { quality?: number; maxBytes?: number; model?: string; codec?: 'learned' | ClassicalCodec } = {
+      const encodeOptions: { quality?: number; maxBytes?: number; model?: string; codec?: CodecChoice } = {
         ...codecChoice(values),
       };
       if (quality !== undefined) encodeOptions.quality = quality;

@@ -5,7 +5,7 @@
  * covers it all, so storage, retrieval and decoding treat every bitstream alike.
  */
 import sharp from 'sharp';
-import { CodecKind, parseContainer, QUALITY_ONE, serialiseContainer, type Container } from './container.js';
+import { CodecKind, Flags, parseContainer, QUALITY_ONE, serialiseContainer, type Container } from './container.js';
 import { CodecError } from './errors.js';
 import { decodeImage, type RgbImage } from './image-io.js';
 
@@ -18,18 +18,37 @@ export function classicalName(kind: CodecKind): ClassicalCodec | undefined {
   return NAME_OF_KIND.get(kind);
 }
 
+/** The file format a codec choice stores (semantic AVIF stores AVIF); undefined for the learned codec. */
+export function codecPayloadFormat(codec: string): ClassicalCodec | undefined {
+  if (codec === 'semantic-avif') return 'avif';
+  return (CLASSICAL_CODECS as readonly string[]).includes(codec) ? (codec as ClassicalCodec) : undefined;
+}
+
+/** The codec a bitstream was made with, by the name requests and answers use. */
+export function bitstreamCodec(bitstream: Uint8Array): 'learned' | ClassicalCodec | 'semantic-avif' {
+  const kind = parseContainer(bitstream).codec;
+  return kind === CodecKind.SemanticAvif ? 'semantic-avif' : (classicalName(kind) ?? 'learned');
+}
+
+/** The file format of a bitstream's latent section when it is a standard image file (AVIF for semantic AVIF). */
+export function payloadFormat(kind: CodecKind): ClassicalCodec | undefined {
+  return kind === CodecKind.SemanticAvif ? 'avif' : classicalName(kind);
+}
+
 /**
- * The AVIF, WebP or JPEG file inside a classical bitstream, exactly as sharp made it (framing and CRC
- * checked), or null for the learned codec: a backend that reads the format can take it as is.
+ * The AVIF, WebP or JPEG file inside a bitstream, exactly as sharp made it (framing and CRC checked),
+ * when that file is the reconstruction itself: a backend that reads the format can take it as is.
+ * Null for the learned codec and for semantic AVIF that is decoded through a restoration network.
  */
 export function classicalPayload(bitstream: Uint8Array): { codec: ClassicalCodec; file: Uint8Array; width: number; height: number } | null {
   const c = parseContainer(bitstream);
-  const codec = classicalName(c.codec);
-  return codec ? { codec, file: c.latent, width: c.width, height: c.height } : null;
+  const codec = payloadFormat(c.codec);
+  if (!codec || c.flags & Flags.Restoration) return null;
+  return { codec, file: c.latent, width: c.width, height: c.height };
 }
 
 /** Classical bitstreams carry no model: eight zero bytes stand in the model id field. */
-const NO_MODEL = '0'.repeat(16);
+export const NO_MODEL = '0'.repeat(16);
 
 /**
  * Effort 3 (libvips passes libaom speed 9 - effort = 6, the speed of the Pillow AVIF anchor), not
@@ -50,14 +69,25 @@ async function fileAt(img: RgbImage, codec: ClassicalCodec, quality: number): Pr
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
-export async function encodeClassical(img: RgbImage, codec: ClassicalCodec, quality: number, flags: number): Promise<Uint8Array> {
+export function checkClassicalQuality(codec: string, quality: number): void {
   if (!Number.isInteger(quality) || quality < 1 || quality > 100)
     throw new CodecError('invalid_argument', `${codec} quality must be an integer from 1 to 100`, { quality });
+}
+
+/** `wrap` overrides the container's codec byte and model id (semantic AVIF names its editor package). */
+export async function encodeClassical(
+  img: RgbImage,
+  codec: ClassicalCodec,
+  quality: number,
+  flags: number,
+  wrap: { kind: CodecKind; modelIdPrefix: string } = { kind: CLASSICAL_KIND[codec], modelIdPrefix: NO_MODEL },
+): Promise<Uint8Array> {
+  checkClassicalQuality(codec, quality);
   return serialiseContainer({
     version: 1,
-    codec: CLASSICAL_KIND[codec],
+    codec: wrap.kind,
     flags,
-    modelIdPrefix: NO_MODEL,
+    modelIdPrefix: wrap.modelIdPrefix,
     qualityFixed: quality * QUALITY_ONE,
     width: img.width,
     height: img.height,
@@ -66,23 +96,25 @@ export async function encodeClassical(img: RgbImage, codec: ClassicalCodec, qual
   });
 }
 
-/** The highest integer quality up to `maxQuality` whose bitstream fits `maxBytes` (bisection: sizes grow with quality). */
+/**
+ * The highest integer quality up to `maxQuality` whose bitstream fits `maxBytes` (bisection: sizes
+ * grow with quality). `at` encodes at one quality (for semantic AVIF the edit depends on it too).
+ */
 export async function encodeClassicalWithin(
-  img: RgbImage,
-  codec: ClassicalCodec,
+  at: (quality: number) => Promise<Uint8Array>,
+  codec: string,
   maxQuality: number,
   maxBytes: number,
-  flags: number,
 ): Promise<{ bitstream: Uint8Array; quality: number; probes: number }> {
   let probes = 1;
-  const top = await encodeClassical(img, codec, maxQuality, flags);
+  const top = await at(maxQuality);
   if (top.length <= maxBytes) return { bitstream: top, quality: maxQuality, probes };
   let lo = 0; // quality known to fit (0: none yet)
   let best: Uint8Array | undefined;
   let hi = maxQuality; // quality known not to fit
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
-    const b = await encodeClassical(img, codec, Math.max(1, mid), flags);
+    const b = await at(Math.max(1, mid));
     probes++;
     if (b.length <= maxBytes) {
       lo = mid;
@@ -94,7 +126,7 @@ export async function encodeClassicalWithin(
 }
 
 export async function decodeClassical(c: Container, maxPixels: number): Promise<RgbImage & { quality: number }> {
-  const codec = classicalName(c.codec)!;
+  const codec = payloadFormat(c.codec)!;
   if (c.width * c.height > maxPixels)
     throw new CodecError('image_too_large', `the bitstream announces ${c.width}x${c.height} pixels, the limit is ${maxPixels}`);
   let img;

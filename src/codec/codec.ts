@@ -12,17 +12,20 @@ import ort from 'onnxruntime-node';
 import { CodecKind, Flags, QUALITY_ONE, parseContainer, quantiseQuality, serialiseContainer, type Container } from './container.js';
 import {
   CLASSICAL_CODECS,
+  checkClassicalQuality,
   classicalName,
   decodeClassical,
   encodeClassical,
   encodeClassicalWithin,
   type ClassicalCodec,
 } from './classical.js';
+import { isEditorManifest, loadEditorPackage, releaseEditorPackage, runEditorGraph, type EditorPackage } from './editor-package.js';
 import { CodecError } from './errors.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, encodeImage, type OutputFormat, type RgbImage } from './image-io.js';
 import {
   loadModelPackage,
-  readManifest,
+  parseManifest,
+  readManifestJson,
   releaseModelPackage,
   type LoadOptions,
   type ModelPackage,
@@ -60,15 +63,21 @@ export interface CodecOptions {
   log?: LoadOptions['log'];
 }
 
+/** AVIF with an editor package's networks around it (pre-editor before, restoration after) */
+export const SEMANTIC_AVIF = 'semantic-avif';
+/** Every codec an encode may name: the learned codec, the classical ones, semantic AVIF. */
+export type CodecChoice = 'learned' | ClassicalCodec | typeof SEMANTIC_AVIF;
+export const CODEC_CHOICES: readonly CodecChoice[] = ['learned', ...CLASSICAL_CODECS, SEMANTIC_AVIF];
+
 export interface EncodeOptions {
-  /** `learned` (default) or a classical codec the policy picked for this content */
-  codec?: 'learned' | ClassicalCodec;
+  /** `learned` (default), a classical codec or semantic AVIF: what the policy picked for this content */
+  codec?: CodecChoice;
   /** learned: 1..levels, fractional values interpolate gains (stored in 1/256 steps); default: the
-   * model's default. Classical: an integer 1..100 (default 75). */
+   * model's default. Classical and semantic AVIF: an integer 1..100 (default 75). */
   quality?: number;
   /** the highest quality (up to `quality` when given) whose bitstream fits in this many bytes */
   maxBytes?: number;
-  /** model name or id; default: the codec's default model */
+  /** model name or id (for semantic AVIF: the editor package's); default: the first loaded */
   model?: string;
 }
 
@@ -97,7 +106,7 @@ export interface BitstreamInfo {
   bytes: number;
   bpp: number;
   sections: { hyper: number; latent: number };
-  flags: { alphaFlattened: boolean };
+  flags: { alphaFlattened: boolean; restoration: boolean };
 }
 
 interface PaddedInput {
@@ -108,18 +117,17 @@ interface PaddedInput {
   paddedWidth: number;
 }
 
-export async function findModelDirs(root = BUNDLED_MODELS_DIR): Promise<string[]> {
+/** Package folders under `root`: codec packages only (default), or editor packages too. */
+export async function findModelDirs(root = BUNDLED_MODELS_DIR, kinds: 'codec' | 'all' = 'codec'): Promise<string[]> {
   const entries = await readdir(root).catch(() => [] as string[]);
   const dirs: string[] = [];
   for (const e of entries.sort()) {
     const dir = path.join(root, e);
-    if (
-      await stat(path.join(dir, 'manifest.json')).then(
-        (s) => s.isFile(),
-        () => false,
-      )
-    )
-      dirs.push(dir);
+    const isPackage = await stat(path.join(dir, 'manifest.json')).then(
+      (s) => s.isFile(),
+      () => false,
+    );
+    if (isPackage && (kinds === 'all' || !isEditorManifest(await readManifestJson(dir)))) dirs.push(dir);
   }
   return dirs;
 }
@@ -130,7 +138,9 @@ export async function describeModels(dirs?: string[]): Promise<{ name: string; i
   if (found.length === 0) throw new CodecError('bad_model_package', `no model package found (looked in ${BUNDLED_MODELS_DIR})`);
   const out = [];
   for (const dir of found) {
-    const m = await readManifest(dir);
+    const raw = await readManifestJson(dir);
+    if (isEditorManifest(raw)) continue;
+    const m = parseManifest(dir, raw);
     out.push({ name: m.name, id: m.id, levels: m.quality.levels, defaultQuality: m.quality.default });
   }
   return out;
@@ -151,6 +161,7 @@ export class Codec {
     private readonly models: ModelPackage[],
     private readonly defaultPackage: ModelPackage,
     private readonly limits: Limits,
+    private readonly editors: EditorPackage[],
   ) {}
 
   get maxPixels(): number {
@@ -162,34 +173,68 @@ export class Codec {
   }
 
   static async load(options: CodecOptions = {}): Promise<Codec> {
-    const dirs = options.modelDirs ?? (await findModelDirs());
+    const dirs = options.modelDirs ?? (await findModelDirs(BUNDLED_MODELS_DIR, 'all'));
     if (dirs.length === 0) throw new CodecError('bad_model_package', `no model package found (looked in ${BUNDLED_MODELS_DIR})`);
     const models: ModelPackage[] = [];
+    const editors: EditorPackage[] = [];
     try {
       for (const dir of dirs) {
         const loadOptions: LoadOptions = {};
         if (options.session) loadOptions.settings = options.session;
         if (options.log) loadOptions.log = options.log;
-        models.push(await loadModelPackage(dir, loadOptions));
+        const raw = await readManifestJson(dir);
+        if (isEditorManifest(raw)) editors.push(await loadEditorPackage(dir, raw, loadOptions));
+        else models.push(await loadModelPackage(dir, loadOptions));
       }
-      const prefixes = new Set(models.map((m) => m.manifest.id.slice(0, 16)));
-      if (prefixes.size !== models.length) throw new CodecError('bad_model_package', 'two model packages share an id prefix');
+      if (models.length === 0) throw new CodecError('bad_model_package', `no codec model package among ${dirs.join(', ')}`);
+      const ids = [...models.map((m) => m.manifest.id), ...editors.map((e) => e.manifest.id)];
+      if (new Set(ids.map((id) => id.slice(0, 16))).size !== ids.length)
+        throw new CodecError('bad_model_package', 'two model packages share an id prefix');
       const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
       const tileLatents = options.decodeTileLatents ?? 48;
       if (!Number.isSafeInteger(tileLatents) || tileLatents < 1)
         throw new CodecError('invalid_argument', 'decodeTileLatents must be a positive integer');
       const limits = { maxPixels, maxDecodePixels: options.maxDecodePixels ?? maxPixels, tileLatents };
-      const codec = new Codec(models, models[0]!, limits);
+      const codec = new Codec(models, models[0]!, limits, editors);
       const def = options.defaultModel ? codec.model(options.defaultModel) : models[0]!;
-      return new Codec(models, def, limits);
+      return new Codec(models, def, limits, editors);
     } catch (e) {
-      await Promise.all(models.map(releaseModelPackage));
+      await Promise.all([...models.map(releaseModelPackage), ...editors.map(releaseEditorPackage)]);
       throw e;
     }
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.models.map(releaseModelPackage));
+    await Promise.all([...this.models.map(releaseModelPackage), ...this.editors.map(releaseEditorPackage)]);
+  }
+
+  /** The loaded editor packages (semantic AVIF), by name and id. */
+  get editorInfo(): { name: string; id: string; provider: string; graphs: string[] }[] {
+    return this.editors.map((e) => ({
+      name: e.manifest.name,
+      id: e.manifest.id,
+      provider: e.provider,
+      graphs: Object.keys(e.manifest.graphs),
+    }));
+  }
+
+  /** An editor package by name, full id or id prefix; the first loaded when none is named. */
+  editor(nameOrId?: string): EditorPackage {
+    const e =
+      nameOrId === undefined
+        ? this.editors[0]
+        : this.editors.find(
+            (p) =>
+              p.manifest.name === nameOrId || p.manifest.id === nameOrId || (nameOrId.length >= 16 && p.manifest.id.startsWith(nameOrId)),
+          );
+    if (!e)
+      throw new CodecError(
+        'unknown_model',
+        nameOrId === undefined
+          ? 'semantic AVIF needs an editor package and none is loaded'
+          : `editor package "${nameOrId}" is not loaded (loaded: ${this.editors.map((p) => p.manifest.name).join(', ') || 'none'})`,
+      );
+    return e;
   }
 
   get modelInfo(): { name: string; id: string; provider: string; levels: number; defaultQuality: number }[] {
@@ -277,26 +322,44 @@ export class Codec {
     };
   }
 
-  private async encodeClassicalPixels(img: RgbImage, codec: ClassicalCodec, options: EncodeOptions, flags: number): Promise<EncodeResult> {
-    if (!(CLASSICAL_CODECS as readonly string[]).includes(codec))
-      throw new CodecError('invalid_argument', `codec must be learned, ${CLASSICAL_CODECS.join(', ')}`, { codec });
+  /** Classical codecs and semantic AVIF: sharp's encoder, for semantic AVIF after the package's pre-editor. */
+  private async encodeClassicalPixels(
+    img: RgbImage,
+    codec: Exclude<CodecChoice, 'learned'>,
+    options: EncodeOptions,
+    flags: number,
+  ): Promise<EncodeResult> {
+    if (!CODEC_CHOICES.includes(codec)) throw new CodecError('invalid_argument', `codec must be ${CODEC_CHOICES.join(', ')}`, { codec });
     if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
       throw new CodecError('invalid_argument', 'pixels must be packed RGB of width x height x 3 bytes');
     }
     if (img.width * img.height > this.maxPixels)
       throw new CodecError('image_too_large', `the image has ${img.width * img.height} pixels, the limit is ${this.maxPixels}`);
     const quality = options.quality ?? 75;
+    checkClassicalQuality(codec, quality);
+    let at: (q: number) => Promise<Uint8Array>;
+    let model = { name: codec as string, id: '' };
+    let provider = 'cpu';
+    if (codec === SEMANTIC_AVIF) {
+      const pkg = this.editor(options.model);
+      const wrap = { kind: CodecKind.SemanticAvif, modelIdPrefix: pkg.manifest.id.slice(0, 16) };
+      const semanticFlags = flags | (pkg.restoration ? Flags.Restoration : 0);
+      // The edit is made for the quality it will be coded at, so each probe of a byte budget edits anew.
+      at = async (q) => encodeClassical(pkg.preeditor ? await runEditorGraph(pkg.preeditor, img, q) : img, 'avif', q, semanticFlags, wrap);
+      model = { name: pkg.manifest.name, id: pkg.manifest.id };
+      provider = pkg.provider;
+    } else {
+      at = (q) => encodeClassical(img, codec, q, flags);
+    }
     let bitstream: Uint8Array;
     let used = quality;
     let probes = 1;
     if (options.maxBytes === undefined) {
-      bitstream = await encodeClassical(img, codec, quality, flags);
+      bitstream = await at(quality);
     } else {
       if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 1)
         throw new CodecError('invalid_argument', 'maxBytes must be a positive integer', { maxBytes: options.maxBytes });
-      if (!Number.isInteger(quality) || quality < 1 || quality > 100)
-        throw new CodecError('invalid_argument', `${codec} quality must be an integer from 1 to 100`, { quality });
-      ({ bitstream, quality: used, probes } = await encodeClassicalWithin(img, codec, quality, options.maxBytes, flags));
+      ({ bitstream, quality: used, probes } = await encodeClassicalWithin(at, codec, quality, options.maxBytes));
     }
     return {
       bitstream,
@@ -305,9 +368,9 @@ export class Codec {
       quality: used,
       width: img.width,
       height: img.height,
-      model: { name: codec, id: '' },
+      model,
       probes,
-      provider: 'cpu',
+      provider,
     };
   }
 
@@ -378,18 +441,21 @@ export class Codec {
   inspect(bitstream: Uint8Array): BitstreamInfo {
     const c = parseContainer(bitstream);
     const classical = classicalName(c.codec);
-    const pkg = classical ? undefined : this.models.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
+    const semantic = c.codec === CodecKind.SemanticAvif;
+    const pkg = classical
+      ? undefined
+      : (semantic ? this.editors : this.models).find((p) => p.manifest.id.startsWith(c.modelIdPrefix))?.manifest;
     return {
       version: c.version,
-      codec: classical ?? 'vlmpress-learned',
-      model: { idPrefix: c.modelIdPrefix, name: pkg?.manifest.name ?? null, id: pkg?.manifest.id ?? null },
+      codec: classical ?? (semantic ? SEMANTIC_AVIF : 'vlmpress-learned'),
+      model: { idPrefix: c.modelIdPrefix, name: pkg?.name ?? null, id: pkg?.id ?? null },
       quality: c.qualityFixed / QUALITY_ONE,
       width: c.width,
       height: c.height,
       bytes: c.byteLength,
       bpp: (8 * c.byteLength) / (c.width * c.height),
       sections: { hyper: c.hyper.length, latent: c.latent.length },
-      flags: { alphaFlattened: (c.flags & Flags.AlphaFlattened) !== 0 },
+      flags: { alphaFlattened: (c.flags & Flags.AlphaFlattened) !== 0, restoration: (c.flags & Flags.Restoration) !== 0 },
     };
   }
 
@@ -426,6 +492,7 @@ export class Codec {
       this.checkAnnouncedSize(parsed);
       return { ...(await decodeClassical(parsed, this.limits.maxDecodePixels)), model: { name: classical, id: '' } };
     }
+    if (parsed.codec === CodecKind.SemanticAvif) return this.decodeSemantic(parsed);
     const { c, pkg } = this.resolveContainer(parsed);
     const m = pkg.manifest;
     const H = paddedSize(c.height, m.paddingMultiple);
@@ -461,6 +528,26 @@ export class Codec {
 
     const img = await this.synthesize(pkg, yHat, yh, yw, c);
     return { ...img, quality: c.qualityFixed / QUALITY_ONE, model: { name: m.name, id: m.id } };
+  }
+
+  /**
+   * Semantic AVIF: the AVIF file decodes on its own; with the restoration flag the package's
+   * restoration network then runs on it, so the package must be loaded (`unknown_model` otherwise).
+   */
+  private async decodeSemantic(c: Container): Promise<RgbImage & { quality: number; model: { name: string; id: string } }> {
+    this.checkAnnouncedSize(c);
+    const restore = (c.flags & Flags.Restoration) !== 0;
+    const pkg = this.editors.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
+    if (restore && !pkg)
+      throw new CodecError('unknown_model', `the bitstream was made with editor package ${c.modelIdPrefix}…, which is not loaded`, {
+        modelIdPrefix: c.modelIdPrefix,
+      });
+    if (restore && !pkg!.restoration)
+      throw new CodecError('bad_model_package', `editor package ${pkg!.manifest.name} has no restoration network`);
+    const decoded = await decodeClassical(c, this.limits.maxDecodePixels);
+    const img = restore ? await runEditorGraph(pkg!.restoration!, decoded, decoded.quality) : decoded;
+    const model = pkg ? { name: pkg.manifest.name, id: pkg.manifest.id } : { name: SEMANTIC_AVIF, id: '' };
+    return { data: img.data, width: img.width, height: img.height, quality: decoded.quality, model };
   }
 
   /**

@@ -24,13 +24,19 @@ export enum CodecKind {
   Avif = 1,
   Webp = 2,
   Jpeg = 3,
+  /** AVIF made around an editor package (pre-editor before the encoder, restoration after the
+   * decoder); the model id names the package, the latent section is the AVIF file */
+  SemanticAvif = 4,
 }
 
 export const Flags = {
   /** the source image had an alpha channel, flattened onto white before encoding */
   AlphaFlattened: 1 << 0,
+  /** semantic AVIF only: the decoded AVIF goes through the package's restoration network; without
+   * it the AVIF file is the reconstruction itself and decodes without the package */
+  Restoration: 1 << 1,
 } as const;
-const KNOWN_FLAGS = Flags.AlphaFlattened;
+const KNOWN_FLAGS = Flags.AlphaFlattened | Flags.Restoration;
 
 export interface ContainerHeader {
   version: number;
@@ -158,6 +164,8 @@ export function parseContainer(buf: Uint8Array): Container {
   if (codec !== CodecKind.Learned && hyperLength !== 0)
     throw new CodecError('bad_header', `a classical-codec bitstream has no hyper section (found ${hyperLength} bytes)`);
   if ((flags & ~KNOWN_FLAGS) !== 0) throw new CodecError('unsupported_feature', `unknown flags 0x${flags.toString(16)}`, { flags });
+  if (flags & Flags.Restoration && codec !== CodecKind.SemanticAvif)
+    throw new CodecError('bad_header', 'the restoration flag is only valid on semantic AVIF bitstreams');
   if (width < 1 || height < 1 || width > MAX_DIMENSION || height > MAX_DIMENSION) {
     throw new CodecError('bad_header', `image size ${width}x${height} is out of range`);
   }

@@ -1,8 +1,8 @@
 /** The codec runtime's public surface: the gateway and the CLI import from here only. */
-export { Codec, BUNDLED_MODELS_DIR, describeModels, findModelDirs } from './codec.js';
-export type { BitstreamInfo, CodecOptions, EncodeOptions, EncodeResult } from './codec.js';
+export { Codec, BUNDLED_MODELS_DIR, CODEC_CHOICES, describeModels, findModelDirs, SEMANTIC_AVIF } from './codec.js';
+export type { BitstreamInfo, CodecChoice, CodecOptions, EncodeOptions, EncodeResult } from './codec.js';
 export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
-export { CLASSICAL_CODECS, classicalPayload } from './classical.js';
+export { bitstreamCodec, CLASSICAL_CODECS, classicalPayload, codecPayloadFormat } from './classical.js';
 export type { ClassicalCodec } from './classical.js';
 export type { CodecErrorCode } from './errors.js';
 export {

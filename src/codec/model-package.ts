@@ -121,15 +121,21 @@ export function parseManifest(dir: string, raw: unknown): ModelManifest & { hash
   return m;
 }
 
-async function createSession(file: string, settings: SessionSettings, provider: ExecutionProviderName): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(file, {
+/** One ONNX Runtime session on one provider, with the package settings (a file path or the graph's bytes). */
+export async function createSession(
+  graph: string | Uint8Array,
+  settings: SessionSettings,
+  provider: ExecutionProviderName,
+): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
     executionProviders: [provider],
     intraOpNumThreads: settings.intraOpThreads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     enableCpuMemArena: settings.memoryArena,
     graphOptimizationLevel: settings.graphOptimizationLevel,
-  });
+  };
+  return typeof graph === 'string' ? ort.InferenceSession.create(graph, options) : ort.InferenceSession.create(graph, options);
 }
 
 export interface LoadOptions {
@@ -137,21 +143,24 @@ export interface LoadOptions {
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Read and validate a package's manifest without loading its graphs (what the gateway needs to describe a model). */
-export async function readManifest(dir: string): Promise<ModelManifest & { hashes: Record<string, string> }> {
+/** A package's manifest.json, parsed but not yet validated (codec and editor packages share the file name). */
+export async function readManifestJson(dir: string): Promise<unknown> {
   let manifestText: string;
   try {
     manifestText = await readFile(path.join(dir, 'manifest.json'), 'utf8');
   } catch (e) {
     bad(dir, `cannot read manifest.json (${(e as Error).message})`);
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(manifestText);
+    return JSON.parse(manifestText) as unknown;
   } catch {
     bad(dir, 'manifest.json is not JSON');
   }
-  return parseManifest(dir, raw);
+}
+
+/** Read and validate a package's manifest without loading its graphs (what the gateway needs to describe a model). */
+export async function readManifest(dir: string): Promise<ModelManifest & { hashes: Record<string, string> }> {
+  return parseManifest(dir, await readManifestJson(dir));
 }
 
 export async function loadModelPackage(dir: string, options: LoadOptions = {}): Promise<ModelPackage> {

@@ -3,7 +3,15 @@
  * or an already-compressed vlmpress data URL) into bytes, and `compressImage`: decide, encode and
  * store an image (once per identical image + settings + model), and decode it for forwarding.
  */
-import { classicalPayload, imageSize, isCodecError, looksLikeContainer, type ClassicalCodec, type OutputFormat } from '../codec/index.js';
+import {
+  classicalPayload,
+  codecPayloadFormat,
+  imageSize,
+  isCodecError,
+  looksLikeContainer,
+  type ClassicalCodec,
+  type OutputFormat,
+} from '../codec/index.js';
 import { imageStats } from '../policy/image-stats.js';
 import { decidePolicy, needsImageStats, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { cacheKey, type StoredMeta } from '../store/bitstream-store.js';
@@ -203,7 +211,8 @@ export async function compressImage(ctx: GatewayContext, req: CompressImageReque
   }
   const decision = decidePolicy(ctx.config, ctx.policyTable, request);
   // A classical file the caller forwards as it is needs no reconstruction: no decode, no re-encode.
-  if (decision.codec !== 'learned' && req.passthrough?.includes(decision.codec)) {
+  const format = codecPayloadFormat(decision.codec);
+  if (format && req.passthrough?.includes(format)) {
     const { outcome: stored } = await compressAndStore(ctx, req.image, decision);
     const payload = classicalPayload(stored.bitstream);
     if (payload) return { stored, decision, payload };

@@ -6,7 +6,7 @@
  * of the original's predictions kept: the strict option); version 1 tables had only agreement targets.
  */
 import { readFile } from 'node:fs/promises';
-import { CLASSICAL_CODECS, type ClassicalCodec } from '../codec/index.js';
+import { CLASSICAL_CODECS, SEMANTIC_AVIF, type ClassicalCodec, type CodecChoice } from '../codec/index.js';
 import { TASK_CLASSES, type TaskClass } from './task-classifier.js';
 
 export interface PolicyEntry {
@@ -39,9 +39,11 @@ export function parseTarget(key: string): { measure: TargetMeasure; value: numbe
   return /^\d(\.\d+)?$/.test(value) && v > 0 && v <= 1 ? { measure, value: v } : null;
 }
 
-/** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it (sharp). */
-export function gatewayCodec(name: string): 'learned' | ClassicalCodec | undefined {
+/** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it (sharp);
+ * `semantic-avif` AVIF with the editor package's networks around it. */
+export function gatewayCodec(name: string): CodecChoice | undefined {
   if (name === 'vlmpress') return 'learned';
+  if (name === SEMANTIC_AVIF) return SEMANTIC_AVIF;
   const c = name.startsWith('sharp-') ? name.slice(6) : '';
   return (CLASSICAL_CODECS as readonly string[]).includes(c) ? (c as ClassicalCodec) : undefined;
 }

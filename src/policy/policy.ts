@@ -8,7 +8,7 @@
  * 4. a byte budget (`max_bytes`) then takes the highest quality up to that one which fits.
  * The decision and its reason go back to the client.
  */
-import { fittedSize, type ClassicalCodec, type ResizeRule } from '../codec/index.js';
+import { fittedSize, type CodecChoice, type ResizeRule } from '../codec/index.js';
 import { gatewayCodec, parseTarget, type PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail, type ResolutionProfile } from './resolution.js';
 import type { ImageStats } from './image-stats.js';
@@ -18,7 +18,7 @@ import { HttpError } from '../http/http-error.js';
 
 export interface PolicyRequest {
   /** the codec `quality` is for (default learned) */
-  codec?: 'learned' | ClassicalCodec;
+  codec?: CodecChoice;
   quality?: number;
   maxBytes?: number;
   /** a task hint from the client (general, text/ocr, detail, ...) */
@@ -40,7 +40,7 @@ export interface PolicyRequest {
 
 export interface PolicyDecision {
   /** the learned codec, or a classical one where the table measured it cheaper for this class */
-  codec: 'learned' | ClassicalCodec;
+  codec: CodecChoice;
   quality: number;
   maxBytes?: number;
   resize: ResizeRule;

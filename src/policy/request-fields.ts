@@ -1,13 +1,13 @@
 /** Reading a client's policy fields (quality, max_bytes, task, target, prompt) with clear 400s for bad values. */
-import { CLASSICAL_CODECS, type ClassicalCodec } from '../codec/index.js';
+import { CODEC_CHOICES, type CodecChoice } from '../codec/index.js';
 import { HttpError } from '../http/http-error.js';
 import type { PolicyRequest } from './policy.js';
 import { parseTarget } from './policy-table.js';
 import { TASK_HINTS } from './task-classifier.js';
 
 export const PROMPT_MAX_LENGTH = 100_000;
-/** The codecs a request may name for its `quality`, and the classical codecs' quality scale (sharp's). */
-export const REQUEST_CODECS = ['learned', ...CLASSICAL_CODECS] as const;
+/** The codecs a request may name for its `quality`, and the classical codecs' quality scale (sharp's, also semantic AVIF's). */
+export const REQUEST_CODECS = CODEC_CHOICES;
 export const CLASSICAL_QUALITY_MAX = 100;
 
 export function parseNumber(name: string, raw: unknown, integer: boolean, min: number, max: number): number | undefined {
@@ -36,14 +36,20 @@ export function policyRequest(fields: Record<string, unknown>, levels: number, t
   const classical = codec !== undefined && codec !== 'learned';
   const quality = classical
     ? parseNumber(`quality for codec ${codec}`, fields['quality'], true, 1, CLASSICAL_QUALITY_MAX)
-    : parseNumber(`quality for the learned codec (or name codec ${CLASSICAL_CODECS.join('/')})`, fields['quality'], false, 1, levels);
+    : parseNumber(
+        `quality for the learned codec (or name codec ${REQUEST_CODECS.filter((c) => c !== 'learned').join('/')})`,
+        fields['quality'],
+        false,
+        1,
+        levels,
+      );
   if (codec !== undefined && quality === undefined)
     throw new HttpError(
       400,
       'invalid_request',
       `codec ${codec} needs a quality (${classical ? `an integer from 1 to ${CLASSICAL_QUALITY_MAX}` : `1 to ${levels}`}); without codec and quality the policy chooses both`,
     );
-  if (codec !== undefined) req.codec = codec as 'learned' | ClassicalCodec;
+  if (codec !== undefined) req.codec = codec as CodecChoice;
   const maxBytes = parseNumber('max_bytes', fields['max_bytes'], true, 1, Number.MAX_SAFE_INTEGER);
   const maxImageTokens = parseNumber('max_image_tokens', fields['max_image_tokens'], true, 1, 1_000_000);
   const task = parseText('task', fields['task'], 64);

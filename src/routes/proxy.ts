@@ -4,7 +4,7 @@
  * backend's answer unchanged; GET /v1/models lists the models of every backend.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { classicalPayload, type ClassicalCodec } from '../codec/index.js';
+import { bitstreamCodec, type CodecChoice } from '../codec/index.js';
 import { decidePolicy, policyHeader, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { HttpError } from '../http/http-error.js';
@@ -30,7 +30,7 @@ interface ImageReport {
   /** its format (png, webp, jpeg, or the client's own) */
   upstreamFormat: string;
   /** the stored bitstream's codec and quality on its scale: sent back as settings, they mean the same */
-  codec: 'learned' | ClassicalCodec;
+  codec: CodecChoice;
   quality: number;
   how: 'encoded' | 'cached' | 'client_bitstream';
   /** image tokens by the backend profile's rule (null: no known rule) */
@@ -101,7 +101,7 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
             upstreamBytes: decoded.image.length,
             upstream: 'reconstruction',
             upstreamFormat: file.format,
-            codec: classicalPayload(ref.bytes)?.codec ?? 'learned',
+            codec: bitstreamCodec(ref.bytes),
             quality: decoded.quality,
             how: 'client_bitstream',
             clientTokens: t,

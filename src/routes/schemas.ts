@@ -2,7 +2,7 @@
  * Schemas shared by the route definitions. Request schemas validate (server/openapi.ts: no coercion,
  * nothing removed, so the proxy forwards exactly what it was sent); response schemas document.
  */
-import { CLASSICAL_CODECS } from '../codec/index.js';
+import { CLASSICAL_CODECS, SEMANTIC_AVIF } from '../codec/index.js';
 import { CLASSICAL_QUALITY_MAX, PROMPT_MAX_LENGTH, REQUEST_CODECS } from '../policy/request-fields.js';
 import { TASK_HINTS } from '../policy/task-classifier.js';
 
@@ -58,13 +58,13 @@ export function policyFields(levels: number) {
     codec: {
       type: 'string',
       enum: REQUEST_CODECS,
-      description: `the codec of \`quality\`: learned (the default) or ${CLASSICAL_CODECS.join(', ')}; the answer reports both, so they can be sent back as they came`,
+      description: `the codec of \`quality\`: learned (the default), ${CLASSICAL_CODECS.join(', ')} or ${SEMANTIC_AVIF} (the editor package's pre-editor before AVIF); the answer reports both, so they can be sent back as they came`,
     },
     quality: {
       type: ['number', 'string'],
       minimum: 1,
       maximum: CLASSICAL_QUALITY_MAX,
-      description: `quality on the codec's own scale: learned 1 (smallest) to ${levels}, fractional values allowed; ${CLASSICAL_CODECS.join(', ')} integers 1 to ${CLASSICAL_QUALITY_MAX}`,
+      description: `quality on the codec's own scale: learned 1 (smallest) to ${levels}, fractional values allowed; ${[...CLASSICAL_CODECS, SEMANTIC_AVIF].join(', ')} integers 1 to ${CLASSICAL_QUALITY_MAX}`,
     },
     max_bytes: { type: ['integer', 'string'], minimum: 1, description: 'byte budget: the highest quality whose bitstream fits' },
     max_image_tokens: {
@@ -99,7 +99,10 @@ export const compressResult = {
     id: { type: 'string', description: 'SHA-256 of the bitstream (its content address)' },
     bytes: { type: 'integer' },
     bpp: { type: 'number' },
-    codec: { type: 'string', description: 'the codec of `quality` (learned, avif, webp, jpeg): send both back for the same encoding' },
+    codec: {
+      type: 'string',
+      description: 'the codec of `quality` (learned, avif, webp, jpeg, semantic-avif): send both back for the same encoding',
+    },
     quality: { type: 'number', description: "on the codec's own scale" },
     width: { type: 'integer' },
     height: { type: 'integer' },

@@ -3,14 +3,14 @@
  * worker-thread pool (no Redis) and BullMQ queues (with Redis). Both execute `processor.ts`, so both
  * modes give the same results.
  */
-import type { ClassicalCodec, CodecErrorCode, EncodeResult, OutputFormat, ResizeRule } from '../codec/index.js';
+import type { CodecChoice, CodecErrorCode, EncodeResult, OutputFormat, ResizeRule } from '../codec/index.js';
 
 export interface EncodeJob {
   kind: 'encode';
   /** the image file (JPEG, PNG, WebP, AVIF, GIF, TIFF) */
   image: Uint8Array;
   /** the learned codec (default) or a classical one the policy picked */
-  codec?: 'learned' | ClassicalCodec;
+  codec?: CodecChoice;
   quality: number;
   maxBytes?: number;
   /** size limits applied before encoding (the receiving model's view of the image) */

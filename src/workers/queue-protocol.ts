@@ -4,7 +4,7 @@
  * not base64 in the job hash or the event stream); jobs and events carry only keys and small JSON.
  */
 import { createHash } from 'node:crypto';
-import type { OutputFormat, ResizeRule } from '../codec/index.js';
+import type { CodecChoice, OutputFormat, ResizeRule } from '../codec/index.js';
 import type { ClientCopy, DecodeJobResult, EncodeJobResult, JobOutcome } from './jobs.js';
 
 export const QUEUES = { encode: 'encode', decode: 'decode' } as const;
@@ -13,7 +13,7 @@ export type QueueName = keyof typeof QUEUES;
 export interface EncodeQueueData {
   /** Redis key of the input image */
   input: string;
-  codec?: 'learned' | 'avif' | 'webp' | 'jpeg';
+  codec?: CodecChoice;
   quality: number;
   maxBytes?: number;
   resize: ResizeRule;

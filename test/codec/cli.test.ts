@@ -63,6 +63,16 @@ describe('vlmpress CLI', () => {
     const fromFile = await run('encode', '--inputs-from', list, '--out-dir', many, '--codec', 'webp', '-q', '50');
     assert.equal(fromFile.code, 0, fromFile.stderr);
     assert.equal(fromFile.stdout.trim().split('\n').length, 3);
+    // Semantic AVIF (the bundled editor package) through the same batch path, and back.
+    const semantic = await run('encode', '--inputs-from', list, '--out-dir', many, '--codec', 'semantic-avif', '-q', '30,60');
+    assert.equal(semantic.code, 0, semantic.stderr);
+    const made = semantic.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { output: string; bytes: number; quality: number });
+    assert.equal(made.length, 6);
+    const back = await run('decode', ...made.map((m) => m.output), '--out-dir', many, '--format', 'png');
+    assert.equal(back.code, 0, back.stderr);
     const noDir = await run('encode', '--inputs-from', list);
     assert.equal(noDir.code, 2);
     assert.match(noDir.stderr, /--inputs-from needs --out-dir/);

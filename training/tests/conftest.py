@@ -14,9 +14,13 @@ SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(TRAINING))
 
 
+def _packages(fmt: str) -> list[Path]:
+    return sorted(p.parent for p in (REPO / "models").glob("*/manifest.json") if json.loads(p.read_text()).get("format") == fmt)
+
+
 def shipped_package() -> Path:
-    """The one model package in models/ (the manifest names it)."""
-    found = sorted(p.parent for p in (REPO / "models").glob("*/manifest.json"))
+    """The one codec model package in models/ (the manifest names it)."""
+    found = _packages("vlmpress-model")
     if not found:
         raise FileNotFoundError("no model package under models/")
     return found[0]
@@ -32,6 +36,15 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def package() -> Path:
     return shipped_package()
+
+
+@pytest.fixture(scope="session")
+def editor_package() -> Path:
+    """The shipped editor package (semantic AVIF)."""
+    found = _packages("vlmpress-editor")
+    if not found:
+        raise FileNotFoundError("no editor package under models/")
+    return found[0]
 
 
 @pytest.fixture(scope="session")

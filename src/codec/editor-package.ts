@@ -1,0 +1,118 @@
+/**
+ * Editor packages (docs/model-format.md, "Editor packages"): the learned networks around a standard
+ * codec core. A pre-editor runs on the image before the AVIF encoder, a restoration network on the
+ * decoded AVIF; either may be absent. The manifest is validated, every graph's SHA-256 checked, and
+ * the package id (SHA-256 of one `<role>:<hex digest>\n` line per graph, in the manifest's order)
+ * recomputed: a bitstream names the package by the id's first 8 bytes.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { CodecError } from './errors.js';
+import { resolveProviders, type ExecutionProviderName } from './execution-providers.js';
+import type { RgbImage } from './image-io.js';
+import { createSession, DEFAULT_SESSION_SETTINGS, type LoadOptions } from './model-package.js';
+import { fromTensor, toPaddedTensor } from './pixels.js';
+
+export const EDITOR_FORMAT = 'vlmpress-editor';
+const GRAPH_ROLES = ['preeditor', 'restoration'] as const;
+type GraphRole = (typeof GRAPH_ROLES)[number];
+
+export interface EditorManifest {
+  name: string;
+  id: string;
+  /** the codec the networks were trained around; "avif" is the only one this build runs */
+  core: 'avif';
+  graphs: Partial<Record<GraphRole, { file: string; sha256: string }>>;
+}
+
+export interface EditorPackage {
+  dir: string;
+  manifest: EditorManifest;
+  preeditor?: ort.InferenceSession;
+  restoration?: ort.InferenceSession;
+  provider: ExecutionProviderName;
+}
+
+function bad(dir: string, message: string): never {
+  throw new CodecError('bad_model_package', `editor package ${dir}: ${message}`);
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function isEditorManifest(raw: unknown): boolean {
+  return isRecord(raw) && raw['format'] === EDITOR_FORMAT;
+}
+
+export function parseEditorManifest(dir: string, raw: unknown): EditorManifest {
+  if (!isRecord(raw) || raw['format'] !== EDITOR_FORMAT) bad(dir, `manifest format is not "${EDITOR_FORMAT}"`);
+  if (raw['format_version'] !== 1) bad(dir, `manifest format_version ${String(raw['format_version'])} is not supported (1)`);
+  const name = raw['name'];
+  const id = raw['id'];
+  if (typeof name !== 'string' || name.length === 0) bad(dir, 'manifest field name is missing or invalid');
+  if (typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) bad(dir, 'manifest field id is missing or invalid');
+  if (raw['core'] !== 'avif') bad(dir, `core codec ${String(raw['core'])} is not supported (avif)`);
+  const graphs = raw['graphs'];
+  if (!isRecord(graphs)) bad(dir, 'manifest field graphs is missing or invalid');
+  const out: EditorManifest['graphs'] = {};
+  for (const [role, g] of Object.entries(graphs)) {
+    if (!(GRAPH_ROLES as readonly string[]).includes(role)) bad(dir, `unknown graph role "${role}" (known: ${GRAPH_ROLES.join(', ')})`);
+    if (!isRecord(g) || typeof g['file'] !== 'string' || typeof g['sha256'] !== 'string' || !/^[0-9a-f]{64}$/.test(g['sha256']))
+      bad(dir, `manifest field graphs.${role} needs a file and a sha256`);
+    out[role as GraphRole] = { file: g['file'], sha256: g['sha256'] };
+  }
+  if (Object.keys(out).length === 0) bad(dir, 'an editor package needs at least one graph');
+  return { name, id, core: 'avif', graphs: out };
+}
+
+export async function loadEditorPackage(dir: string, raw: unknown, options: LoadOptions = {}): Promise<EditorPackage> {
+  const settings = { ...DEFAULT_SESSION_SETTINGS, ...options.settings };
+  const manifest = parseEditorManifest(dir, raw);
+  const entries = Object.entries(manifest.graphs) as [GraphRole, { file: string; sha256: string }][];
+  const files: [GraphRole, Buffer][] = [];
+  for (const [role, g] of entries) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path.join(dir, g.file));
+    } catch (e) {
+      bad(dir, `cannot read ${g.file} (${(e as Error).message})`);
+    }
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    if (digest !== g.sha256) bad(dir, `${g.file} has SHA-256 ${digest}, the manifest says ${g.sha256}`);
+    files.push([role, bytes]);
+  }
+  const id = createHash('sha256')
+    .update(entries.map(([role, g]) => `${role}:${g.sha256}\n`).join(''))
+    .digest('hex');
+  if (id !== manifest.id) bad(dir, `package id ${id} does not match the manifest's ${manifest.id}`);
+
+  for (const provider of resolveProviders(settings.executionProviders)) {
+    const sessions: Partial<Record<GraphRole, ort.InferenceSession>> = {};
+    try {
+      for (const [role, bytes] of files) {
+        sessions[role] = await createSession(bytes, settings, provider);
+      }
+      options.log?.(`loaded editor package ${manifest.name}`, { id: manifest.id, provider, graphs: Object.keys(sessions) });
+      return { dir, manifest, provider, ...sessions };
+    } catch (e) {
+      await Promise.all(Object.values(sessions).map((s) => s.release()));
+      options.log?.(`execution provider ${provider} failed for ${manifest.name}, trying the next`, { error: (e as Error).message });
+    }
+  }
+  bad(dir, 'no execution provider could load the graphs');
+}
+
+export async function releaseEditorPackage(p: EditorPackage): Promise<void> {
+  await Promise.all([p.preeditor?.release(), p.restoration?.release()]);
+}
+
+/** Run one of the package's networks on an image for an AVIF quality (1..100). */
+export async function runEditorGraph(session: ort.InferenceSession, img: RgbImage, quality: number): Promise<RgbImage> {
+  const [inputName, qualityName] = session.inputNames;
+  const out = await session.run({
+    [inputName!]: new ort.Tensor('float32', toPaddedTensor(img, 1).data, [1, 3, img.height, img.width]),
+    [qualityName!]: new ort.Tensor('float32', Float32Array.of(quality), [1]),
+  });
+  return fromTensor(out[session.outputNames[0]!]!.data as Float32Array, img.height, img.width, img.width, img.height);
+}
