@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import random
-import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
 from .codec.model import CodecConfig, VariableRateCodec
 from .data import TrainingImages, training_files, validation_split
 from .images import load_rgb, resize_center_crop, to_tensor
+from .loop import run_steps, save_atomically
 from .losses import LossConfig, rank_order_loss, rank_spectrum_loss, rate_bpp, token_distortion, total_loss
 from .teachers.tflite_graph import TFLiteClassifier
 
@@ -209,61 +206,46 @@ def train(cfg: TrainConfig) -> Path:
         for p in validation_split(Path(cfg.data_root) / "imagenet-dev")[: cfg.val_images]
     ]
     level_rng = random.Random(cfg.seed + 7 * step)
-    log = (run / "log.jsonl").open("a")
 
-    def save() -> None:
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "elapsed": elapsed + time.time() - t_start,
-                "torch_rng": torch.get_rng_state(),
-                "config": dataclasses.asdict(cfg),
-            },
-            tmp,
-        )
-        tmp.replace(ckpt)  # atomic: a crash mid-save never corrupts the last good checkpoint
+    def save(done: int, seconds: float) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": done,
+            "elapsed": elapsed + seconds,
+            "torch_rng": torch.get_rng_state(),
+            "config": dataclasses.asdict(cfg),
+        }
+        save_atomically(state, ckpt)
 
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
-    t_start = time.time()
+    def one_step(step: int) -> dict[str, float]:
+        batch = [next(stream) for _ in range(cfg.batch_size)]
+        x = torch.stack([b[0] for b in batch]).to(device)
+        is_text = torch.tensor([b[1] for b in batch])
+        levels = torch.tensor([level_rng.randint(1, cfg.codec.levels) for _ in batch], device=device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, step)
+        loss, parts = training_step(model, teacher, cfg, x, is_text, levels, semantic_weight(cfg, step))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        return parts
+
     model.train()
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True)
-    try:
-        while step < cfg.steps and not stop["now"]:
-            batch = [next(stream) for _ in range(cfg.batch_size)]
-            x = torch.stack([b[0] for b in batch]).to(device)
-            is_text = torch.tensor([b[1] for b in batch])
-            levels = torch.tensor([level_rng.randint(1, cfg.codec.levels) for _ in batch], device=device)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, step)
-            loss, parts = training_step(model, teacher, cfg, x, is_text, levels, semantic_weight(cfg, step))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}", bpp=f"{parts['bpp']:.3f}", tk=f"{parts['l_tk']:.3f}")
-            record: dict[str, Any] = {"step": step, **{k: round(v, 5) for k, v in parts.items()}}
-            if step % cfg.validate_every == 0 or step == cfg.steps:
-                record["val"] = validate(model, teacher, cfg, val)
-                tqdm.write(json.dumps(record["val"]))
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            if step % cfg.checkpoint_every == 0:
-                save()
-            if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
-                tqdm.write("time budget reached")
-                break
-    except KeyboardInterrupt:
-        tqdm.write("interrupted")
-    finally:
-        save()
-        bar.close()
-        log.close()
+    run_steps(
+        run=run,
+        start=step,
+        steps=cfg.steps,
+        desc="train",
+        one_step=one_step,
+        validate=lambda: validate(model, teacher, cfg, val),
+        save=save,
+        validate_every=cfg.validate_every,
+        checkpoint_every=cfg.checkpoint_every,
+        max_minutes=cfg.max_minutes,
+        postfix={"loss": "loss", "bpp": "bpp", "tk": "l_tk"},
+    )
     return ckpt
 
 

@@ -20,8 +20,6 @@ import argparse
 import dataclasses
 import json
 import random
-import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from tqdm import tqdm
 
 from ..data import TrainingImages, training_files, validation_split
 from ..images import load_rgb, resize_center_crop, to_tensor
+from ..loop import run_steps, save_atomically
 from ..losses import rank_order_loss, token_distortion
 from ..train import build_teacher, lr_at, seed_everything
 from .avif import avif_bytes, real_avif
@@ -236,52 +234,39 @@ def train(cfg: PreeditConfig) -> Path:
         for p in validation_split(Path(cfg.data_root) / "imagenet-dev")[: cfg.val_images]
     ]
     rng = random.Random(cfg.seed + 7 * step)
-    log = (run / "log.jsonl").open("a")
-    t_start = time.time()
-
-    def save() -> None:
-        tmp = ckpt.with_suffix(".tmp")
-        state = {"model": editor.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": dataclasses.asdict(cfg)}
-        torch.save({**state, "elapsed": elapsed + time.time() - t_start}, tmp)
-        tmp.replace(ckpt)
-
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
-    bar = tqdm(total=cfg.steps, initial=step, desc="preedit", dynamic_ncols=True)
     lr_cfg = argparse.Namespace(lr=cfg.lr, lr_final=cfg.lr_final, warmup=cfg.warmup, steps=cfg.steps)
-    try:
-        while step < cfg.steps and not stop["now"]:
-            batch = [next(data) for _ in range(cfg.batch_size)]
-            x = torch.stack([b[0] for b in batch]).to(device)
-            is_text = torch.tensor([b[1] for b in batch], device=device)
-            q = torch.tensor([float(rng.randint(cfg.quality_min, cfg.quality_max)) for _ in batch], device=device)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(lr_cfg, step)  # type: ignore[arg-type]
-            loss, parts = step_loss(editor, teacher, cfg, x, is_text, q, frozen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(editor.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}", bpp=f"{parts['bpp_proxy']:.3f}", tk=f"{parts['l_tk']:.3f}")
-            record: dict[str, Any] = {"step": step, **{k: round(v, 5) for k, v in parts.items()}}
-            if step % cfg.validate_every == 0 or step == cfg.steps:
-                record["val"] = validate(editor, teacher, cfg, val, frozen)
-                tqdm.write(json.dumps(record["val"]))
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            if step % cfg.checkpoint_every == 0:
-                save()
-            if cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60:
-                tqdm.write("time budget reached")
-                break
-    except KeyboardInterrupt:
-        tqdm.write("interrupted")
-    finally:
-        save()
-        bar.close()
-        log.close()
+
+    def save(done: int, seconds: float) -> None:
+        state = {"model": editor.state_dict(), "optimizer": opt.state_dict(), "step": done, "config": dataclasses.asdict(cfg)}
+        save_atomically({**state, "elapsed": elapsed + seconds}, ckpt)
+
+    def one_step(step: int) -> dict[str, float]:
+        batch = [next(data) for _ in range(cfg.batch_size)]
+        x = torch.stack([b[0] for b in batch]).to(device)
+        is_text = torch.tensor([b[1] for b in batch], device=device)
+        q = torch.tensor([float(rng.randint(cfg.quality_min, cfg.quality_max)) for _ in batch], device=device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(lr_cfg, step)  # type: ignore[arg-type]
+        loss, parts = step_loss(editor, teacher, cfg, x, is_text, q, frozen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(editor.parameters(), cfg.grad_clip)
+        opt.step()
+        return parts
+
+    run_steps(
+        run=run,
+        start=step,
+        steps=cfg.steps,
+        desc=cfg.mode,
+        one_step=one_step,
+        validate=lambda: validate(editor, teacher, cfg, val, frozen),
+        save=save,
+        validate_every=cfg.validate_every,
+        checkpoint_every=cfg.checkpoint_every,
+        max_minutes=cfg.max_minutes,
+        postfix={"loss": "loss", "bpp": "bpp_proxy", "tk": "l_tk"},
+    )
     return ckpt
 
 
