@@ -203,14 +203,21 @@ class VvcCodec:
 class VlmpressCodec:
     """The shipped model through `bin/vlmpress.js` in batch mode: one process, one model load. With
     `codec` set, a classical codec inside the VLMP container exactly as the gateway makes it (sharp):
-    what the policy may choose instead of the learned codec, so it is measured the same way."""
+    what the policy may choose instead of the learned codec, so it is measured the same way. `model`
+    names the package (e.g. one editor package of several); `models_dirs` replaces the bundled ones."""
 
     def __init__(
-        self, models_dir: Path | None = None, codec: str | None = None, settings: list[float] | None = None, name: str | None = None
+        self,
+        models_dirs: list[Path] | None = None,
+        codec: str | None = None,
+        settings: list[float] | None = None,
+        name: str | None = None,
+        model: str | None = None,
     ) -> None:
         self.cli = ROOT / "bin" / "vlmpress.js"
-        self.models_dir = models_dir
+        self.models_dirs = models_dirs or []
         self.codec = codec
+        self.model = model
         self.name = name or (f"sharp-{codec}" if codec else "vlmpress")
         self.settings = settings or [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0]
 
@@ -220,7 +227,7 @@ class VlmpressCodec:
         return None if (ROOT / "dist" / "src" / "cli" / "vlmpress.js").exists() else "the CLI is not built (npm run build)"
 
     def _cli(self, *args: str) -> list[dict]:
-        extra = ["--models-dir", str(self.models_dir)] if self.models_dir else []
+        extra = [a for d in self.models_dirs for a in ("--models-dir", str(d))]
         r = subprocess.run(["node", str(self.cli), *args, *extra], capture_output=True, text=True)
         lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
         failed = [line for line in lines if "error" in line]
@@ -237,6 +244,8 @@ class VlmpressCodec:
             Image.fromarray(img).save(f)
             files.append(str(f))
         codec = ["--codec", self.codec] if self.codec else []
+        if self.model:
+            codec += ["--model", self.model]
         encoded = self._cli(
             "encode",
             *files,
@@ -281,6 +290,24 @@ class EditedCodec:
         return self.inner.run(edited, sub)
 
 
+class CheckpointEditorCodec(VlmpressCodec):
+    """Semantic AVIF with an editor package the product does not ship, made in the work folder from
+    training checkpoints (role -> checkpoint): the ablation rows (the pre-editor alone, both networks),
+    coded and decoded by the product CLI exactly as the shipped package is."""
+
+    def __init__(self, name: str, settings: list[float], roles: dict[str, Path]) -> None:
+        super().__init__(codec="semantic-avif", settings=settings, name=name, model=name)
+        self.roles = roles
+
+    def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
+        from vlmpress_train.preedit.export import export_package
+
+        pkg = work / f"{self.name}-package"
+        export_package(self.roles, pkg, self.name)
+        self.models_dirs = [ROOT / "models" / LEARNED_PACKAGE, pkg]
+        return super().run(images, work)
+
+
 def importance_baseline() -> Callable[[np.ndarray], np.ndarray]:
     from vlmpress_train.preedit.importance import importance_edit
     from vlmpress_train.teachers.tflite_graph import TFLiteClassifier
@@ -291,6 +318,11 @@ def importance_baseline() -> Callable[[np.ndarray], np.ndarray]:
     return lambda img: importance_edit(teacher, img)
 
 
+LEARNED_PACKAGE = "vlmp-mbv2-cpu-v1"
+#: the first pre-editor (vlmp-semantic-avif-v1, shipped until the restoration network measured better)
+PREEDITOR_CHECKPOINT = ROOT / "training" / "checkpoints" / "preeditor-v1.pt"
+#: the shipped restoration network
+RESTORATION_CHECKPOINT = ROOT / "models" / "vlmp-semantic-avif-v2" / "restoration.pt"
 AVIF_SETTINGS = [5.0, 15.0, 25.0, 35.0, 45.0, 55.0, 70.0, 85.0]
 
 
@@ -310,6 +342,11 @@ def all_codecs() -> dict[str, Codec]:
         ),
         # the shipped editor package around sharp's AVIF, through the product CLI
         "semantic-avif": VlmpressCodec(codec="semantic-avif", settings=AVIF_SETTINGS, name="semantic-avif"),
+        # ablation rows: the first pre-editor alone, and the pre-editor with the restoration network
+        "preedit-avif": CheckpointEditorCodec("preedit-avif", AVIF_SETTINGS, {"preeditor": PREEDITOR_CHECKPOINT}),
+        "preedit-restore-avif": CheckpointEditorCodec(
+            "preedit-restore-avif", AVIF_SETTINGS, {"preeditor": PREEDITOR_CHECKPOINT, "restoration": RESTORATION_CHECKPOINT}
+        ),
         "sharp-webp": VlmpressCodec(codec="webp", settings=[2, 10, 25, 40, 55, 70, 85, 95]),
         "sharp-jpeg": VlmpressCodec(codec="jpeg", settings=[5, 10, 20, 30, 45, 60, 75, 90]),
     }

@@ -1,7 +1,12 @@
-/** Semantic AVIF: the bundled editor package's pre-editor before sharp's AVIF, in the VLMP container. */
+/**
+ * Semantic AVIF: sharp's AVIF in the VLMP container with an editor package's networks around it. The
+ * bundled package holds the restoration network (run after decoding); the pre-editor's mechanics
+ * (run before the encoder, for the quality coded at) are checked with a package whose pre-editor
+ * role holds that same real network, which also maps an image and a quality to an image.
+ */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,72 +17,132 @@ import { runEditorGraph } from '../../src/codec/editor-package.js';
 import { Codec, CodecError, findModelDirs, type RgbImage } from '../../src/codec/index.js';
 import { closeCodecs, FIXTURES, psnr, rgbCrop, sharedCodec, sharedFile } from '../helpers.js';
 
-const GOLDEN = path.join(FIXTURES, 'preedit-golden');
+const GOLDEN = path.join(FIXTURES, 'editor-golden');
 
 async function rgbFile(file: string): Promise<RgbImage> {
   const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return { data: new Uint8Array(data), width: info.width, height: info.height };
 }
 
-describe('semantic AVIF (pre-editor + AVIF)', () => {
+/** A package in a temporary folder whose `role` is the graph of the bundled package's restoration network. */
+function packageWithRole(codec: Codec, role: 'preeditor' | 'restoration', name: string): string {
+  const shipped = codec.editor();
+  const graph = readFileSync(path.join(shipped.dir, shipped.manifest.graphs.restoration!.file));
+  const dir = mkdtempSync(path.join(tmpdir(), 'vlmpress-editor-'));
+  writeFileSync(path.join(dir, `${role}.onnx`), graph);
+  const digest = createHash('sha256').update(graph).digest('hex');
+  const graphs = { [role]: { file: `${role}.onnx`, sha256: digest } };
+  const id = createHash('sha256').update(`${role}:${digest}\n`).digest('hex');
+  writeFileSync(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ format: 'vlmpress-editor', format_version: 1, name, id, core: 'avif', graphs }),
+  );
+  return dir;
+}
+
+describe('semantic AVIF (AVIF with the editor networks around it)', () => {
   let codec: Codec;
   let img: RgbImage;
+  let editing: Codec;
+  let editingDir: string;
   before(async () => {
     codec = await sharedCodec();
     img = await rgbCrop(sharedFile('data', 'kodak', 'kodim23.png'), 131, 77, 201, 143);
+    editingDir = packageWithRole(codec, 'preeditor', 'edit-first');
+    const [codecPackage] = await findModelDirs();
+    editing = await Codec.load({ modelDirs: [codecPackage!, editingDir] });
   });
-  after(closeCodecs);
+  after(async () => {
+    await editing.close();
+    rmSync(editingDir, { recursive: true, force: true });
+    await closeCodecs();
+  });
 
-  it('is loaded from the bundled models and named in the bitstream', async () => {
+  it('is loaded from the bundled models, named in the bitstream, and restores after decoding', async () => {
     const [editor] = codec.editorInfo;
     assert.ok(editor, 'the bundled models include an editor package');
-    assert.ok(editor.graphs.includes('preeditor'));
+    assert.deepEqual(editor.graphs, ['restoration']);
     const r = await codec.encodePixels(img, { codec: 'semantic-avif', quality: 40 });
     assert.deepEqual([r.model.name, r.model.id, r.quality, r.width, r.height], [editor.name, editor.id, 40, 201, 143]);
     const info = codec.inspect(r.bitstream);
     assert.equal(info.codec, 'semantic-avif');
     assert.deepEqual(info.model, { idPrefix: editor.id.slice(0, 16), name: editor.name, id: editor.id });
-    assert.equal(info.flags.restoration, editor.graphs.includes('restoration'));
+    assert.equal(info.flags.restoration, true);
+    // No pre-editor: the AVIF file inside is plain AVIF's at the same quality, byte for byte.
+    const plain = await codec.encodePixels(img, { codec: 'avif', quality: 40 });
+    assert.deepEqual(parseContainer(r.bitstream).latent, parseContainer(plain.bitstream).latent);
+    assert.equal(classicalPayload(r.bitstream), null, 'a stream decoded through restoration is never forwarded as its AVIF');
     const d = await codec.decode(r.bitstream);
+    const avifOnly = await codec.decode(plain.bitstream);
     assert.deepEqual([d.width, d.height, d.quality, d.model.name], [201, 143, 40, editor.name]);
+    assert.notDeepEqual(d.data, avifOnly.data, 'the restoration network ran');
+    const expected = await runEditorGraph(codec.editor().restoration!, avifOnly, 40);
+    assert.deepEqual(d.data, expected.data);
     assert.ok(psnr(img, d) > 27, String(psnr(img, d)));
+    // A codec without the package cannot decode the stream: it names the package it needs.
+    const [codecPackage] = await findModelDirs();
+    const without = await Codec.load({ modelDirs: [codecPackage!] });
+    try {
+      await assert.rejects(without.decode(r.bitstream), (e: unknown) => e instanceof CodecError && e.code === 'unknown_model');
+    } finally {
+      await without.close();
+    }
   });
 
-  it('edits for the quality it codes at: the payload differs from plain AVIF, sizes grow with quality', async () => {
+  it('runs a pre-editor for the quality it codes at: the payload differs from plain AVIF, sizes grow with quality', async () => {
     const sizes: number[] = [];
     for (const q of [15, 45, 85]) {
-      const semantic = await codec.encodePixels(img, { codec: 'semantic-avif', quality: q });
-      const plain = await codec.encodePixels(img, { codec: 'avif', quality: q });
+      const semantic = await editing.encodePixels(img, { codec: 'semantic-avif', quality: q, model: 'edit-first' });
+      const plain = await editing.encodePixels(img, { codec: 'avif', quality: q });
       assert.notDeepEqual(parseContainer(semantic.bitstream).latent, parseContainer(plain.bitstream).latent, `q${q}`);
+      assert.equal(parseContainer(semantic.bitstream).flags & Flags.Restoration, 0, 'no restoration graph, no flag');
+      assert.equal(classicalPayload(semantic.bitstream)?.codec, 'avif', 'without restoration the AVIF file is the reconstruction');
       sizes.push(semantic.bytes);
     }
     assert.ok(sizes[0]! < sizes[1]! && sizes[1]! < sizes[2]!, sizes.join(' < '));
+    const edited = await runEditorGraph(editing.editor('edit-first').preeditor!, img, 45);
+    const direct = await editing.encodePixels(edited, { codec: 'avif', quality: 45 });
+    const semantic = await editing.encodePixels(img, { codec: 'semantic-avif', quality: 45, model: 'edit-first' });
+    assert.deepEqual(parseContainer(semantic.bitstream).latent, parseContainer(direct.bitstream).latent, 'the edit, then AVIF');
   });
 
   it('fits a byte budget, editing again at each quality it tries', async () => {
-    const r = await codec.encodePixels(img, { codec: 'semantic-avif', quality: 90, maxBytes: 2500 });
+    const r = await editing.encodePixels(img, { codec: 'semantic-avif', quality: 90, maxBytes: 2500, model: 'edit-first' });
     assert.ok(r.bytes <= 2500 && r.quality < 90 && r.probes > 1, JSON.stringify({ bytes: r.bytes, q: r.quality, probes: r.probes }));
-    const next = await codec.encodePixels(img, { codec: 'semantic-avif', quality: r.quality + 1 });
+    const next = await editing.encodePixels(img, { codec: 'semantic-avif', quality: r.quality + 1, model: 'edit-first' });
     assert.ok(next.bytes > 2500, 'one step up would not fit');
   });
 
-  it('matches the PyTorch pre-editor on the golden image within one level (ONNX Runtime CPU, any thread count)', async () => {
-    const meta = JSON.parse(readFileSync(path.join(GOLDEN, 'golden.json'), 'utf8')) as { quality: number; package_id: string };
-    const editor = codec.editor(meta.package_id);
-    const input = await rgbFile(path.join(GOLDEN, 'input.png'));
-    const expected = await rgbFile(path.join(GOLDEN, 'edited.png'));
-    for (const threads of [1, 2]) {
-      const c = threads === 1 ? await sharedCodec({ session: { intraOpThreads: 1 } }) : codec;
-      const got = await runEditorGraph(c.editor(editor.manifest.id).preeditor!, input, meta.quality);
-      let worst = 0;
-      let differing = 0;
-      for (let i = 0; i < got.data.length; i++) {
-        const d = Math.abs(got.data[i]! - expected.data[i]!);
-        worst = Math.max(worst, d);
-        if (d) differing++;
+  it('matches PyTorch on the golden images within one level, every shipped graph (ONNX Runtime CPU, any thread count)', async () => {
+    const packages = readdirSync(GOLDEN);
+    assert.deepEqual(packages.sort(), codec.editorInfo.map((e) => e.name).sort(), 'one golden fixture per shipped editor package');
+    for (const name of packages) {
+      const dir = path.join(GOLDEN, name);
+      const meta = JSON.parse(readFileSync(path.join(dir, 'golden.json'), 'utf8')) as {
+        quality: number;
+        package_id: string;
+        graphs: Record<'preeditor' | 'restoration', { input: string; output: string }>;
+      };
+      const editor = codec.editor(meta.package_id);
+      assert.deepEqual(Object.keys(meta.graphs), Object.keys(editor.manifest.graphs), name);
+      for (const [role, files] of Object.entries(meta.graphs) as ['preeditor' | 'restoration', { input: string; output: string }][]) {
+        const input = await rgbFile(path.join(dir, files.input));
+        const expected = await rgbFile(path.join(dir, files.output));
+        for (const threads of [1, 2]) {
+          const c = threads === 1 ? await sharedCodec({ session: { intraOpThreads: 1 } }) : codec;
+          const got = await runEditorGraph(c.editor(editor.manifest.id)[role]!, input, meta.quality);
+          let worst = 0;
+          let differing = 0;
+          for (let i = 0; i < got.data.length; i++) {
+            const d = Math.abs(got.data[i]! - expected.data[i]!);
+            worst = Math.max(worst, d);
+            if (d) differing++;
+          }
+          const where = `${name} ${role}, threads ${threads}`;
+          assert.ok(worst <= 1, `${where}: largest difference ${worst}`);
+          assert.ok(differing / got.data.length < 0.01, `${where}: ${differing} samples differ by one level`);
+        }
       }
-      assert.ok(worst <= 1, `threads ${threads}: largest difference ${worst}`);
-      assert.ok(differing / got.data.length < 0.01, `threads ${threads}: ${differing} samples differ by one level`);
     }
   });
 
@@ -96,44 +161,6 @@ describe('semantic AVIF (pre-editor + AVIF)', () => {
       () => parseContainer(avifWithFlag),
       (e: unknown) => e instanceof CodecError && e.code === 'bad_header',
     );
-  });
-
-  it('runs a restoration graph after decoding when the package has one, and never forwards that AVIF as it is', async () => {
-    // A package whose restoration role holds a real network (the shipped pre-editor's graph, which
-    // also maps an image and a quality to an image): the mechanics are what is under test here.
-    const shipped = codec.editor();
-    const dir = mkdtempSync(path.join(tmpdir(), 'vlmpress-editor-'));
-    try {
-      const graph = readFileSync(path.join(shipped.dir, shipped.manifest.graphs.preeditor!.file));
-      writeFileSync(path.join(dir, 'restoration.onnx'), graph);
-      const digest = createHash('sha256').update(graph).digest('hex');
-      const graphs = { restoration: { file: 'restoration.onnx', sha256: digest } };
-      const id = createHash('sha256').update(`restoration:${digest}\n`).digest('hex');
-      writeFileSync(
-        path.join(dir, 'manifest.json'),
-        JSON.stringify({ format: 'vlmpress-editor', format_version: 1, name: 'restore-only', id, core: 'avif', graphs }),
-      );
-      const [codecPackage] = await findModelDirs();
-      const withRestoration = await Codec.load({ modelDirs: [codecPackage!, dir] });
-      try {
-        const r = await withRestoration.encodePixels(img, { codec: 'semantic-avif', quality: 30, model: 'restore-only' });
-        const c = parseContainer(r.bitstream);
-        assert.equal(c.flags & Flags.Restoration, Flags.Restoration);
-        assert.equal(classicalPayload(r.bitstream), null);
-        const restored = await withRestoration.decode(r.bitstream);
-        const avifOnly = await withRestoration.decode(serialiseContainer({ ...c, flags: 0 }));
-        assert.equal(restored.model.name, 'restore-only');
-        assert.notDeepEqual(restored.data, avifOnly.data, 'the restoration graph ran');
-        const expected = await runEditorGraph(withRestoration.editor('restore-only').restoration!, avifOnly, 30);
-        assert.deepEqual(restored.data, expected.data);
-        // The shared codec does not have this package: the stream names it and cannot be decoded there.
-        await assert.rejects(codec.decode(r.bitstream), (e: unknown) => e instanceof CodecError && e.code === 'unknown_model');
-      } finally {
-        await withRestoration.close();
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 
   it('names a missing editor package clearly', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -237,6 +237,7 @@ describe('the gateway applies the policy table', () => {
       assert.equal(badTask.status, 400);
     } finally {
       await gw.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -39,12 +39,12 @@ def package() -> Path:
 
 
 @pytest.fixture(scope="session")
-def editor_package() -> Path:
-    """The shipped editor package (semantic AVIF)."""
+def editor_packages() -> list[Path]:
+    """The shipped editor packages (semantic AVIF: pre-editor and/or restoration)."""
     found = _packages("vlmpress-editor")
     if not found:
         raise FileNotFoundError("no editor package under models/")
-    return found[0]
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from vlmpress_train.images import load_rgb
 from vlmpress_train.preedit.avif import avif_roundtrip, real_avif
 from vlmpress_train.preedit.export import export_package, load_editor
 from vlmpress_train.preedit.importance import ImportanceSettings, edit_with_map, importance_map
-from vlmpress_train.preedit.model import PreEditor, gaussian_blur
+from vlmpress_train.preedit.model import PreEditor, Restorer, gaussian_blur
 from vlmpress_train.preedit.rate_proxy import load_proxy
 from vlmpress_train.teachers.tflite_graph import TFLiteClassifier
 
@@ -62,6 +62,19 @@ def test_editor_any_size_and_bounded(mode):
         assert torch.equal(out, x.clamp(0, 1))  # the zero-initialised head starts at the identity
 
 
+def test_restorer_any_size_identity_at_start_and_quality_conditioned():
+    torch.manual_seed(0)
+    net = Restorer(8, 2).eval()
+    x = torch.rand(1, 3, 37, 53)
+    with torch.no_grad():
+        assert torch.equal(net(x, torch.tensor([40.0])), x)  # zero-initialised head and FiLM
+        for p in net.parameters():
+            p.data.normal_(0, 0.2)
+        low, high = net(x, torch.tensor([10.0])), net(x, torch.tensor([80.0]))
+    assert low.shape == x.shape and 0 <= low.min() and low.max() <= 1
+    assert (low - high).abs().max() > 1e-3  # the quality reaches the output
+
+
 def test_blend_editor_only_smooths():
     """Whatever the weights, each output pixel is a convex mix of the image and its blurred copies."""
     torch.manual_seed(1)
@@ -98,21 +111,57 @@ def test_importance_map_follows_content(shared):
     assert torch.corrcoef(torch.stack([ma.flatten(), mb.flatten()]))[0, 1] > 0.5
 
 
-def test_shipped_editor_package_exports_identically(editor_package, tmp_path):
-    """Re-exporting the shipped checkpoint gives a graph equal to PyTorch within 1e-4 on odd sizes,
-    and the manifest's id is the hash of its graphs' digests."""
-    manifest = json.loads((editor_package / "manifest.json").read_text())
-    jsonschema.validate(manifest, json.loads((editor_package.parent / "editor-manifest.schema.json").read_text()))
-    lines = "".join(f"{role}:{g['sha256']}\n" for role, g in manifest["graphs"].items())
-    assert manifest["id"] == hashlib.sha256(lines.encode()).hexdigest()
-    for role, g in manifest["graphs"].items():
-        assert hashlib.sha256((editor_package / g["file"]).read_bytes()).hexdigest() == g["sha256"], role
-    out = export_package(editor_package / "preeditor.pt", tmp_path / "pkg", "parity-test")
-    assert out["preeditor"]["onnx_max_abs_diff_vs_torch"] <= 1e-4
-    editor = load_editor(editor_package / "preeditor.pt")
-    shipped = ort.InferenceSession(str(editor_package / "preeditor.onnx"), providers=["CPUExecutionProvider"])
-    x = torch.rand(1, 3, 45, 70)
-    with torch.no_grad():
-        ref = editor(x, torch.tensor([35.0])).numpy()
-    got = shipped.run(None, {"image": x.numpy(), "quality": np.array([35.0], np.float32)})[0]
-    assert np.abs(got - ref).max() <= 1e-4
+def test_shipped_editor_packages_export_identically(editor_packages, tmp_path):
+    """Re-exporting each shipped checkpoint gives a graph equal to PyTorch within 1e-4 on odd sizes,
+    the shipped graph equals its checkpoint, and the manifest's id is the hash of its graphs' digests."""
+    for package in editor_packages:
+        manifest = json.loads((package / "manifest.json").read_text())
+        jsonschema.validate(manifest, json.loads((package.parent / "editor-manifest.schema.json").read_text()))
+        lines = "".join(f"{role}:{g['sha256']}\n" for role, g in manifest["graphs"].items())
+        assert manifest["id"] == hashlib.sha256(lines.encode()).hexdigest()
+        roles = {role: package / f"{role}.pt" for role in manifest["graphs"]}
+        out = export_package(roles, tmp_path / package.name, "parity-test")
+        assert list(out["graphs"]) == list(manifest["graphs"]), "roles keep the manifest's order"
+        for role, g in manifest["graphs"].items():
+            assert hashlib.sha256((package / g["file"]).read_bytes()).hexdigest() == g["sha256"], role
+            assert out[role]["onnx_max_abs_diff_vs_torch"] <= 1e-4
+            net = load_editor(roles[role])
+            shipped = ort.InferenceSession(str(package / g["file"]), providers=["CPUExecutionProvider"])
+            x = torch.rand(1, 3, 45, 70)
+            with torch.no_grad():
+                ref = net(x, torch.tensor([35.0])).numpy()
+            got = shipped.run(None, {"image": x.numpy(), "quality": np.array([35.0], np.float32)})[0]
+            assert np.abs(got - ref).max() <= 1e-4, (package.name, role)
+
+
+def test_restoration_training_checkpoints_validates_and_resumes(shared, tmp_path):
+    """Two steps of the restoration run (real AVIF under no_grad, the teacher on the restored crop),
+    a validation row with the teacher's token distortion, then the same command resumes to four."""
+    from vlmpress_train.preedit.train import load_config, train
+
+    sets = [
+        f"run_dir={tmp_path / 'run'}",
+        f"data_root={shared / 'data'}",
+        f"teacher={shared / 'models' / 'tf2_mobilenet_v2_1.0_224_ptq.tflite'}",
+        "mode=restore",
+        "arch=restorer",
+        "width=8",
+        "blocks=2",
+        "batch_size=2",
+        "crop=64",
+        "val_images=2",
+        "val_qualities=[30]",
+        "validate_every=2",
+        "checkpoint_every=1",
+        "steps=2",
+    ]
+    ckpt = train(load_config(None, sets))
+    first = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in first] == [1, 2] and first[-1]["mse"] > 0
+    val = first[-1]["val"]["q30"]
+    assert val["plain_bytes"] == val["edit_bytes"] > 0  # restoration never changes what is sent
+    assert val["plain_l_tk"] > 0 and val["edit_l_tk"] > 0
+    train(load_config(None, [*sets[:-1], "steps=4"]))
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert state["step"] == 4 and state["config"]["arch"] == "restorer"
+    assert isinstance(load_editor(ckpt), Restorer)

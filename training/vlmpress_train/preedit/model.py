@@ -75,6 +75,46 @@ class PreEditor(nn.Module):
         return out
 
 
+class Restorer(nn.Module):
+    """The restoration post-filter: residual blocks at half resolution on the space-to-depth image
+    (every full-resolution pixel reaches the 3x3 convolutions, unlike the pre-editor's U-Net, whose
+    full-resolution path is 1x1: it could smooth, but not put back edges and texture), each block's
+    features scaled and shifted by the quality (FiLM), and a residual added to the decoded image
+    (zero at initialisation: the identity is the start). Any input size (odd sides are padded)."""
+
+    def __init__(self, width: int = 32, blocks: int = 6) -> None:
+        super().__init__()
+        self.width, self.nblocks = width, blocks
+        self.stem = nn.Conv2d(12 + 1, width, 3, padding=1)
+        self.blocks = nn.ModuleList(ResBlock(width) for _ in range(blocks))
+        self.film = nn.Linear(1, 2 * width * blocks)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.head = nn.Conv2d(width, 12, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        """x: decoded RGB in [0, 1], [B, 3, H, W]; quality: [B], the AVIF quality it was coded at."""
+        h, w = x.shape[-2], x.shape[-1]
+        padded = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+        z = F.pixel_unshuffle(padded, 2)
+        q = (quality.to(x.dtype) / QUALITY_SCALE).view(-1, 1)
+        f = self.film(q).view(-1, self.nblocks, 2, self.width, 1, 1)
+        u = F.leaky_relu(self.stem(torch.cat([z, q.view(-1, 1, 1, 1).expand(-1, 1, *z.shape[-2:])], 1)), 0.1)
+        for i, block in enumerate(self.blocks):
+            u = block(u * (1 + f[:, i, 0]) + f[:, i, 1])
+        r = F.pixel_shuffle(self.head(u), 2)[..., :h, :w]
+        return (x + r).clamp(0, 1)
+
+
+def build_network(config: dict) -> nn.Module:
+    """The network a training config describes: the pre-editor, or (arch "restorer") the post-filter."""
+    if config.get("arch", "preeditor") == "restorer":
+        return Restorer(config["width"], config.get("blocks", 6))
+    return PreEditor(config["width"], config.get("editor_mode", "residual"), tuple(config.get("blur_sigmas", (1.0, 2.5))))
+
+
 def gaussian_kernel(sigma: float) -> torch.Tensor:
     """Normalised 1-D Gaussian taps out to 3 sigma."""
     r = max(1, int(round(3 * sigma)))
