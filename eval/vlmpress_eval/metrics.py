@@ -18,11 +18,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def msssim(a: np.ndarray, b: np.ndarray) -> float | None:
     """MS-SSIM (5 scales, 11x11 Gaussian window) on RGB; None for images under 161 px a side, too
-    small for five scales."""
+    small for five scales. In float32: within 1e-6 of float64 on 500x375 photos and 3.5x faster, and
+    float64 convolutions took PyTorch's im2col path, whose large buffers page-faulted on every call."""
     if min(a.shape[:2]) < 161:
         return None
-    ta = torch.from_numpy(np.asarray(a, dtype=np.float64).copy()).permute(2, 0, 1).unsqueeze(0)
-    tb = torch.from_numpy(np.asarray(b, dtype=np.float64).copy()).permute(2, 0, 1).unsqueeze(0)
+    ta = torch.from_numpy(np.asarray(a, dtype=np.float32).copy()).permute(2, 0, 1).unsqueeze(0)
+    tb = torch.from_numpy(np.asarray(b, dtype=np.float32).copy()).permute(2, 0, 1).unsqueeze(0)
     return float(ms_ssim(ta, tb, data_range=255.0))
 
 
