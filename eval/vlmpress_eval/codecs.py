@@ -298,13 +298,16 @@ class CheckpointEditorCodec(VlmpressCodec):
     def __init__(self, name: str, settings: list[float], roles: dict[str, Path]) -> None:
         super().__init__(codec="semantic-avif", settings=settings, name=name, model=name)
         self.roles = roles
+        self._package: tempfile.TemporaryDirectory[str] | None = None
 
     def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
-        from vlmpress_train.preedit.export import export_package
+        # Exported once per codec object (ONNX export and its parity checks take seconds), not per chunk.
+        if self._package is None:
+            from vlmpress_train.preedit.export import export_package
 
-        pkg = work / f"{self.name}-package"
-        export_package(self.roles, pkg, self.name)
-        self.models_dirs = [ROOT / "models" / LEARNED_PACKAGE, pkg]
+            self._package = tempfile.TemporaryDirectory(prefix=f"vlmpress-{self.name}-")
+            export_package(self.roles, self._package.name, self.name)
+            self.models_dirs = [ROOT / "models" / LEARNED_PACKAGE, Path(self._package.name)]
         return super().run(images, work)
 
 

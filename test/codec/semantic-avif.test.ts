@@ -10,29 +10,23 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import sharp from 'sharp';
 import { classicalPayload } from '../../src/codec/classical.js';
 import { CodecKind, Flags, parseContainer, serialiseContainer } from '../../src/codec/container.js';
 import { runEditorGraph } from '../../src/codec/editor-package.js';
 import { Codec, CodecError, findModelDirs, type RgbImage } from '../../src/codec/index.js';
-import { closeCodecs, FIXTURES, psnr, rgbCrop, sharedCodec, sharedFile } from '../helpers.js';
+import { closeCodecs, FIXTURES, psnr, rgbCrop, rgbOf, sharedCodec, sharedFile } from '../helpers.js';
 
 const GOLDEN = path.join(FIXTURES, 'editor-golden');
 
-async function rgbFile(file: string): Promise<RgbImage> {
-  const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data), width: info.width, height: info.height };
-}
-
-/** A package in a temporary folder whose `role` is the graph of the bundled package's restoration network. */
-function packageWithRole(codec: Codec, role: 'preeditor' | 'restoration', name: string): string {
+/** A package in a temporary folder whose pre-editor is the graph of the bundled package's restoration network. */
+function preeditorPackage(codec: Codec, name: string): string {
   const shipped = codec.editor();
   const graph = readFileSync(path.join(shipped.dir, shipped.manifest.graphs.restoration!.file));
   const dir = mkdtempSync(path.join(tmpdir(), 'vlmpress-editor-'));
-  writeFileSync(path.join(dir, `${role}.onnx`), graph);
+  writeFileSync(path.join(dir, 'preeditor.onnx'), graph);
   const digest = createHash('sha256').update(graph).digest('hex');
-  const graphs = { [role]: { file: `${role}.onnx`, sha256: digest } };
-  const id = createHash('sha256').update(`${role}:${digest}\n`).digest('hex');
+  const graphs = { preeditor: { file: 'preeditor.onnx', sha256: digest } };
+  const id = createHash('sha256').update(`preeditor:${digest}\n`).digest('hex');
   writeFileSync(
     path.join(dir, 'manifest.json'),
     JSON.stringify({ format: 'vlmpress-editor', format_version: 1, name, id, core: 'avif', graphs }),
@@ -48,7 +42,7 @@ describe('semantic AVIF (AVIF with the editor networks around it)', () => {
   before(async () => {
     codec = await sharedCodec();
     img = await rgbCrop(sharedFile('data', 'kodak', 'kodim23.png'), 131, 77, 201, 143);
-    editingDir = packageWithRole(codec, 'preeditor', 'edit-first');
+    editingDir = preeditorPackage(codec, 'edit-first');
     const [codecPackage] = await findModelDirs();
     editing = await Codec.load({ modelDirs: [codecPackage!, editingDir] });
   });
@@ -126,8 +120,8 @@ describe('semantic AVIF (AVIF with the editor networks around it)', () => {
       const editor = codec.editor(meta.package_id);
       assert.deepEqual(Object.keys(meta.graphs), Object.keys(editor.manifest.graphs), name);
       for (const [role, files] of Object.entries(meta.graphs) as ['preeditor' | 'restoration', { input: string; output: string }][]) {
-        const input = await rgbFile(path.join(dir, files.input));
-        const expected = await rgbFile(path.join(dir, files.output));
+        const input = await rgbOf(path.join(dir, files.input));
+        const expected = await rgbOf(path.join(dir, files.output));
         for (const threads of [1, 2]) {
           const c = threads === 1 ? await sharedCodec({ session: { intraOpThreads: 1 } }) : codec;
           const got = await runEditorGraph(c.editor(editor.manifest.id)[role]!, input, meta.quality);
