@@ -39,6 +39,7 @@ cd "$out"
 ONNXRUNTIME_NODE_INSTALL=skip npm_config_onnxruntime_node_install=skip \
   npm ci --no-audit --no-fund --loglevel=error
 node node_modules/typescript/bin/tsc -p .
+cp src/web/index.html src/web/inspector.css dist/src/web/   # the inspector page's static files (GET /ui)
 npm prune --omit=dev --no-audit --no-fund --loglevel=error
 # Sources and type declarations are not needed at run time; source maps point at the removed sources.
 rm -rf src tsconfig.json

@@ -6,12 +6,15 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 # System packages (Debian), only the missing ones and only as root: fonts for rendered text,
-# ffmpeg (HEVC anchor) and Tesseract for the evaluation harness, Redis for the queue-mode tests.
+# ffmpeg (HEVC anchor) and Tesseract for the evaluation harness, Redis for the queue-mode tests,
+# Chromium for the browser tests.
 missing=()
 fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core fontconfig)
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
 command -v redis-server >/dev/null || [ -n "${VLMPRESS_TEST_REDIS_URL:-}" ] || missing+=(redis-server)
+# Chromium for the inspector page's tests (driven by puppeteer-core; no browser download).
+[ -x /usr/bin/chromium ] || [ -n "${VLMPRESS_CHROMIUM:-}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq || true

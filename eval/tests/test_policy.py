@@ -137,3 +137,16 @@ def test_shipped_policy_matches_the_committed_results():
         assert shipped["model"] == {"name": manifest["name"], "id": manifest["id"]}
         used = [results[b["command"]] for b in shipped["built_from"]]
         assert build(used, shipped["model"]) == shipped, f"{p} is stale: rebuild it with python -m vlmpress_eval.policy"
+
+
+def test_each_class_carries_the_measured_curves_behind_its_decisions():
+    policy = build([result({"vlmpress": VLM, "jpeg": JPEG}, images=100)], {"name": "m", "id": "x" * 64})
+    curves = policy["classes"]["general"]["curves"]
+    assert set(curves) == {"accuracy", "agreement"}
+    jpeg = curves["agreement"]["jpeg"]
+    assert [p["setting"] for p in jpeg] == [30, 60] and [p["bpp"] for p in jpeg] == [0.3, 0.6]
+    assert jpeg[1]["scores"] == {"mbv2_agree": 0.99, "mbv1_agree": 0.99}
+    assert [p["setting"] for p in curves["accuracy"]["vlmpress"]] == [1.0, 2.0, 4.0, 8.0]
+    # the table's choice is one of the plotted points
+    choice = policy["classes"]["general"]["targets"]["agreement:0.95"]
+    assert any(p["setting"] == choice["quality"] for p in curves["agreement"][choice["codec"]])

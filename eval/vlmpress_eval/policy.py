@@ -182,6 +182,22 @@ def best_effort(curves: dict[str, Any], metrics: list[str], codecs: list[str]) -
     return c, decision(curves[c], metrics, s)
 
 
+def class_curves(curves: dict[str, Any], metrics: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The measured rate-score points of every codec that measured all of `metrics`, cheapest first:
+    what the inspector page plots behind a decision."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for codec in sorted(curves):
+        curve = curves[codec]
+        if not all(m in curve for m in metrics):
+            continue
+        settings = sorted(set.intersection(*(set(curve[m]) for m in metrics)), key=lambda s: curve[metrics[0]][s]["bpp"])
+        out[codec] = [
+            {"setting": s, "bpp": round(curve[metrics[0]][s]["bpp"], 4), "scores": {m: round(curve[m][s]["score"], 4) for m in metrics}}
+            for s in settings
+        ]
+    return out
+
+
 def default_target(table: dict[str, Any]) -> str:
     """The mildest accuracy target that every measured class reaches and whose general-class choice is
     within noise of the original; else the strictest accuracy target every measured class reaches
@@ -210,6 +226,7 @@ def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: 
             entry["missing"] = [m for m in needed if m not in curves["vlmpress"]]
             table[cls] = entry
             continue
+        entry["curves"] = {measure: class_curves(curves, classes[cls]) for measure, classes in MEASURES.items()}
         for (measure, classes), t in [(mc, t) for mc in MEASURES.items() for t in TARGETS]:
             metrics = classes[cls]
             by_codec = {c: lowest_reaching(curves[c], metrics, t) for c in curves}

@@ -5,7 +5,7 @@
  * covers it all, so storage, retrieval and decoding treat every bitstream alike.
  */
 import sharp from 'sharp';
-import { CodecKind, Flags, parseContainer, QUALITY_ONE, serialiseContainer, type Container } from './container.js';
+import { CodecKind, Flags, NO_MODEL, parseContainer, QUALITY_ONE, serialiseContainer, type Container } from './container.js';
 import { CodecError } from './errors.js';
 import { decodeImage, type RgbImage } from './image-io.js';
 
@@ -46,9 +46,6 @@ export function classicalPayload(bitstream: Uint8Array): { codec: ClassicalCodec
   if (!codec || c.flags & Flags.Restoration) return null;
   return { codec, file: c.latent, width: c.width, height: c.height };
 }
-
-/** Classical bitstreams carry no model: eight zero bytes stand in the model id field. */
-export const NO_MODEL = '0'.repeat(16);
 
 /**
  * Effort 3 (libvips passes libaom speed 9 - effort = 6, the speed of the Pillow AVIF anchor), not

@@ -19,7 +19,14 @@ import {
   encodeClassicalWithin,
   type ClassicalCodec,
 } from './classical.js';
-import { isEditorManifest, loadEditorPackage, releaseEditorPackage, runEditorGraph, type EditorPackage } from './editor-package.js';
+import {
+  isEditorManifest,
+  loadEditorPackage,
+  parseEditorManifest,
+  releaseEditorPackage,
+  runEditorGraph,
+  type EditorPackage,
+} from './editor-package.js';
 import { CodecError } from './errors.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, encodeImage, type OutputFormat, type RgbImage } from './image-io.js';
 import {
@@ -142,6 +149,26 @@ export async function describeModels(dirs?: string[]): Promise<{ name: string; i
     if (isEditorManifest(raw)) continue;
     const m = parseManifest(dir, raw);
     out.push({ name: m.name, id: m.id, levels: m.quality.levels, defaultQuality: m.quality.default });
+  }
+  return out;
+}
+
+/** What a client encoding for semantic AVIF must know of an editor package: its id and which networks it has. */
+export interface EditorSummary {
+  name: string;
+  id: string;
+  preeditor: boolean;
+  restoration: boolean;
+}
+
+/** The bundled editor packages, in the order the codec loads them (the first is the default), from their manifests alone. */
+export async function describeEditors(root = BUNDLED_MODELS_DIR): Promise<EditorSummary[]> {
+  const out: EditorSummary[] = [];
+  for (const dir of await findModelDirs(root, 'all')) {
+    const raw = await readManifestJson(dir);
+    if (!isEditorManifest(raw)) continue;
+    const m = parseEditorManifest(dir, raw);
+    out.push({ name: m.name, id: m.id, preeditor: m.graphs.preeditor !== undefined, restoration: m.graphs.restoration !== undefined });
   }
   return out;
 }

@@ -16,6 +16,8 @@ export const MAGIC = Uint8Array.from([0x56, 0x4c, 0x4d, 0x50]); // "VLMP"
 export const CONTAINER_VERSION = 1;
 export const MODEL_ID_BYTES = 8;
 export const QUALITY_ONE = 256; // 8.8 fixed point
+/** Classical bitstreams carry no model: eight zero bytes stand in the model id field. */
+export const NO_MODEL = '0'.repeat(2 * MODEL_ID_BYTES);
 
 export enum CodecKind {
   /** the learned codec of a vlmpress model package */

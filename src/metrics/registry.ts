@@ -27,7 +27,7 @@ export function createMetrics() {
     }),
     imageBytes: new Counter({
       name: 'vlmpress_image_bytes_total',
-      help: 'Image bytes per image handled, by route (compress, proxy) and stage: client (what the client sent, or what its URL served), stored (the bitstream kept), upstream (the image sent to the LVLM backend, before base64). Savings are client minus stored or upstream, and can be negative',
+      help: 'Image bytes per image handled, by route (compress, proxy, bitstreams: client-made bitstreams) and stage: client (what the client sent, or what its URL served), stored (the bitstream kept), upstream (the image sent to the LVLM backend, before base64). Savings are client minus stored or upstream, and can be negative',
       labelNames: ['route', 'stage'] as const,
       registers: [registry],
     }),

@@ -1,4 +1,5 @@
 /** What routes share: configuration, the job runner, the store, metrics. Built once per app. */
+import type { EditorSummary } from '../codec/index.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { BitstreamStore } from '../store/bitstream-store.js';
 import type { DecodeJobResult, JobRunner } from '../workers/jobs.js';
@@ -26,6 +27,8 @@ export interface GatewayContext {
   encodesInFlight: Map<string, Promise<{ outcome: CompressOutcome; reconstruction?: DecodeJobResult }>>;
   /** the model new bitstreams are made with (known once the runner is ready) */
   defaultModel(): ModelSummary;
+  /** the editor package semantic AVIF is made with (the codec's first), null when none is bundled */
+  defaultEditor: EditorSummary | null;
   /** the default model's calibrated policy (null: none shipped, the default quality applies) */
   policyTable: PolicyTable | null;
   /** accuracy targets a request may ask for */

@@ -253,7 +253,7 @@ export async function storeClientBitstream(ctx: GatewayContext, bitstream: Uint8
   });
 }
 
-/** An image file as a data URL; every format here (PNG, WebP, JPEG, AVIF) has the MIME type image/<name>. */
-export function dataUrl(format: OutputFormat | ClassicalCodec, bytes: Uint8Array): string {
+/** An image file as a data URL; every format the gateway sends (PNG, WebP, JPEG, AVIF, GIF) has the MIME type image/<name>. */
+export function dataUrl(format: string, bytes: Uint8Array): string {
   return `data:image/${format};base64,${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')}`;
 }

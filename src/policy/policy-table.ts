@@ -23,11 +23,21 @@ export interface PolicyEntry {
   minScale?: number;
 }
 
+/** One measured setting of a codec: its rate and its scores relative to the original. */
+export interface CurvePoint {
+  setting: number;
+  bpp: number;
+  scores: Record<string, number>;
+}
+
+/** measure -> codec (policy-table names) -> points, cheapest first: what a class's decisions were read from */
+export type ClassCurves = Partial<Record<TargetMeasure, Record<string, CurvePoint[]>>>;
+
 export interface PolicyTable {
   modelId: string;
   targets: string[];
   defaultTarget: string;
-  classes: Partial<Record<TaskClass, { targets: Record<string, PolicyEntry> }>>;
+  classes: Partial<Record<TaskClass, { targets: Record<string, PolicyEntry>; curves?: ClassCurves }>>;
 }
 
 export type TargetMeasure = 'accuracy' | 'agreement';
@@ -60,9 +70,43 @@ interface RawPolicyFile {
   classes?: Partial<
     Record<
       string,
-      { missing?: unknown; metrics?: string[] | Record<string, string[]>; targets?: Record<string, Partial<PolicyEntry> | undefined> }
+      {
+        missing?: unknown;
+        metrics?: string[] | Record<string, string[]>;
+        targets?: Record<string, Partial<PolicyEntry> | undefined>;
+        curves?: unknown;
+      }
     >
   >;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The measured curves of a class (version 2 tables built since the inspector page); shape-checked, values kept. */
+function parseCurves(raw: unknown, fail: (m: string) => never): ClassCurves {
+  if (!isObject(raw)) return fail('must be an object');
+  const out: ClassCurves = {};
+  for (const [measure, codecs] of Object.entries(raw)) {
+    if (measure !== 'accuracy' && measure !== 'agreement') return fail(`unknown measure "${measure}"`);
+    if (!isObject(codecs)) return fail(`${measure} must map codecs to points`);
+    const byCodec: Record<string, CurvePoint[]> = {};
+    for (const [codec, points] of Object.entries(codecs)) {
+      const ok =
+        Array.isArray(points) &&
+        points.every(
+          (p) =>
+            isObject(p) &&
+            typeof p['setting'] === 'number' &&
+            typeof p['bpp'] === 'number' &&
+            isObject(p['scores']) &&
+            Object.values(p['scores']).every((v) => typeof v === 'number'),
+        );
+      if (!ok) return fail(`${measure}.${codec} must be a list of {setting, bpp, scores}`);
+      byCodec[codec] = points as CurvePoint[];
+    }
+    out[measure] = byCodec;
+  }
+  return out;
 }
 
 export function parsePolicyTable(raw: unknown, modelId: string, where: string): PolicyTable {
@@ -103,7 +147,8 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
         fail(`classes.${c}.targets.${t}.min_scale must be a number in (0, 1]`);
       entries[t] = { ...(e as PolicyEntry), measure, metrics: e.metrics ?? metrics, ...(typeof minScale === 'number' ? { minScale } : {}) };
     }
-    classes[c] = { targets: entries };
+    const curves = entry.curves === undefined ? undefined : parseCurves(entry.curves, (m) => fail(`classes.${c}.curves: ${m}`));
+    classes[c] = { targets: entries, ...(curves ? { curves } : {}) };
   }
   return { modelId, targets, defaultTarget, classes };
 }

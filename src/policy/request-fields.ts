@@ -4,6 +4,7 @@ import { HttpError } from '../http/http-error.js';
 import type { PolicyRequest } from './policy.js';
 import { parseTarget } from './policy-table.js';
 import { TASK_HINTS } from './task-classifier.js';
+import { IMAGE_DETAILS, RESOLUTION_PROFILES, type ImageDetail, type ResolutionProfile } from './resolution.js';
 
 export const PROMPT_MAX_LENGTH = 100_000;
 /** The codecs a request may name for its `quality`, and the classical codecs' quality scale (sharp's, also semantic AVIF's). */
@@ -79,4 +80,29 @@ export function policyRequest(fields: Record<string, unknown>, levels: number, t
   }
   if (prompt !== undefined) req.prompt = prompt;
   return req;
+}
+
+/** `profile` and `detail` of /compress and /policy/decision: the backend view to encode for (the proxy takes them from its backend). */
+export function viewRequest(fields: Record<string, unknown>): { profile?: ResolutionProfile; detail?: ImageDetail } {
+  const out: { profile?: ResolutionProfile; detail?: ImageDetail } = {};
+  const profile = parseText('profile', fields['profile'], 32);
+  if (profile !== undefined) {
+    if (!(RESOLUTION_PROFILES as readonly string[]).includes(profile))
+      throw new HttpError(400, 'invalid_request', `profile must be one of ${RESOLUTION_PROFILES.join(', ')}`);
+    out.profile = profile as ResolutionProfile;
+  }
+  const detail = parseText('detail', fields['detail'], 8);
+  if (detail !== undefined) {
+    if (!IMAGE_DETAILS.includes(detail as ImageDetail))
+      throw new HttpError(400, 'invalid_request', `detail must be one of ${IMAGE_DETAILS.join(', ')}`);
+    out.detail = detail as ImageDetail;
+  }
+  return out;
+}
+
+/** A yes/no form field: JSON true/false, or "true"/"false"/"1"/"0" from forms. */
+export function parseFlag(name: string, raw: unknown): boolean {
+  if (raw === undefined || raw === null || raw === '' || raw === false || raw === 'false' || raw === '0') return false;
+  if (raw === true || raw === 'true' || raw === '1') return true;
+  throw new HttpError(400, 'invalid_request', `${name} must be true or false`);
 }

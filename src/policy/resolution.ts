@@ -16,7 +16,8 @@ import type { ResizeRule } from '../codec/index.js';
 export const RESOLUTION_PROFILES = ['none', 'openai', 'anthropic', 'gemini', 'qwen2-vl', 'llava'] as const;
 export type ResolutionProfile = (typeof RESOLUTION_PROFILES)[number];
 
-export type ImageDetail = 'low' | 'high' | 'auto';
+export const IMAGE_DETAILS = ['low', 'high', 'auto'] as const;
+export type ImageDetail = (typeof IMAGE_DETAILS)[number];
 
 export function resizeRuleFor(
   profile: ResolutionProfile,

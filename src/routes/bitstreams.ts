@@ -1,11 +1,12 @@
-/** Stored bitstreams and decoding: GET /bitstreams/:id, GET /bitstreams/:id/image, POST /decompress. */
+/** Stored bitstreams and decoding: POST /bitstreams (a client's own), GET /bitstreams/:id, GET /bitstreams/:id/image, POST /decompress. */
 import type { FastifyInstance } from 'fastify';
 import { OUTPUT_FORMATS, OUTPUT_MIME, type OutputFormat } from '../codec/index.js';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
-import { decodeBitstream } from '../pipeline/image-service.js';
+import { decodeBitstream, storeClientBitstream } from '../pipeline/image-service.js';
+import { bitstreamCodec } from '../codec/index.js';
 import { ID_PATTERN } from '../store/bitstream-store.js';
-import { binaryBody, bitstreamId, BODY_DOCS, errors, formatQuery } from './schemas.js';
+import { binaryBody, bitstreamId, BODY_DOCS, errors, formatQuery, storedResult } from './schemas.js';
 
 export function outputFormat(raw: unknown): OutputFormat {
   const f = (typeof raw === 'string' ? raw : 'png').toLowerCase();
@@ -68,6 +69,56 @@ export async function bitstreamRoutes(app: FastifyInstance, ctx: GatewayContext)
     },
   );
 
+  const bodyBitstream = (body: unknown): Uint8Array => {
+    if (!Buffer.isBuffer(body) || body.length === 0)
+      throw new HttpError(
+        400,
+        'invalid_request',
+        'send the bitstream as the body (Content-Type: application/vnd.vlmpress or application/octet-stream)',
+      );
+    return new Uint8Array(body.buffer, body.byteOffset, body.length);
+  };
+
+  app.post(
+    '/bitstreams',
+    {
+      schema: {
+        tags: ['compression'],
+        summary: 'Store a bitstream a client made itself (e.g. the browser encoder)',
+        description:
+          'The bitstream is decoded first (the same checks as every decode, and the reconstruction the proxy would forward is cached); only a valid one is stored. The answer has the fields of a /compress answer that describe the stored bitstream.',
+        [BODY_DOCS]: { 'application/vnd.vlmpress': binaryBody, 'application/octet-stream': binaryBody },
+        response: { 200: storedResult, ...errors },
+      },
+    },
+    async (req) => {
+      const bitstream = bodyBitstream(req.body);
+      // Decoded into the proxy's upstream copy, so a chat that sends it next finds it in the cache.
+      const decoded = await decodeBitstream(ctx, bitstream, { format: ctx.config.proxyImageFormat, quality: ctx.config.proxyImageQuality });
+      const id = await storeClientBitstream(ctx, bitstream, decoded);
+      ctx.metrics.imageBytes.inc({ route: 'bitstreams', stage: 'client' }, bitstream.length);
+      ctx.metrics.imageBytes.inc({ route: 'bitstreams', stage: 'stored' }, bitstream.length);
+      return {
+        id,
+        bytes: bitstream.length,
+        bpp: (8 * bitstream.length) / (decoded.width * decoded.height),
+        codec: bitstreamCodec(bitstream),
+        quality: decoded.quality,
+        width: decoded.width,
+        height: decoded.height,
+        model: decoded.model,
+        // The proxy sends a client's bitstream upstream as this copy of its reconstruction.
+        upstream: {
+          what: 'reconstruction',
+          format: decoded.format,
+          bytes: decoded.image.length,
+          width: decoded.width,
+          height: decoded.height,
+        },
+      };
+    },
+  );
+
   app.post<{ Querystring: { format?: string } }>(
     '/decompress',
     {
@@ -81,14 +132,7 @@ export async function bitstreamRoutes(app: FastifyInstance, ctx: GatewayContext)
     },
     async (req, reply) => {
       const format = outputFormat(req.query.format);
-      const body = req.body;
-      if (!Buffer.isBuffer(body) || body.length === 0)
-        throw new HttpError(
-          400,
-          'invalid_request',
-          'send the bitstream as the body (Content-Type: application/vnd.vlmpress or application/octet-stream)',
-        );
-      const r = await decodeTo(new Uint8Array(body.buffer, body.byteOffset, body.length), format);
+      const r = await decodeTo(bodyBitstream(req.body), format);
       return reply.type(OUTPUT_MIME[format]).header('x-vlmpress-quality', String(r.quality)).send(Buffer.from(r.image));
     },
   );

@@ -2,8 +2,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { looksLikeContainer } from '../codec/index.js';
 import { policyHeader } from '../policy/policy.js';
-import { policyRequest } from '../policy/request-fields.js';
-import { binaryBody, BODY_DOCS, compressResult, errors, policyFields } from './schemas.js';
+import { parseFlag, policyRequest, viewRequest } from '../policy/request-fields.js';
+import { imageTokens } from '../policy/tokens.js';
+import { upstreamImage } from '../pipeline/upstream-image.js';
+import { passthroughCodecs } from '../lvlm-proxy/backends.js';
+import { binaryBody, BODY_DOCS, compressResult, errors, policyFields, viewFields } from './schemas.js';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { BITSTREAM_MIME, compressImage, readImageReference } from '../pipeline/image-service.js';
@@ -42,7 +45,16 @@ async function readInput(ctx: GatewayContext, req: FastifyRequest): Promise<{ im
 }
 
 export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
-  const fields = policyFields(ctx.defaultModel().levels);
+  const fields = {
+    ...policyFields(ctx.defaultModel().levels),
+    ...viewFields,
+    upstream: {
+      type: ['boolean', 'string'],
+      enum: [true, false, 'true', 'false', '1', '0'],
+      description:
+        'also report what the proxy would send the backend in place of this image (its bytes, format, size and image tokens), as the default backend reads formats',
+    },
+  };
   app.post(
     '/compress',
     {
@@ -72,10 +84,22 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
       const t0 = performance.now();
       const model = ctx.defaultModel();
       const { image, fields } = await readInput(ctx, req);
-      const { stored: out, decision: policy } = await compressImage(ctx, {
+      const view = viewRequest(fields);
+      const wantUpstream = parseFlag('upstream', fields['upstream']);
+      // With `upstream`, the same encode as the proxy's: its reconstruction copy, the client's bytes as the limit.
+      const file = { format: ctx.config.proxyImageFormat, quality: ctx.config.proxyImageQuality };
+      const backend = ctx.backends.route('');
+      const compressed = await compressImage(ctx, {
         image,
-        policy: policyRequest(fields, model.levels, ctx.targets),
+        policy: { ...policyRequest(fields, model.levels, ctx.targets), ...view },
+        ...(wantUpstream
+          ? { reconstruction: file, upstreamLimit: image.length, passthrough: backend ? passthroughCodecs(backend) : ['webp', 'jpeg'] }
+          : {}),
       });
+      const { stored: out, decision: policy } = compressed;
+      const profile = view.profile ?? 'none';
+      const tokens = (w: number, h: number) => imageTokens(profile, w, h, view.detail);
+      const sent = wantUpstream ? upstreamImage(compressed, image.length, file) : null;
       const { meta, bitstream } = out;
       ctx.metrics.imageBytes.inc({ route: 'compress', stage: 'client' }, image.length);
       ctx.metrics.imageBytes.inc({ route: 'compress', stage: 'stored' }, bitstream.length);
@@ -100,7 +124,20 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
         height: meta.height,
         model: meta.model,
         source: meta.source,
-        policy,
+        policy: sent?.why ? { ...policy, reason: `${policy.reason}; upstream: ${sent.why}` } : policy,
+        tokens: { profile, original: tokens(meta.source.width, meta.source.height), encoded: tokens(meta.width, meta.height) },
+        ...(sent
+          ? {
+              upstream: {
+                what: sent.kind,
+                format: sent.format,
+                bytes: sent.byteLength,
+                width: sent.width,
+                height: sent.height,
+                tokens: tokens(sent.width, sent.height),
+              },
+            }
+          : {}),
         cached: out.cached,
         timings: { ...out.timings, totalMs: performance.now() - t0 },
       };

@@ -11,6 +11,7 @@ import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { compressImage, dataUrl, decodeBitstream, readImageReference, storeClientBitstream, withField } from '../pipeline/image-service.js';
 import { passthroughCodecs, type Backend } from '../lvlm-proxy/backends.js';
+import { upstreamImage } from '../pipeline/upstream-image.js';
 import type { ResolutionProfile } from '../policy/resolution.js';
 import { imageTokens } from '../policy/tokens.js';
 import { errors, REQUEST_SETTINGS, settingHeader, vlmpressField } from './schemas.js';
@@ -50,9 +51,6 @@ const PER_IMAGE_HEADERS: [string, (r: ImageReport) => string | number | null][] 
   ['x-vlmpress-quality', (r) => r.quality],
   ['x-vlmpress-ids', (r) => r.id],
 ];
-
-/** Formats every major LVLM API accepts: a client image in one of them can be forwarded as it came. */
-const UPSTREAM_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif']);
 
 /**
  * Per-request settings: `vlmpress: {...}` in the body (its shape checked by the route schema, removed
@@ -110,73 +108,30 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
         };
       }
       const clientBytes = ref.bytes.length;
-      const {
-        stored: out,
-        decision: policy,
-        reconstruction: decoded,
-        clientCopy,
-        payload,
-      } = await compressImage(ctx, {
+      const compressed = await compressImage(ctx, {
         image: ref.bytes,
         policy: request,
         reconstruction: file,
         upstreamLimit: clientBytes,
         passthrough: passthroughCodecs(backend),
       });
-      const source = out.meta.source;
-      const base = {
-        id: out.id,
-        clientBytes,
-        compressedBytes: out.bitstream.length,
-        codec: policy.codec,
-        quality: out.meta.quality,
-        how: out.cached ? ('cached' as const) : ('encoded' as const),
-        clientTokens: tokens(source.width, source.height),
-      };
-      // What stands for the stored image upstream: its own AVIF/WebP/JPEG file when the backend reads
-      // that format, else the copy of its reconstruction.
-      const sent = payload
-        ? { kind: 'stored' as const, format: payload.codec, bytes: payload.file, width: payload.width, height: payload.height }
-        : { kind: 'reconstruction' as const, format: file.format, bytes: decoded!.image, width: decoded!.width, height: decoded!.height };
-      // Never more bytes upstream than the client sent: that when it is not larger, else the client's
-      // image downscaled to the backend's view when that is smaller, else the client's image as it
-      // came (when the APIs take its format).
-      if (sent.bytes.length <= clientBytes || !UPSTREAM_FORMATS.has(source.format)) {
-        return {
-          url: dataUrl(sent.format, sent.bytes),
-          policy,
-          report: {
-            ...base,
-            upstreamBytes: sent.bytes.length,
-            upstream: sent.kind,
-            upstreamFormat: sent.format,
-            upstreamTokens: tokens(sent.width, sent.height),
-          },
-        };
-      }
-      const why = `the ${sent.kind === 'stored' ? 'stored file' : 'reconstruction'} as ${sent.format} (${sent.bytes.length} B) is larger than the ${clientBytes} B sent`;
-      if (clientCopy) {
-        return {
-          url: dataUrl(clientCopy.format, clientCopy.image),
-          policy: { ...policy, reason: `${policy.reason}; upstream: the client's image downscaled, ${why}` },
-          report: {
-            ...base,
-            upstreamBytes: clientCopy.image.length,
-            upstream: 'client_resized',
-            upstreamFormat: clientCopy.format,
-            upstreamTokens: tokens(clientCopy.width, clientCopy.height),
-          },
-        };
-      }
+      const { stored: out, decision } = compressed;
+      const sent = upstreamImage(compressed, clientBytes, file);
       return {
-        url,
-        policy: { ...policy, reason: `${policy.reason}; upstream: the client's image as sent, ${why}` },
+        url: sent.bytes ? dataUrl(sent.format, sent.bytes) : url,
+        policy: sent.why ? { ...decision, reason: `${decision.reason}; upstream: ${sent.why}` } : decision,
         report: {
-          ...base,
-          upstreamBytes: clientBytes,
-          upstream: 'client',
-          upstreamFormat: source.format,
-          upstreamTokens: base.clientTokens,
+          id: out.id,
+          clientBytes,
+          compressedBytes: out.bitstream.length,
+          codec: decision.codec,
+          quality: out.meta.quality,
+          how: out.cached ? 'cached' : 'encoded',
+          clientTokens: tokens(out.meta.source.width, out.meta.source.height),
+          upstreamBytes: sent.byteLength,
+          upstream: sent.kind,
+          upstreamFormat: sent.format,
+          upstreamTokens: tokens(sent.width, sent.height),
         },
       };
     });

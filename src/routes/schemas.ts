@@ -5,6 +5,7 @@
 import { CLASSICAL_CODECS, SEMANTIC_AVIF } from '../codec/index.js';
 import { CLASSICAL_QUALITY_MAX, PROMPT_MAX_LENGTH, REQUEST_CODECS } from '../policy/request-fields.js';
 import { TASK_HINTS } from '../policy/task-classifier.js';
+import { IMAGE_DETAILS, RESOLUTION_PROFILES } from '../policy/resolution.js';
 
 export const errorResponse = {
   description: 'error',
@@ -82,6 +83,16 @@ export function policyFields(levels: number) {
   } as const;
 }
 
+/** The backend view an image is encoded for, on /compress and /policy/decision (the proxy takes it from its backend). */
+export const viewFields = {
+  profile: {
+    type: 'string',
+    enum: RESOLUTION_PROFILES,
+    description: 'resolution profile of the backend the image is meant for: it is downscaled to what that backend sees',
+  },
+  detail: { type: 'string', enum: IMAGE_DETAILS, description: 'OpenAI image `detail` (profile openai)' },
+} as const;
+
 /** The proxy's `vlmpress` body object: exactly the request settings. */
 export function vlmpressField(levels: number) {
   const fields = policyFields(levels);
@@ -112,9 +123,41 @@ export const compressResult = {
       properties: { format: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' }, bytes: { type: 'integer' } },
     },
     policy: { type: 'object', additionalProperties: true, description: 'the quality decision and its reason' },
+    tokens: {
+      type: 'object',
+      description: 'image tokens the backend profile bills (null: no known rule, profile none)',
+      properties: {
+        profile: { type: 'string' },
+        original: { type: ['integer', 'null'], description: 'for the image as the client sent it' },
+        encoded: { type: ['integer', 'null'], description: 'for the stored image (the size it was encoded at)' },
+      },
+    },
+    upstream: {
+      type: 'object',
+      description: 'with `upstream`: what the proxy sends the backend in place of this image',
+      properties: {
+        what: { type: 'string', enum: ['stored', 'reconstruction', 'client_resized', 'client'] },
+        format: { type: 'string' },
+        bytes: { type: 'integer' },
+        width: { type: 'integer' },
+        height: { type: 'integer' },
+        tokens: { type: ['integer', 'null'] },
+      },
+    },
     cached: { type: 'boolean', description: 'answered from the store without encoding' },
     timings: { type: 'object', additionalProperties: { type: 'number' } },
   },
+} as const;
+
+/** What POST /bitstreams answers: the /compress fields that describe a stored bitstream. */
+export const storedResult = {
+  type: 'object',
+  properties: Object.fromEntries(
+    (['id', 'bytes', 'bpp', 'codec', 'quality', 'width', 'height', 'model', 'upstream'] as const).map((k) => [
+      k,
+      compressResult.properties[k],
+    ]),
+  ),
 } as const;
 
 export const bitstreamId = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{64}$' } }, required: ['id'] } as const;

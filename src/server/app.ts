@@ -8,6 +8,8 @@ import { createMetrics } from '../metrics/registry.js';
 import { bitstreamRoutes } from '../routes/bitstreams.js';
 import { compressRoutes } from '../routes/compress.js';
 import { healthRoutes } from '../routes/health.js';
+import { policyRoutes } from '../routes/policy.js';
+import { uiRoutes } from '../routes/ui.js';
 import { FsBitstreamStore } from '../store/fs-store.js';
 import type { BitstreamStore } from '../store/bitstream-store.js';
 import type { JobRunner } from '../workers/jobs.js';
@@ -18,7 +20,7 @@ import { backendsFrom } from '../lvlm-proxy/backends.js';
 import { proxyRoutes } from '../routes/proxy.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
 import { connectRedis } from '../infra/redis.js';
-import { findModelDirs } from '../codec/index.js';
+import { describeEditors, findModelDirs } from '../codec/index.js';
 import { readManifest } from '../codec/model-package.js';
 import { loadPolicyTable, PolicyTableError, type PolicyTable } from '../policy/policy-table.js';
 import path from 'node:path';
@@ -98,6 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const model: ModelSummary = models[0]!;
   for (const m of models) metrics.modelInfo.set({ name: m.name, id: m.id, provider: m.provider }, 1);
   const policyTable = await loadDefaultPolicy(config, model.id);
+  const defaultEditor = (await describeEditors())[0] ?? null;
 
   const decodeCache = new DecodeCache(config.decodeCacheBytes, {
     outcome: (outcome) => metrics.decodeCache.inc({ outcome }),
@@ -111,6 +114,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     decodeCache,
     encodesInFlight: new Map(),
     defaultModel: () => model,
+    defaultEditor,
     backends,
     policyTable,
     targets: policyTable?.targets ?? ['0.95', '0.98', '0.99', 'agreement:0.95', 'agreement:0.98', 'agreement:0.99'],
@@ -141,6 +145,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(async (a) => compressRoutes(a, ctx));
   await app.register(async (a) => bitstreamRoutes(a, ctx));
   await app.register(async (a) => proxyRoutes(a, ctx));
+  await app.register(async (a) => policyRoutes(a, ctx));
+  await app.register(async (a) => uiRoutes(a));
 
   // Requests in flight at shutdown still finish, but their connections close after the response
   // instead of idling through the keep-alive timeout, so draining takes as long as the work.

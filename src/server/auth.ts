@@ -1,4 +1,7 @@
-/** Bearer API keys (VLMPRESS_API_KEYS). Health, readiness and metrics stay open for probes and scrapers, /docs for people. */
+/**
+ * Bearer API keys (VLMPRESS_API_KEYS). Health, readiness and metrics stay open for probes and scrapers,
+ * /docs and the inspector page's files (/ui) for people: the page asks for a key and sends it with every API call.
+ */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { HttpError } from '../http/http-error.js';
@@ -14,7 +17,7 @@ export function installAuth(app: FastifyInstance, keys: string[]): void {
   const digests = keys.map(digest);
   app.addHook('onRequest', async (req) => {
     const route = req.url.split('?')[0]!;
-    if (OPEN_ROUTES.has(route) || route === '/docs' || route.startsWith('/docs/')) return;
+    if (OPEN_ROUTES.has(route) || ['/docs', '/ui'].some((p) => route === p || route.startsWith(`${p}/`))) return;
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) throw new HttpError(401, 'unauthorized', 'missing Authorization: Bearer <api key>');
