@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import SHARED
 from PIL import Image
-from vlmpress_eval.codecs import VvcCodec, all_codecs
+from vlmpress_eval.codecs import CheckpointEditorCodec, VvcCodec, all_codecs, codec_named
 from vlmpress_eval.metrics import psnr
 
 
@@ -75,3 +75,13 @@ def test_vvc_path_follows_the_documented_command_line(photo, tmp_path, monkeypat
 def test_vvc_is_skipped_with_a_reason_when_absent(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert "vvencapp" in VvcCodec().available()
+
+
+def test_codec_names_include_checkpoint_built_editor_packages():
+    assert type(codec_named("sharp-avif")) is type(all_codecs()["sharp-avif"])
+    c = codec_named("checkpoint:restoration=runs/a/last.pt+preeditor=runs/b/last.pt")
+    assert isinstance(c, CheckpointEditorCodec) and c.name == "checkpoint"
+    assert c.roles == {"restoration": Path("runs/a/last.pt"), "preeditor": Path("runs/b/last.pt")}
+    assert codec_named("checkpoint:decoder=x.pt") is None
+    assert codec_named("checkpoint:") is None
+    assert codec_named("nope") is None

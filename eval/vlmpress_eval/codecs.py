@@ -355,5 +355,17 @@ def all_codecs() -> dict[str, Codec]:
     }
 
 
+def codec_named(name: str) -> Codec | None:
+    """A codec of `all_codecs()`, or an editor package built from training checkpoints:
+    `checkpoint:restoration=runs/x/last.pt` (roles preeditor and/or restoration, joined by `+`), for
+    measuring a candidate before it ships. Its rows are named `checkpoint`."""
+    if not name.startswith("checkpoint:"):
+        return all_codecs().get(name)
+    roles = dict(part.split("=", 1) for part in name[len("checkpoint:") :].split("+") if "=" in part)
+    if not roles or not set(roles) <= {"preeditor", "restoration"}:
+        return None
+    return CheckpointEditorCodec("checkpoint", AVIF_SETTINGS, {role: Path(path) for role, path in roles.items()})
+
+
 def temporary_workdir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="vlmpress-eval-")

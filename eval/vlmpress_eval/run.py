@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 from vlmpress_train.images import load_rgb
 
-from .codecs import Codec, all_codecs, temporary_workdir
+from .codecs import Codec, codec_named, temporary_workdir
 from .datasets import SHARED, Item, items_from_questions, load_items, named_set, text_photo_items
 from .lvlm import LvlmReceiver, contains_answer, load_questions, normalise
 from .metrics import char_accuracy, cosine, msssim, psnr
@@ -172,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=Path, help="any folder of images (overrides --set)")
     ap.add_argument("--limit", type=int, help="evaluate the first N images (after --stride)")
     ap.add_argument("--stride", type=int, default=1, help="take every k-th image (a spread-out subset)")
-    ap.add_argument("--codecs", default="vlmpress,jpeg,webp,avif,hevc,vvc")
+    ap.add_argument(
+        "--codecs",
+        default="vlmpress,jpeg,webp,avif,hevc,vvc",
+        help="comma-separated; also checkpoint:restoration=PATH[+preeditor=PATH] (an editor package built from checkpoints)",
+    )
     ap.add_argument("--receivers", default="mbv2,mbv1,embed")
     ap.add_argument("--models", type=Path, default=SHARED / "models", help="folder with the receivers' TFLite files")
     ap.add_argument("--chunk", type=int, default=16, help="images coded per batch (one vlmpress process per batch)")
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     codecs: dict[str, Codec] = {}
     for name in args.codecs.split(","):
-        c = all_codecs().get(name)
+        c = codec_named(name)
         if c is None:
             print(f"unknown codec {name}", file=sys.stderr)
             return 2
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         if why:
             print(f"skipping {name}: {why}", file=sys.stderr)
             continue
-        codecs[name] = c
+        codecs[c.name if name.startswith("checkpoint:") else name] = c
     receivers = load_receivers([r for r in args.receivers.split(",") if r], args.models)
     ocr_names = [
         n for n in (args.ocr if args.ocr is not None else ("paddle,tesseract" if (folder / "truth.json").exists() else "")).split(",") if n
