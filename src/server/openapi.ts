@@ -32,6 +32,7 @@ export async function installOpenApi(app: FastifyInstance, version: string): Pro
       tags: [
         { name: 'compression', description: 'encode, store and decode images' },
         { name: 'lvlm proxy', description: 'OpenAI-compatible endpoints that compress images on the way upstream' },
+        { name: 'policy', description: 'the calibrated policy and its decisions, for the inspector page and client-side encoders' },
         { name: 'operations', description: 'probes and metrics (no key needed)' },
       ],
     },

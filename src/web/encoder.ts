@@ -200,7 +200,7 @@ export async function imagePixels(file: Blob, size?: { width: number; height: nu
   }
 }
 
-/** The size of an image file without decoding all of it twice. */
+/** The size of an image file (decoded once for it, the bitmap freed at once). */
 export async function imageSize(file: Blob): Promise<{ width: number; height: number }> {
   let bitmap: ImageBitmap;
   try {
@@ -264,6 +264,8 @@ export interface Stored {
 }
 
 export interface BrowserCompressResult {
+  /** the image's own size, before the decision's downscale */
+  original: { width: number; height: number };
   decision: Decision;
   encoded: BrowserEncodeResult;
   stored: Stored;
@@ -299,7 +301,7 @@ export async function compressInBrowser(gw: Gateway, file: Blob, fields: Record<
     headers: { 'content-type': 'application/vnd.vlmpress' },
     body: encoded.bitstream as Uint8Array<ArrayBuffer>,
   });
-  return { decision, encoded, stored };
+  return { original: size, decision, encoded, stored };
 }
 
 /** A bitstream as the image URL the proxy accepts in chat requests (it decodes, never re-encodes it). */

@@ -10,7 +10,6 @@ import {
   callGateway,
   compressInBrowser,
   GatewayError,
-  imageSize,
   type Decision as GatewayDecision,
   type EditorInfo,
   type Gateway,
@@ -212,11 +211,10 @@ async function encodeInBrowser(): Promise<void> {
   clearError();
   setState('busy', 'encoding in the browser…');
   try {
-    const size = await imageSize(file);
     const r = await compressInBrowser(gateway(), file, fields());
     await showReconstruction(r.stored.id);
     const { decision, encoded, stored } = r;
-    setStage('client', { bytes: file.size, ...size, tokens: decision.tokens.original });
+    setStage('client', { bytes: file.size, ...r.original, tokens: decision.tokens.original });
     setStage('uplink', { bytes: encoded.bitstream.length, width: stored.width, height: stored.height, note: 'the bitstream' });
     setStage('stored', { bytes: stored.bytes, width: stored.width, height: stored.height, tokens: decision.tokens.encoded });
     const up = stored.upstream;
