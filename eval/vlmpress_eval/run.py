@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no images in {folder}", file=sys.stderr)
         return 2
     codecs: dict[str, Codec] = {}
+    skipped: list[str] = []
     for name in args.codecs.split(","):
         c = codec_named(name)
         if c is None:
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         why = c.available()
         if why:
             print(f"skipping {name}: {why}", file=sys.stderr)
+            skipped.append(name)
             continue
         codecs[c.name if name.startswith("checkpoint:") else name] = c
     receivers = load_receivers([r for r in args.receivers.split(",") if r], args.models)
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "set": os.path.relpath(folder.resolve(), Path(__file__).resolve().parents[2]),
         "images": len(items),
         "codecs": list(codecs),
-        "skipped": sorted(set(args.codecs.split(",")) - set(codecs)),
+        "skipped": sorted(skipped),
         "receivers": list(receivers),
         "anchor": next((a for a in ANCHOR_ORDER if a in points), None),
         "originals": reference,
