@@ -12,10 +12,10 @@ export type Backend = BackendSpec;
 
 /**
  * The stored classical files a backend can take as they are: WebP and JPEG (every LVLM API reads
- * them), and AVIF when its entry says it reads AVIF (`accepts`).
+ * them), and AVIF when its entry says it reads AVIF (`accepts`); no backend: what every API reads.
  */
-export function passthroughCodecs(backend: Backend): ClassicalCodec[] {
-  return ['webp', 'jpeg', ...(backend.accepts.includes('avif') ? (['avif'] as const) : [])];
+export function passthroughCodecs(backend: Backend | undefined): ClassicalCodec[] {
+  return ['webp', 'jpeg', ...(backend?.accepts.includes('avif') ? (['avif'] as const) : [])];
 }
 
 export class Backends {

@@ -88,12 +88,11 @@ export async function compressRoutes(app: FastifyInstance, ctx: GatewayContext):
       const wantUpstream = parseFlag('upstream', fields['upstream']);
       // With `upstream`, the same encode as the proxy's: its reconstruction copy, the client's bytes as the limit.
       const file = { format: ctx.config.proxyImageFormat, quality: ctx.config.proxyImageQuality };
-      const backend = ctx.backends.route('');
       const compressed = await compressImage(ctx, {
         image,
         policy: { ...policyRequest(fields, model.levels, ctx.targets), ...view },
         ...(wantUpstream
-          ? { reconstruction: file, upstreamLimit: image.length, passthrough: backend ? passthroughCodecs(backend) : ['webp', 'jpeg'] }
+          ? { reconstruction: file, upstreamLimit: image.length, passthrough: passthroughCodecs(ctx.backends.route('')) }
           : {}),
       });
       const { stored: out, decision: policy } = compressed;

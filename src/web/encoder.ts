@@ -176,41 +176,26 @@ export async function encodeBitstream(pixels: Pixels, settings: BrowserEncodeSet
   return done(best, lo, probes);
 }
 
-/** The pixels of an image file, downscaled to `size` when given (the browser's high-quality resampling). */
-export async function imagePixels(file: Blob, size?: { width: number; height: number }): Promise<Pixels> {
-  let bitmap: ImageBitmap;
+/** An image file decoded by the browser (EXIF orientation applied, alpha not premultiplied). */
+export async function decodeImage(file: Blob): Promise<ImageBitmap> {
   try {
-    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'default', premultiplyAlpha: 'none' });
+    return await createImageBitmap(file, { colorSpaceConversion: 'default', premultiplyAlpha: 'none' });
   } catch {
     throw new BrowserEncodeError('bad_image', 'the file is not an image this browser can decode');
-  }
-  const width = size?.width ?? bitmap.width;
-  const height = size?.height ?? bitmap.height;
-  try {
-    const canvas = new OffscreenCanvas(width, height);
-    const g = canvas.getContext('2d', { willReadFrequently: true });
-    if (!g) throw new BrowserEncodeError('bad_image', 'no 2D canvas in this browser');
-    g.imageSmoothingEnabled = true;
-    g.imageSmoothingQuality = 'high';
-    g.drawImage(bitmap, 0, 0, width, height);
-    const data = g.getImageData(0, 0, width, height);
-    return { data: data.data, width, height };
-  } finally {
-    bitmap.close();
   }
 }
 
-/** The size of an image file (decoded once for it, the bitmap freed at once). */
-export async function imageSize(file: Blob): Promise<{ width: number; height: number }> {
-  let bitmap: ImageBitmap;
-  try {
-    bitmap = await createImageBitmap(file);
-  } catch {
-    throw new BrowserEncodeError('bad_image', 'the file is not an image this browser can decode');
-  }
-  const size = { width: bitmap.width, height: bitmap.height };
-  bitmap.close();
-  return size;
+/** The RGBA pixels of a decoded image, downscaled to `size` when given (the browser's high-quality resampling). */
+export function bitmapPixels(bitmap: ImageBitmap, size?: { width: number; height: number }): Pixels {
+  const width = size?.width ?? bitmap.width;
+  const height = size?.height ?? bitmap.height;
+  const canvas = new OffscreenCanvas(width, height);
+  const g = canvas.getContext('2d', { willReadFrequently: true });
+  if (!g) throw new BrowserEncodeError('bad_image', 'no 2D canvas in this browser');
+  g.imageSmoothingEnabled = true;
+  g.imageSmoothingQuality = 'high';
+  g.drawImage(bitmap, 0, 0, width, height);
+  return { data: g.getImageData(0, 0, width, height).data, width, height };
 }
 
 /** A gateway to talk to: its base URL ('' for the page's own origin) and API key, if it needs one. */
@@ -277,19 +262,27 @@ export interface BrowserCompressResult {
  * bitstream, and POST /bitstreams (which decodes it before storing it).
  */
 export async function compressInBrowser(gw: Gateway, file: Blob, fields: Record<string, unknown> = {}): Promise<BrowserCompressResult> {
-  const size = await imageSize(file);
-  const decision = await callGateway<Decision>(gw, '/policy/decision', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...fields, ...size }),
-  });
+  // Decoded once: its size asks for the decision, its pixels are then drawn at the decided size.
+  const bitmap = await decodeImage(file);
+  let pixels: Pixels;
+  let decision: Decision;
+  const size = { width: bitmap.width, height: bitmap.height };
+  try {
+    decision = await callGateway<Decision>(gw, '/policy/decision', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...fields, ...size }),
+    });
+    if (!(BROWSER_CODECS as readonly string[]).includes(decision.policy.codec))
+      throw new BrowserEncodeError(
+        'unsupported_codec',
+        `the policy chose ${decision.policy.codec}, which the browser does not encode (${BROWSER_CODECS.join(', ')}): compress on the gateway`,
+      );
+    pixels = bitmapPixels(bitmap, decision.size);
+  } finally {
+    bitmap.close();
+  }
   const { policy } = decision;
-  if (!(BROWSER_CODECS as readonly string[]).includes(policy.codec))
-    throw new BrowserEncodeError(
-      'unsupported_codec',
-      `the policy chose ${policy.codec}, which the browser does not encode (${BROWSER_CODECS.join(', ')}): compress on the gateway`,
-    );
-  const pixels = await imagePixels(file, decision.size);
   const encoded = await encodeBitstream(pixels, {
     codec: policy.codec as BrowserCodec,
     quality: policy.quality,

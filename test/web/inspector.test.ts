@@ -37,6 +37,14 @@ async function openPage(browser: Browser, gw: TestGateway): Promise<{ page: Page
   return { page, problems };
 }
 
+/** The page, ready (the policy loaded), with `file` picked. */
+async function openWithImage(browser: Browser, gw: TestGateway, file: string): Promise<{ page: Page; problems: string[] }> {
+  const opened = await openPage(browser, gw);
+  await opened.page.waitForFunction(() => document.body.dataset['state'] === 'idle');
+  await pick(opened.page, file);
+  return opened;
+}
+
 async function pick(page: Page, file: string): Promise<void> {
   const input = await page.$('input#file');
   await input!.uploadFile(file);
@@ -76,9 +84,7 @@ describe('inspector page in Chromium', () => {
   });
 
   it('compresses on the gateway and shows the reconstruction with the sizes the gateway reports', async () => {
-    const { page, problems } = await openPage(browser, gw);
-    await page.waitForFunction(() => document.body.dataset['state'] === 'idle');
-    await pick(page, KODAK);
+    const { page, problems } = await openWithImage(browser, gw, KODAK);
     await page.click('#serverBtn');
     assert.equal(await settled(page), 'done');
     const id = await page.$eval('#ids', (e) => (e as HTMLElement).dataset['id']!);
@@ -100,9 +106,7 @@ describe('inspector page in Chromium', () => {
   });
 
   it('encodes in the browser: the gateway accepts the bitstream and its decode is close to the gateway’s own', async () => {
-    const { page, problems } = await openPage(browser, gw);
-    await page.waitForFunction(() => document.body.dataset['state'] === 'idle');
-    await pick(page, KODAK);
+    const { page, problems } = await openWithImage(browser, gw, KODAK);
     await page.click('#serverBtn');
     assert.equal(await settled(page), 'done');
     const serverId = await page.$eval('#ids', (e) => (e as HTMLElement).dataset['id']!);
@@ -134,9 +138,7 @@ describe('inspector page in Chromium', () => {
   });
 
   it('makes semantic AVIF in the browser: restoration flag and editor id, decoded through the restoration network', async () => {
-    const { page, problems } = await openPage(browser, gw);
-    await page.waitForFunction(() => document.body.dataset['state'] === 'idle');
-    await pick(page, KODAK);
+    const { page, problems } = await openWithImage(browser, gw, KODAK);
     await page.click('input[name="mode"][value="explicit"]');
     await page.select('#codec', 'semantic-avif');
     await page.$eval('#quality', (e) => ((e as HTMLInputElement).value = '30'));
