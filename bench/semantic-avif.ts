@@ -10,7 +10,7 @@ import { Codec, type RgbImage } from '../src/codec/index.js';
 import { runEditorGraph } from '../src/codec/editor-package.js';
 import { rgbOf, sharedFile } from '../test/helpers.js';
 import { benchArgs } from './cli-args.js';
-import { median, table, timed } from './stats.js';
+import { median, table, timed, timeRoundTrip, type RoundTripTimes } from './stats.js';
 
 const values = benchArgs('node dist/bench/semantic-avif.js [--quality 45] [--rounds 3] [--threads 0]', {
   quality: { type: 'string', default: '45' },
@@ -27,7 +27,7 @@ for (const n of ['kodim01', 'kodim05', 'kodim13', 'kodim19', 'kodim23', 'kodim24
   images.push(await rgbOf(sharedFile('data', 'kodak', `${n}.png`)));
 if (images.some((i) => i.width * i.height !== 768 * 512)) throw new Error('the Kodak images are 768x512 (or 512x768)');
 
-const times: Record<string, { encode: number[]; decode: number[]; both: number[]; bytes: number[] }> = {};
+const times: Record<string, RoundTripTimes> = {};
 const graphMs: Record<string, number[]> = {};
 const variants: { name: string; run: (img: RgbImage) => ReturnType<Codec['encodePixels']> }[] = [
   { name: 'avif', run: (img) => codec.encodePixels(img, { codec: 'avif', quality }) },
@@ -38,15 +38,13 @@ const variants: { name: string; run: (img: RgbImage) => ReturnType<Codec['encode
 ];
 for (let r = 0; r < rounds; r++) {
   for (const img of images) {
-    for (const v of variants) {
-      const [enc, e] = await timed(() => v.run(img));
-      const [, d] = await timed(() => codec.decode(enc.bitstream));
-      const t = (times[v.name] ??= { encode: [], decode: [], both: [], bytes: [] });
-      t.encode.push(e);
-      t.decode.push(d);
-      t.both.push(e + d);
-      t.bytes.push(enc.bytes);
-    }
+    for (const v of variants)
+      await timeRoundTrip(
+        times,
+        v.name,
+        () => v.run(img),
+        (b) => codec.decode(b),
+      );
     for (const e of editors) {
       for (const role of ['preeditor', 'restoration'] as const) {
         const graph = e[role];

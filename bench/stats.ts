@@ -21,3 +21,26 @@ export function table(rows: (string | number)[][]): string {
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   return cells.map((r) => r.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
 }
+
+export interface RoundTripTimes {
+  encode: number[];
+  decode: number[];
+  both: number[];
+  bytes: number[];
+}
+
+/** Time one encode and the decode of its bitstream, adding both (and the bytes) to `times[name]`. */
+export async function timeRoundTrip(
+  times: Record<string, RoundTripTimes>,
+  name: string,
+  encode: () => Promise<{ bitstream: Uint8Array; bytes: number }>,
+  decode: (bitstream: Uint8Array) => Promise<unknown>,
+): Promise<void> {
+  const [enc, e] = await timed(encode);
+  const [, d] = await timed(() => decode(enc.bitstream));
+  const t = (times[name] ??= { encode: [], decode: [], both: [], bytes: [] });
+  t.encode.push(e);
+  t.decode.push(d);
+  t.both.push(e + d);
+  t.bytes.push(enc.bytes);
+}

@@ -6,12 +6,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 # System packages (Debian), only the missing ones and only as root: fonts for rendered text,
-# ffmpeg (HEVC anchor) and Tesseract for the evaluation harness, Redis for the queue-mode tests,
+# ffmpeg (HEVC anchor) and Tesseract for the evaluation harness, avifenc for the text codec, Redis for the queue-mode tests,
 # Chromium for the browser tests.
 missing=()
 fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core fontconfig)
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
+# avifenc: the gateway's text codec avif-screen (AV1 screen-content tools).
+command -v avifenc >/dev/null || missing+=(libavif-bin)
 command -v redis-server >/dev/null || [ -n "${VLMPRESS_TEST_REDIS_URL:-}" ] || missing+=(redis-server)
 # Chromium for the inspector page's tests (driven by puppeteer-core; no browser download).
 [ -x /usr/bin/chromium ] || [ -n "${VLMPRESS_CHROMIUM:-}" ] || missing+=(chromium)

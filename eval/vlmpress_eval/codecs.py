@@ -339,6 +339,9 @@ def all_codecs() -> dict[str, Codec]:
         "vvc": VvcCodec(),
         # classical codecs as the gateway makes them (sharp, in the VLMP container), for the policy
         "sharp-avif": VlmpressCodec(codec="avif", settings=AVIF_SETTINGS),
+        # AVIF from avifenc with libaom's screen-content tools, the gateway's text encoder (a child process;
+        # the `sharp-` prefix names the gateway's classical codecs, this one is not made by sharp)
+        "sharp-avif-screen": VlmpressCodec(codec="avif-screen", settings=AVIF_SETTINGS),
         # the teacher-gradient importance map, then sharp AVIF (the bar for the learned pre-editor)
         "sharp-avif-importance": EditedCodec(
             "sharp-avif-importance", VlmpressCodec(codec="avif", settings=AVIF_SETTINGS), importance_baseline

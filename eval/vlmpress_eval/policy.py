@@ -161,7 +161,11 @@ def lowest_reaching(curve: dict[str, dict[float, dict[str, Any]]], metrics: list
 
 #: what the gateway can produce: the learned codec, sharp's classical codecs in the VLMP container, and
 #: semantic AVIF (the editor package's networks around sharp's AVIF)
-GATEWAY_CODECS = ("vlmpress", "sharp-avif", "sharp-webp", "sharp-jpeg", "semantic-avif")
+GATEWAY_CODECS = ("vlmpress", "sharp-avif", "sharp-webp", "sharp-jpeg", "semantic-avif", "sharp-avif-screen")
+#: AVIF with libaom's screen-content tools: measured for rendered text only (on photos with scene text
+#: it loses, text-photos-screen), so each entry choosing it also records the choice without it, which
+#: the gateway takes for an image that does not look rendered, or when its avifenc is missing
+SCREEN_CODECS = ("sharp-avif-screen",)
 
 
 def best_effort(curves: dict[str, Any], metrics: list[str], codecs: list[str]) -> tuple[str, dict[str, Any]]:
@@ -211,6 +215,18 @@ def default_target(table: dict[str, Any]) -> str:
     return target_key("accuracy", max(reached) if reached else min(TARGETS))
 
 
+def choose(
+    curves: dict[str, Any], reached: dict[str, dict[str, Any]], metrics: list[str], codecs: tuple[str, ...]
+) -> tuple[str, dict[str, Any], bool]:
+    """The cheapest of `codecs` that reaches the target; else the setting that comes closest (False)."""
+    usable = {c: r for c, r in reached.items() if c in codecs}
+    if usable:
+        choice = min(usable, key=lambda c: usable[c]["bpp"])
+        return choice, usable[choice], True
+    choice, pick = best_effort(curves, metrics, [c for c in codecs if c in curves])
+    return choice, pick, False
+
+
 def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: tuple[str, ...] = GATEWAY_CODECS) -> dict[str, Any]:
     curves = relative_curves(results)
     changes = paired_changes(results)
@@ -232,19 +248,13 @@ def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: 
             by_codec = {c: lowest_reaching(curves[c], metrics, t) for c in curves}
             reached = {c: r for c, r in by_codec.items() if r is not None}
             cheapest = min(reached, key=lambda c: reached[c]["bpp"]) if reached else None
-            usable = {c: r for c, r in reached.items() if c in gateway_codecs}
-            if usable:
-                choice = min(usable, key=lambda c: usable[c]["bpp"])
-                pick = usable[choice]
-            else:
-                # Nothing the gateway makes reaches the target: the setting that comes closest.
-                choice, pick = best_effort(curves, metrics, [c for c in gateway_codecs if c in curves])
+            choice, pick, ok = choose(curves, reached, metrics, gateway_codecs)
             decided: dict[str, Any] = {
                 "measure": measure,
                 "metrics": metrics,
                 "codec": choice,
                 "quality": pick["setting"],
-                "reached": bool(usable),
+                "reached": ok,
                 "bpp": pick["bpp"],
                 "scores": pick["scores"],
                 "images": pick["images"],
@@ -252,6 +262,15 @@ def build(results: list[dict[str, Any]], model: dict[str, str], gateway_codecs: 
                 "cheapest_measured": {"codec": cheapest, **reached[cheapest]} if cheapest else None,
                 "per_codec_bpp": {c: round(r["bpp"], 4) for c, r in sorted(reached.items())},
             }
+            if choice in SCREEN_CODECS:
+                alt, alt_pick, alt_ok = choose(curves, reached, metrics, tuple(c for c in gateway_codecs if c not in SCREEN_CODECS))
+                decided["without_screen"] = {
+                    "codec": alt,
+                    "quality": alt_pick["setting"],
+                    "reached": alt_ok,
+                    "bpp": alt_pick["bpp"],
+                    "scores": alt_pick["scores"],
+                }
             if measure == "accuracy":
                 paired = {
                     m: changes[(choice, m, float(pick["setting"]))] for m in metrics if (choice, m, float(pick["setting"])) in changes

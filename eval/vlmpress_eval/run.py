@@ -187,12 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lvlm-key-env", help="environment variable holding the LVLM's API key")
     ap.add_argument("--lvlm-concurrency", type=int, default=4)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--text-seeds", type=int, default=1, help="--set text: render each kind and font size with this many seeds")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
 
     folder = args.images or named_set(args.set)
     if args.set == "text" and not args.images:
-        folder = write_set(args.out / "textset", seeds=1)
+        folder = write_set(args.out / "textset", seeds=args.text_seeds)
     lvlm = None
     if args.lvlm_url or args.questions:
         if not (args.lvlm_url and args.questions):

@@ -25,7 +25,7 @@ import {
 } from '../codec/index.js';
 
 const USAGE = `usage:
-  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME] [--codec learned|avif|webp|jpeg|semantic-avif]
+  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME] [--codec learned|avif|webp|jpeg|avif-screen|semantic-avif]
   vlmpress decode IN.vlmp -o OUT.(png|webp|jpg) [--jpeg-quality Q]
   vlmpress info IN.vlmp
   vlmpress encode IN... --out-dir DIR [-q Q1,Q2,...] [--max-bytes N]   writes DIR/<name>.q<Q>.vlmp

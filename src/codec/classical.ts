@@ -7,11 +7,21 @@
 import sharp from 'sharp';
 import { CodecKind, Flags, NO_MODEL, parseContainer, QUALITY_ONE, serialiseContainer, type Container } from './container.js';
 import { CodecError } from './errors.js';
+import { encodeAvifScreen } from './avifenc.js';
 import { decodeImage, type RgbImage } from './image-io.js';
 
-export const CLASSICAL_CODECS = ['avif', 'webp', 'jpeg'] as const;
+/** `avif-screen`: AVIF from avifenc with libaom's screen-content tools, for rendered text (avifenc.ts). */
+export const CLASSICAL_CODECS = ['avif', 'webp', 'jpeg', 'avif-screen'] as const;
 export type ClassicalCodec = (typeof CLASSICAL_CODECS)[number];
-export const CLASSICAL_KIND: Record<ClassicalCodec, CodecKind> = { avif: CodecKind.Avif, webp: CodecKind.Webp, jpeg: CodecKind.Jpeg };
+/** The standard file formats a classical bitstream's latent section holds. */
+export type PayloadFormat = 'avif' | 'webp' | 'jpeg';
+export const CLASSICAL_KIND: Record<ClassicalCodec, CodecKind> = {
+  avif: CodecKind.Avif,
+  webp: CodecKind.Webp,
+  jpeg: CodecKind.Jpeg,
+  'avif-screen': CodecKind.AvifScreen,
+};
+const FORMAT_OF: Record<ClassicalCodec, PayloadFormat> = { avif: 'avif', webp: 'webp', jpeg: 'jpeg', 'avif-screen': 'avif' };
 const NAME_OF_KIND = new Map<CodecKind, ClassicalCodec>(CLASSICAL_CODECS.map((c) => [CLASSICAL_KIND[c], c]));
 
 export function classicalName(kind: CodecKind): ClassicalCodec | undefined {
@@ -19,9 +29,9 @@ export function classicalName(kind: CodecKind): ClassicalCodec | undefined {
 }
 
 /** The file format a codec choice stores (semantic AVIF stores AVIF); undefined for the learned codec. */
-export function codecPayloadFormat(codec: string): ClassicalCodec | undefined {
+export function codecPayloadFormat(codec: string): PayloadFormat | undefined {
   if (codec === 'semantic-avif') return 'avif';
-  return (CLASSICAL_CODECS as readonly string[]).includes(codec) ? (codec as ClassicalCodec) : undefined;
+  return (CLASSICAL_CODECS as readonly string[]).includes(codec) ? FORMAT_OF[codec as ClassicalCodec] : undefined;
 }
 
 /** The codec a bitstream was made with, by the name requests and answers use. */
@@ -31,8 +41,10 @@ export function bitstreamCodec(bitstream: Uint8Array): 'learned' | ClassicalCode
 }
 
 /** The file format of a bitstream's latent section when it is a standard image file (AVIF for semantic AVIF). */
-export function payloadFormat(kind: CodecKind): ClassicalCodec | undefined {
-  return kind === CodecKind.SemanticAvif ? 'avif' : classicalName(kind);
+export function payloadFormat(kind: CodecKind): PayloadFormat | undefined {
+  if (kind === CodecKind.SemanticAvif) return 'avif';
+  const name = classicalName(kind);
+  return name && FORMAT_OF[name];
 }
 
 /**
@@ -40,7 +52,7 @@ export function payloadFormat(kind: CodecKind): ClassicalCodec | undefined {
  * when that file is the reconstruction itself: a backend that reads the format can take it as is.
  * Null for the learned codec and for semantic AVIF that is decoded through a restoration network.
  */
-export function classicalPayload(bitstream: Uint8Array): { codec: ClassicalCodec; file: Uint8Array; width: number; height: number } | null {
+export function classicalPayload(bitstream: Uint8Array): { codec: PayloadFormat; file: Uint8Array; width: number; height: number } | null {
   const c = parseContainer(bitstream);
   const codec = payloadFormat(c.codec);
   if (!codec || c.flags & Flags.Restoration) return null;
@@ -55,7 +67,14 @@ export function classicalPayload(bitstream: Uint8Array): { codec: ClassicalCodec
  */
 const AVIF_EFFORT = 3;
 
-async function fileAt(img: RgbImage, codec: ClassicalCodec, quality: number): Promise<Uint8Array> {
+/** External tools a classical codec may run (from the gateway's configuration). */
+export interface ClassicalTools {
+  /** the avifenc command for avif-screen (default: avifenc on the PATH) */
+  avifenc?: string;
+}
+
+async function fileAt(img: RgbImage, codec: ClassicalCodec, quality: number, tools: ClassicalTools): Promise<Uint8Array> {
+  if (codec === 'avif-screen') return encodeAvifScreen(img, quality, tools.avifenc);
   const s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
   const out =
     codec === 'avif'
@@ -78,6 +97,7 @@ export async function encodeClassical(
   quality: number,
   flags: number,
   wrap: { kind: CodecKind; modelIdPrefix: string } = { kind: CLASSICAL_KIND[codec], modelIdPrefix: NO_MODEL },
+  tools: ClassicalTools = {},
 ): Promise<Uint8Array> {
   checkClassicalQuality(codec, quality);
   return serialiseContainer({
@@ -89,7 +109,7 @@ export async function encodeClassical(
     width: img.width,
     height: img.height,
     hyper: new Uint8Array(0),
-    latent: await fileAt(img, codec, quality),
+    latent: await fileAt(img, codec, quality, tools),
   });
 }
 

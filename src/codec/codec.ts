@@ -18,6 +18,7 @@ import {
   encodeClassical,
   encodeClassicalWithin,
   type ClassicalCodec,
+  type ClassicalTools,
 } from './classical.js';
 import {
   isEditorManifest,
@@ -67,6 +68,8 @@ export interface CodecOptions {
   maxDecodePixels?: number;
   /** the learned decoder runs on tiles of at most this many latents a side (memory bound); default 48 */
   decodeTileLatents?: number;
+  /** the avifenc command for avif-screen (default: avifenc on the PATH) */
+  avifenc?: string;
   log?: LoadOptions['log'];
 }
 
@@ -181,6 +184,7 @@ interface Limits {
   maxPixels: number;
   maxDecodePixels: number;
   tileLatents: number;
+  tools: ClassicalTools;
 }
 
 export class Codec {
@@ -221,7 +225,12 @@ export class Codec {
       const tileLatents = options.decodeTileLatents ?? 48;
       if (!Number.isSafeInteger(tileLatents) || tileLatents < 1)
         throw new CodecError('invalid_argument', 'decodeTileLatents must be a positive integer');
-      const limits = { maxPixels, maxDecodePixels: options.maxDecodePixels ?? maxPixels, tileLatents };
+      const limits = {
+        maxPixels,
+        maxDecodePixels: options.maxDecodePixels ?? maxPixels,
+        tileLatents,
+        tools: options.avifenc ? { avifenc: options.avifenc } : {},
+      };
       const codec = new Codec(models, models[0]!, limits, editors);
       const def = options.defaultModel ? codec.model(options.defaultModel) : models[0]!;
       return new Codec(models, def, limits, editors);
@@ -376,7 +385,7 @@ export class Codec {
       model = { name: pkg.manifest.name, id: pkg.manifest.id };
       provider = pkg.provider;
     } else {
-      at = (q) => encodeClassical(img, codec, q, flags);
+      at = (q) => encodeClassical(img, codec, q, flags, undefined, this.limits.tools);
     }
     let bitstream: Uint8Array;
     let used = quality;

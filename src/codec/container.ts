@@ -29,6 +29,8 @@ export enum CodecKind {
   /** AVIF made around an editor package (pre-editor before the encoder, restoration after the
    * decoder); the model id names the package, the latent section is the AVIF file */
   SemanticAvif = 4,
+  /** AVIF made with libaom's screen-content tools (avifenc); the latent section is the AVIF file */
+  AvifScreen = 5,
 }
 
 export const Flags = {

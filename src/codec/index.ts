@@ -3,7 +3,8 @@ export { Codec, BUNDLED_MODELS_DIR, CODEC_CHOICES, describeEditors, describeMode
 export type { BitstreamInfo, CodecChoice, CodecOptions, EditorSummary, EncodeOptions, EncodeResult } from './codec.js';
 export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
 export { bitstreamCodec, CLASSICAL_CODECS, classicalPayload, codecPayloadFormat } from './classical.js';
-export type { ClassicalCodec } from './classical.js';
+export type { ClassicalCodec, PayloadFormat } from './classical.js';
+export { avifencAvailable, DEFAULT_AVIFENC } from './avifenc.js';
 export type { CodecErrorCode } from './errors.js';
 export {
   decodeImage,

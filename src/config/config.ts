@@ -25,6 +25,8 @@ export interface GatewayConfig {
   maxPixels: number;
   /** largest size a bitstream may announce to be decoded (default maxSide², what the gateway makes) */
   maxDecodePixels: number;
+  /** the avifenc command avif-screen runs (the policy's text encoder; VLMPRESS_AVIFENC, default on the PATH) */
+  avifenc: string;
   /** quality used when a request names none and the model ships no policy table */
   defaultQuality: number;
   /** accuracy target when a request names none and the policy table has no default (e.g. 0.98) */
@@ -173,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     ),
     maxSide,
     maxDecodePixels: int('VLMPRESS_MAX_DECODE_PIXELS', maxSide * maxSide, 1, 400_000_000),
+    avifenc: str('VLMPRESS_AVIFENC') ?? 'avifenc',
     workerThreads,
     ortThreads: int('VLMPRESS_ORT_THREADS', 1, 0, 256),
     executionProviders,

@@ -4,7 +4,7 @@
  * `src/server/backends-file.ts`); a request is routed by its `model`: exact names first, then
  * `prefix*` patterns, then the default.
  */
-import type { ClassicalCodec } from '../codec/index.js';
+import type { PayloadFormat } from '../codec/index.js';
 import type { BackendSpec } from '../config/backends-file.js';
 import type { GatewayConfig } from '../config/config.js';
 
@@ -14,7 +14,7 @@ export type Backend = BackendSpec;
  * The stored classical files a backend can take as they are: WebP and JPEG (every LVLM API reads
  * them), and AVIF when its entry says it reads AVIF (`accepts`); no backend: what every API reads.
  */
-export function passthroughCodecs(backend: Backend | undefined): ClassicalCodec[] {
+export function passthroughCodecs(backend: Backend | undefined): PayloadFormat[] {
   return ['webp', 'jpeg', ...(backend?.accepts.includes('avif') ? (['avif'] as const) : [])];
 }
 

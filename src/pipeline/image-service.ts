@@ -9,7 +9,7 @@ import {
   imageSize,
   isCodecError,
   looksLikeContainer,
-  type ClassicalCodec,
+  type PayloadFormat,
   type OutputFormat,
 } from '../codec/index.js';
 import { imageStats } from '../policy/image-stats.js';
@@ -184,7 +184,7 @@ export interface CompressImageRequest {
   /** the bytes the client sent for the image, which the proxy must not exceed upstream (EncodeJob.upstreamLimit) */
   upstreamLimit?: number;
   /** classical codecs whose file the caller forwards as it is: no reconstruction is made for them */
-  passthrough?: readonly ClassicalCodec[];
+  passthrough?: readonly PayloadFormat[];
 }
 
 export interface CompressedImage {
@@ -194,7 +194,7 @@ export interface CompressedImage {
   /** made when the reconstruction file was larger than upstreamLimit and a downscaled copy of the client's image was not */
   clientCopy?: ClientCopy;
   /** the stored AVIF, WebP or JPEG file itself, when the decision's codec is one the caller passes through */
-  payload?: { codec: ClassicalCodec; file: Uint8Array; width: number; height: number };
+  payload?: { codec: PayloadFormat; file: Uint8Array; width: number; height: number };
 }
 
 /**

@@ -21,6 +21,8 @@ export interface PolicyEntry {
   scores: Record<string, number> | null;
   /** text: the smallest fraction of its size an image may be brought to (OCR keeps the target there) */
   minScale?: number;
+  /** where the entry's codec is avif-screen: the choice without it, for images that do not look rendered and gateways without avifenc */
+  withoutScreen?: Pick<PolicyEntry, 'codec' | 'quality' | 'reached' | 'bpp' | 'scores'>;
 }
 
 /** One measured setting of a codec: its rate and its scores relative to the original. */
@@ -49,8 +51,8 @@ export function parseTarget(key: string): { measure: TargetMeasure; value: numbe
   return /^\d(\.\d+)?$/.test(value) && v > 0 && v <= 1 ? { measure, value: v } : null;
 }
 
-/** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it (sharp);
- * `semantic-avif` AVIF with the editor package's networks around it. */
+/** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it
+ * (sharp, or avifenc for `sharp-avif-screen`); `semantic-avif` AVIF with the editor package's networks around it. */
 export function gatewayCodec(name: string): CodecChoice | undefined {
   if (name === 'vlmpress') return 'learned';
   if (name === SEMANTIC_AVIF) return SEMANTIC_AVIF;
@@ -145,12 +147,42 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
       const minScale = (e as { min_scale?: unknown }).min_scale;
       if (minScale !== undefined && !(typeof minScale === 'number' && minScale > 0 && minScale <= 1))
         fail(`classes.${c}.targets.${t}.min_scale must be a number in (0, 1]`);
-      entries[t] = { ...(e as PolicyEntry), measure, metrics: e.metrics ?? metrics, ...(typeof minScale === 'number' ? { minScale } : {}) };
+      const alt = (e as { without_screen?: Partial<PolicyEntry> }).without_screen;
+      if (
+        alt !== undefined &&
+        !(typeof alt?.quality === 'number' && alt.quality >= 1 && typeof alt.codec === 'string' && gatewayCodec(alt.codec))
+      )
+        fail(`classes.${c}.targets.${t}.without_screen needs a known codec and quality`);
+      const { without_screen: _, ...fields } = e as Partial<PolicyEntry> & { without_screen?: unknown };
+      entries[t] = {
+        ...(fields as PolicyEntry),
+        measure,
+        metrics: e.metrics ?? metrics,
+        ...(typeof minScale === 'number' ? { minScale } : {}),
+        ...(alt ? { withoutScreen: alt as PolicyEntry } : {}),
+      };
     }
     const curves = entry.curves === undefined ? undefined : parseCurves(entry.curves, (m) => fail(`classes.${c}.curves: ${m}`));
     classes[c] = { targets: entries, ...(curves ? { curves } : {}) };
   }
   return { modelId, targets, defaultTarget, classes };
+}
+
+/** The table for a gateway without avifenc: entries that chose avif-screen take the builder's choice without it. */
+export function tableWithoutScreen(table: PolicyTable): PolicyTable {
+  const classes: PolicyTable['classes'] = {};
+  for (const [c, entry] of Object.entries(table.classes) as [TaskClass, NonNullable<PolicyTable['classes'][TaskClass]>][]) {
+    const targets = Object.fromEntries(
+      Object.entries(entry.targets).map(([t, e]) => {
+        if (gatewayCodec(e.codec) !== 'avif-screen') return [t, e];
+        const { withoutScreen, ...rest } = e;
+        // A table without the alternative (hand-made) keeps the avif-screen entry; its encodes then fail with unsupported_codec.
+        return [t, withoutScreen ? { ...rest, ...withoutScreen } : e];
+      }),
+    );
+    classes[c] = { ...entry, targets };
+  }
+  return { ...table, classes };
 }
 
 /** The table in `file` (by default the one beside a model package), or null when there is none. */

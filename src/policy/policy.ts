@@ -83,7 +83,14 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
     };
   }
   const target = req.target ?? table?.defaultTarget ?? config.defaultTarget;
-  const entry = table?.classes[taskClass]?.targets[target];
+  const measuredEntry = table?.classes[taskClass]?.targets[target];
+  // avif-screen was measured on rendered text; an image that does not look rendered (a photo of a
+  // sign) takes the choice measured without it, which beats it there.
+  const notRendered = measuredEntry?.withoutScreen && gatewayCodec(measuredEntry.codec) === 'avif-screen' && !req.image?.textLike;
+  const entry = notRendered ? { ...measuredEntry, ...measuredEntry.withoutScreen } : measuredEntry;
+  const screenNote = notRendered
+    ? ` (not avif-screen: ${req.image ? 'the image does not look like rendered text' : 'no image statistics say it is rendered text'})`
+    : '';
   const codec = entry ? gatewayCodec(entry.codec) : undefined;
   if (entry && codec) {
     const percent = `${Math.round((parseTarget(target)?.value ?? 0) * 1000) / 10}%`;
@@ -102,7 +109,7 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
       source: 'policy',
       target,
       expected: entry.scores,
-      reason: `task ${taskClass} (${why}), target ${target}: ${what}, ${measured}${budgetNote}; size: ${note}`,
+      reason: `task ${taskClass} (${why}), target ${target}: ${what}${screenNote}, ${measured}${budgetNote}; size: ${note}`,
     };
   }
   return {
@@ -159,7 +166,10 @@ export function policyHeader(d: PolicyDecision): string {
   ].join('; ');
 }
 
-/** Whether a request leaves the task class to the image itself (no quality, hint or cue in words). */
+/** Whether the decision needs image statistics: the request leaves the task class to the image (no
+ * quality, hint or cue in words), or its words say text, where whether the image is rendered picks the encoder. */
 export function needsImageStats(req: PolicyRequest): boolean {
-  return req.quality === undefined && classifyTask({ task: req.task, prompt: req.prompt }).taskClass === 'general' && !req.task;
+  if (req.quality !== undefined) return false;
+  const { taskClass } = classifyTask({ task: req.task, prompt: req.prompt });
+  return taskClass === 'text' || (taskClass === 'general' && !req.task);
 }

@@ -20,9 +20,9 @@ import { backendsFrom } from '../lvlm-proxy/backends.js';
 import { proxyRoutes } from '../routes/proxy.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
 import { connectRedis } from '../infra/redis.js';
-import { describeEditors, findModelDirs } from '../codec/index.js';
+import { avifencAvailable, describeEditors, findModelDirs } from '../codec/index.js';
 import { readManifest } from '../codec/model-package.js';
-import { loadPolicyTable, PolicyTableError, type PolicyTable } from '../policy/policy-table.js';
+import { loadPolicyTable, PolicyTableError, tableWithoutScreen, type PolicyTable } from '../policy/policy-table.js';
 import path from 'node:path';
 import { installOpenApi } from './openapi.js';
 import { PACKAGE_VERSION } from './version.js';
@@ -84,6 +84,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           executionProviders: config.executionProviders,
           maxPixels: config.maxPixels,
           maxDecodePixels: config.maxDecodePixels,
+          avifenc: config.avifenc,
           onAbandoned: () => metrics.jobsAbandoned.inc(),
         }));
   const runner = new AdmissionLimitedRunner(driver, config.maxPendingJobs);
@@ -99,7 +100,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { models } = await runner.ready();
   const model: ModelSummary = models[0]!;
   for (const m of models) metrics.modelInfo.set({ name: m.name, id: m.id, provider: m.provider }, 1);
-  const policyTable = await loadDefaultPolicy(config, model.id);
+  let policyTable = await loadDefaultPolicy(config, model.id);
+  // Text's measured best encoder (avif-screen) is an external command: without it, the table's second choice.
+  if (policyTable && !(await avifencAvailable(config.avifenc))) {
+    app.log.warn({ avifenc: config.avifenc }, 'avifenc not found: text uses the policy choice without avif-screen');
+    policyTable = tableWithoutScreen(policyTable);
+  }
   const defaultEditor = (await describeEditors())[0] ?? null;
 
   const decodeCache = new DecodeCache(config.decodeCacheBytes, {

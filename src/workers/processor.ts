@@ -11,6 +11,8 @@ export interface ProcessorOptions {
   maxPixels: number;
   /** largest size a bitstream may announce (the gateway's own output size) */
   maxDecodePixels: number;
+  /** the avifenc command for avif-screen */
+  avifenc?: string;
   modelDirs?: string[];
 }
 
@@ -21,6 +23,7 @@ export function codecFor(options: ProcessorOptions): Promise<Codec> {
     session: { intraOpThreads: options.ortThreads, executionProviders: options.executionProviders },
     maxPixels: options.maxPixels,
     maxDecodePixels: options.maxDecodePixels,
+    ...(options.avifenc ? { avifenc: options.avifenc } : {}),
     ...(options.modelDirs ? { modelDirs: options.modelDirs } : {}),
   });
   return codecPromise;

@@ -83,6 +83,7 @@ export async function startQueueWorker(
     executionProviders: config.executionProviders,
     maxPixels: config.maxPixels,
     maxDecodePixels: config.maxDecodePixels,
+    avifenc: config.avifenc,
     ...(options.modelDirs ? { modelDirs: options.modelDirs } : {}),
   });
   let models;

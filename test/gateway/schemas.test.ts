@@ -34,7 +34,7 @@ describe('route schemas', () => {
     const { quality, codec } = compress['application/json'].schema.properties;
     assert.equal(quality.maximum, 100, 'the classical codecs go to 100');
     assert.match(quality.description, new RegExp(`learned 1 \\(smallest\\) to ${levels}`));
-    assert.deepEqual(codec.enum, ['learned', 'avif', 'webp', 'jpeg', 'semantic-avif']);
+    assert.deepEqual(codec.enum, ['learned', 'avif', 'webp', 'jpeg', 'avif-screen', 'semantic-avif']);
     assert.equal(compress['multipart/form-data'].schema.properties.image.format, 'binary');
     assert.equal(doc.paths['/decompress'].post.requestBody.content['application/vnd.vlmpress'].schema.format, 'binary');
     const vlmpress = doc.paths['/v1/chat/completions'].post.requestBody.content['application/json'].schema.properties.vlmpress;
@@ -111,7 +111,10 @@ describe('route schemas', () => {
     const meta = await sharp(Buffer.from(await image.arrayBuffer())).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height], ['png', 96, 64]);
     const refusals: [Record<string, unknown>, RegExp][] = [
-      [{ quality: 85 }, /quality for the learned codec \(or name codec avif\/webp\/jpeg\/semantic-avif\) must be a number from 1 to/],
+      [
+        { quality: 85 },
+        /quality for the learned codec \(or name codec avif\/webp\/jpeg\/avif-screen\/semantic-avif\) must be a number from 1 to/,
+      ],
       [{ codec: 'avif', quality: 101 }, /must be <= 100/],
       [{ codec: 'webp', quality: 7.5 }, /quality for codec webp must be an integer from 1 to 100/],
       [{ codec: 'jpeg' }, /codec jpeg needs a quality/],

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { describeModels, fittedSize } from '../../src/codec/index.js';
-import { decidePolicy } from '../../src/policy/policy.js';
-import { parsePolicyTable, PolicyTableError } from '../../src/policy/policy-table.js';
+import { decidePolicy, needsImageStats } from '../../src/policy/policy.js';
+import { parsePolicyTable, PolicyTableError, tableWithoutScreen } from '../../src/policy/policy-table.js';
 import { resizeRuleFor } from '../../src/policy/resolution.js';
 import { classifyTask } from '../../src/policy/task-classifier.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -174,6 +174,33 @@ describe('policy decisions', () => {
     );
     assert.equal(ask('Read the receipt', 800).resize.maxLongSide, 2048, 'within the budget: the view unchanged');
   });
+  it('avif-screen only for images that look rendered, and never without avifenc', () => {
+    const raw = table();
+    const alt = { codec: 'sharp-avif', quality: 35, reached: true, bpp: 0.24, scores: { ocr_paddle: 0.99 } };
+    raw.classes.text.targets['0.98'] = {
+      ...raw.classes.text.targets['0.98'],
+      codec: 'sharp-avif-screen',
+      quality: 25,
+      without_screen: alt,
+    } as never;
+    const full = parsePolicyTable(raw, MODEL_ID, 'test');
+    const page = { textLike: true, background: 0.9, edges: 0.05 };
+    const photo = { textLike: false, background: 0.1, edges: 0.01 };
+    const d = decidePolicy(config, full, { prompt: 'Read the receipt', image: page });
+    assert.deepEqual([d.codec, d.quality], ['avif-screen', 25]);
+    // avif-screen is measured on rendered text only: a photo of a sign, or no statistics, takes the other choice.
+    const sign = decidePolicy(config, full, { prompt: 'Read the sign', image: photo });
+    assert.deepEqual([sign.codec, sign.quality, sign.expected], ['avif', 35, { ocr_paddle: 0.99 }]);
+    assert.match(sign.reason, /not avif-screen: the image does not look like rendered text/);
+    assert.equal(decidePolicy(config, full, { prompt: 'Read the receipt' }).codec, 'avif');
+    assert.equal(needsImageStats({ prompt: 'Read the receipt' }), true, 'text requests look at the image');
+    const without = tableWithoutScreen(full);
+    const w = decidePolicy(config, without, { prompt: 'Read the receipt', image: page });
+    assert.deepEqual([w.codec, w.quality, w.expected], ['avif', 35, { ocr_paddle: 0.99 }]);
+    assert.deepEqual(without.classes.general, full.classes.general, 'entries without avif-screen are unchanged');
+    (raw.classes.text.targets['0.98'] as unknown as { without_screen: unknown }).without_screen = { codec: 'vvc', quality: 3 };
+    assert.throws(() => parsePolicyTable(raw, MODEL_ID, 'x.json'), /without_screen needs a known codec/);
+  });
   it('refuses a table built for another model', () => {
     assert.throws(() => parsePolicyTable(table('b'.repeat(64)), MODEL_ID, 'x.json'), PolicyTableError);
     assert.throws(() => parsePolicyTable({ ...table(), default_target: '0.5' }, MODEL_ID, 'x.json'), /default_target/);
@@ -238,6 +265,43 @@ describe('the gateway applies the policy table', () => {
     } finally {
       await gw.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the shipped table: rendered text goes to avif-screen, a photo with the same prompt and a gateway without avifenc to sharp AVIF', async () => {
+    const receipt = (await readFile(path.join(FIXTURES, 'text', 'receipt-14px.png'))).toString('base64');
+    const photo = (
+      await sharp(readShared('data', 'kodak', 'kodim05.png'))
+        .png()
+        .toBuffer()
+    ).toString('base64');
+    type Answer = { id: string; model: { name: string }; policy: { codec: string; reason: string } };
+    const ask = async (base: string, image: string) => {
+      const r = await fetch(`${base}/compress`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ image, prompt: 'Transcribe the text', target: '0.98' }),
+      });
+      assert.equal(r.status, 200);
+      return (await r.json()) as Answer;
+    };
+    const gw = await startGateway('embedded');
+    try {
+      const page = await ask(gw.base, receipt);
+      assert.deepEqual([page.policy.codec, page.model.name], ['avif-screen', 'avif-screen']);
+      const img = await fetch(`${gw.base}/bitstreams/${page.id}/image?format=png`);
+      assert.equal((await sharp(Buffer.from(await img.arrayBuffer())).metadata()).width, 360);
+      const sign = await ask(gw.base, photo);
+      assert.equal(sign.policy.codec, 'avif');
+      assert.match(sign.policy.reason, /not avif-screen: the image does not look like rendered text/);
+    } finally {
+      await gw.close();
+    }
+    const without = await startGateway('embedded', { VLMPRESS_AVIFENC: '/nonexistent/avifenc' });
+    try {
+      assert.equal((await ask(without.base, receipt)).policy.codec, 'avif');
+    } finally {
+      await without.close();
     }
   });
 });
