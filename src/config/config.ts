@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { parseProviderList, type ExecutionProviderName } from '../codec/index.js';
+import { DEFAULT_AVIFENC, parseProviderList, type ExecutionProviderName } from '../codec/index.js';
 import { RESOLUTION_PROFILES, type ResolutionProfile } from '../policy/resolution.js';
 import { readBackendsFile, type BackendSpec } from './backends-file.js';
 
@@ -175,7 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     ),
     maxSide,
     maxDecodePixels: int('VLMPRESS_MAX_DECODE_PIXELS', maxSide * maxSide, 1, 400_000_000),
-    avifenc: str('VLMPRESS_AVIFENC') ?? 'avifenc',
+    avifenc: str('VLMPRESS_AVIFENC') ?? DEFAULT_AVIFENC,
     workerThreads,
     ortThreads: int('VLMPRESS_ORT_THREADS', 1, 0, 256),
     executionProviders,

@@ -168,18 +168,19 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
   return { modelId, targets, defaultTarget, classes };
 }
 
+/** An avif-screen entry as the builder chose without avif-screen; any other entry (or one without the
+ * alternative, e.g. hand-made, whose encodes then fail with unsupported_codec where avifenc is missing) as it is. */
+export function entryWithoutScreen(e: PolicyEntry): PolicyEntry {
+  if (gatewayCodec(e.codec) !== 'avif-screen' || !e.withoutScreen) return e;
+  const { withoutScreen, ...rest } = e;
+  return { ...rest, ...withoutScreen };
+}
+
 /** The table for a gateway without avifenc: entries that chose avif-screen take the builder's choice without it. */
 export function tableWithoutScreen(table: PolicyTable): PolicyTable {
   const classes: PolicyTable['classes'] = {};
   for (const [c, entry] of Object.entries(table.classes) as [TaskClass, NonNullable<PolicyTable['classes'][TaskClass]>][]) {
-    const targets = Object.fromEntries(
-      Object.entries(entry.targets).map(([t, e]) => {
-        if (gatewayCodec(e.codec) !== 'avif-screen') return [t, e];
-        const { withoutScreen, ...rest } = e;
-        // A table without the alternative (hand-made) keeps the avif-screen entry; its encodes then fail with unsupported_codec.
-        return [t, withoutScreen ? { ...rest, ...withoutScreen } : e];
-      }),
-    );
+    const targets = Object.fromEntries(Object.entries(entry.targets).map(([t, e]) => [t, entryWithoutScreen(e)]));
     classes[c] = { ...entry, targets };
   }
   return { ...table, classes };

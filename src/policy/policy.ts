@@ -9,7 +9,7 @@
  * The decision and its reason go back to the client.
  */
 import { fittedSize, type CodecChoice, type ResizeRule } from '../codec/index.js';
-import { gatewayCodec, parseTarget, type PolicyTable } from './policy-table.js';
+import { entryWithoutScreen, gatewayCodec, parseTarget, type PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail, type ResolutionProfile } from './resolution.js';
 import type { ImageStats } from './image-stats.js';
 import { classifyTask, type TaskClass } from './task-classifier.js';
@@ -86,8 +86,8 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
   const measuredEntry = table?.classes[taskClass]?.targets[target];
   // avif-screen was measured on rendered text; an image that does not look rendered (a photo of a
   // sign) takes the choice measured without it, which beats it there.
-  const notRendered = measuredEntry?.withoutScreen && gatewayCodec(measuredEntry.codec) === 'avif-screen' && !req.image?.textLike;
-  const entry = notRendered ? { ...measuredEntry, ...measuredEntry.withoutScreen } : measuredEntry;
+  const entry = measuredEntry && !req.image?.textLike ? entryWithoutScreen(measuredEntry) : measuredEntry;
+  const notRendered = entry !== measuredEntry;
   const screenNote = notRendered
     ? ` (not avif-screen: ${req.image ? 'the image does not look like rendered text' : 'no image statistics say it is rendered text'})`
     : '';
