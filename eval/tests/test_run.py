@@ -53,3 +53,22 @@ def test_labels_come_from_file_names_when_present(tmp_path):
     items = {i.path.name: i for i in load_items(tmp_path, SHARED / "models" / "imagenet_synsets.txt")}
     assert items["n01440764_tench.png"].label == 1
     assert items["holiday.png"].label is None
+
+
+def test_reuse_takes_an_earlier_runs_rows_only_for_the_same_images(tmp_path):
+    base = ["--set", str(SHARED / "data" / "imagenet-dev"), "--stride", "50", "--receivers", "mbv1"]
+    assert main([*base, "--limit", "2", "--codecs", "jpeg", "--out", str(tmp_path / "first")]) == 0
+    first = json.loads((tmp_path / "first" / "points.json").read_text())
+
+    out = tmp_path / "second"
+    assert main([*base, "--limit", "2", "--codecs", "jpeg,webp", "--reuse", str(tmp_path / "first"), "--out", str(out)]) == 0
+    second = json.loads((out / "points.json").read_text())
+    assert second["reused"]["codecs"] == ["jpeg"] and second["codecs"] == ["jpeg", "webp"]
+    assert second["points"]["jpeg"] == first["points"]["jpeg"]
+    assert len(second["points"]["webp"]) == 8 and "webp" in second["bd_rate"]["psnr"]["jpeg"]
+
+    # Other images (a longer list) or other receivers: nothing is taken, everything is coded.
+    for extra in (["--limit", "3"], ["--limit", "2", "--receivers", "mbv2"]):
+        again = tmp_path / f"again{len(extra)}{extra[-1]}"
+        assert main([*base, *extra, "--codecs", "jpeg", "--reuse", str(tmp_path / "first"), "--out", str(again)]) == 0
+        assert "reused" not in json.loads((again / "points.json").read_text())

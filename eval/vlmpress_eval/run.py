@@ -37,6 +37,7 @@ from .report import ANCHOR_ORDER, bd_tables, markdown, plot
 from .textset import write_set
 
 PEOPLE_METRICS = ["psnr", "msssim"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ocr_scores(engines: dict[str, Any], it: Item, img: np.ndarray, recs: list[np.ndarray]) -> list[dict[str, float]]:
@@ -162,6 +163,26 @@ def aggregate(rows: list[dict[str, Any]], codec_order: list[str]) -> dict[str, l
     return points
 
 
+def reusable_rows(
+    folder: Path, items: list[Item], names: list[str], receivers: list[str], ocr: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per codec of `names`, the rows an earlier run (`folder`) measured on exactly these images with
+    the same receivers and OCR engines: a candidate is compared with an anchor already measured
+    without coding the anchor again (the gateway's classical codecs are deterministic)."""
+    res = json.loads((folder / "points.json").read_text())
+    rows = res.get("rows") or []
+    measured_ocr = sorted({k[len("ocr_") :] for r in rows for k in r["metrics"] if k.startswith("ocr_")})
+    if sorted(res.get("receivers", [])) != sorted(receivers) or measured_ocr != sorted(ocr):
+        return {}
+    want = {it.path.name for it in items}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        mine = [r for r in rows if r["codec"] == name]
+        if mine and {r["image"] for r in mine} == want:
+            out[name] = mine
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -187,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lvlm-key-env", help="environment variable holding the LVLM's API key")
     ap.add_argument("--lvlm-concurrency", type=int, default=4)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--reuse",
+        type=Path,
+        help="an earlier result folder: its rows for any of --codecs measured on exactly these images (same receivers and OCR) are taken, not coded again",
+    )
     ap.add_argument("--text-seeds", type=int, default=1, help="--set text: render each kind and font size with this many seeds")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -237,8 +263,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         ocr[n] = PaddleOcr() if n == "paddle" else Tesseract()
 
+    order = list(codecs)
+    reused = reusable_rows(args.reuse, items, order, list(receivers), list(ocr)) if args.reuse else {}
+    for name in reused:
+        print(f"{name}: rows taken from {args.reuse}", file=sys.stderr)
+        del codecs[name]
     started = time.time()
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = [r for name in reused for r in reused[name]]
     with temporary_workdir() as tmp, tqdm(total=len(items), desc=f"{folder.name}", unit="img", dynamic_ncols=True) as bar:
         for i in range(0, len(items), args.chunk):
             chunk = items[i : i + args.chunk]
@@ -247,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.extend(evaluate_chunk(chunk, codecs, receivers, work, lvlm, ocr))
             bar.update(len(chunk))
 
-    points = aggregate(rows, list(codecs))
+    points = aggregate(rows, order)
     metrics = sorted(
         {k for c in points.values() for p in c for k, v in p["metrics"].items() if v is not None},
         key=lambda m: (m not in PEOPLE_METRICS, m),
@@ -260,9 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
         # relative to the repository, so results name no machine's paths
-        "set": os.path.relpath(folder.resolve(), Path(__file__).resolve().parents[2]),
+        "set": os.path.relpath(folder.resolve(), ROOT),
         "images": len(items),
-        "codecs": list(codecs),
+        "codecs": order,
+        **({"reused": {"from": os.path.relpath(args.reuse.resolve(), ROOT), "codecs": list(reused)}} if reused else {}),
         "skipped": sorted(skipped),
         "receivers": list(receivers),
         "anchor": next((a for a in ANCHOR_ORDER if a in points), None),
