@@ -21,6 +21,7 @@ import {
   type ClassicalTools,
 } from './classical.js';
 import {
+  currentFirst,
   isEditorManifest,
   loadEditorPackage,
   parseEditorManifest,
@@ -166,14 +167,17 @@ export interface EditorSummary {
 
 /** The bundled editor packages, in the order the codec loads them (the first is the default), from their manifests alone. */
 export async function describeEditors(root = BUNDLED_MODELS_DIR): Promise<EditorSummary[]> {
-  const out: EditorSummary[] = [];
+  const manifests = [];
   for (const dir of await findModelDirs(root, 'all')) {
     const raw = await readManifestJson(dir);
-    if (!isEditorManifest(raw)) continue;
-    const m = parseEditorManifest(dir, raw);
-    out.push({ name: m.name, id: m.id, preeditor: m.graphs.preeditor !== undefined, restoration: m.graphs.restoration !== undefined });
+    if (isEditorManifest(raw)) manifests.push(parseEditorManifest(dir, raw));
   }
-  return out;
+  return currentFirst(manifests).map((m) => ({
+    name: m.name,
+    id: m.id,
+    preeditor: m.graphs.preeditor !== undefined,
+    restoration: m.graphs.restoration !== undefined,
+  }));
 }
 
 /** Latents of context around a decoder tile: the synthesis transform (four 5x5 stride-2 transposed
@@ -231,9 +235,10 @@ export class Codec {
         tileLatents,
         tools: options.avifenc ? { avifenc: options.avifenc } : {},
       };
-      const codec = new Codec(models, models[0]!, limits, editors);
+      const current = currentFirst(editors.map((e) => ({ ...e.manifest, pkg: e }))).map((m) => m.pkg);
+      const codec = new Codec(models, models[0]!, limits, current);
       const def = options.defaultModel ? codec.model(options.defaultModel) : models[0]!;
-      return new Codec(models, def, limits, editors);
+      return new Codec(models, def, limits, current);
     } catch (e) {
       await Promise.all([...models.map(releaseModelPackage), ...editors.map(releaseEditorPackage)]);
       throw e;
@@ -254,7 +259,8 @@ export class Codec {
     }));
   }
 
-  /** An editor package by name, full id or id prefix; the first loaded when none is named. */
+  /** An editor package by name, full id or id prefix; when none is named, the first loaded that no
+   * other loaded package supersedes. */
   editor(nameOrId?: string): EditorPackage {
     const e =
       nameOrId === undefined

@@ -25,6 +25,9 @@ export interface EditorManifest {
   /** the codec the networks were trained around; "avif" is the only one this build runs */
   core: 'avif';
   graphs: Partial<Record<GraphRole, { file: string; sha256: string }>>;
+  /** names of the packages this one replaces: they stay loadable to decode what they made, but new
+   * encodes take this one by default */
+  supersedes: string[];
 }
 
 export interface EditorPackage {
@@ -63,7 +66,17 @@ export function parseEditorManifest(dir: string, raw: unknown): EditorManifest {
     out[role as GraphRole] = { file: g['file'], sha256: g['sha256'] };
   }
   if (Object.keys(out).length === 0) bad(dir, 'an editor package needs at least one graph');
-  return { name, id, core: 'avif', graphs: out };
+  const supersedes = raw['supersedes'] ?? [];
+  if (!Array.isArray(supersedes) || !supersedes.every((n) => typeof n === 'string' && n.length > 0 && n !== name))
+    bad(dir, 'manifest field supersedes must be a list of other package names');
+  return { name, id, core: 'avif', graphs: out, supersedes: supersedes as string[] };
+}
+
+/** Packages in their order, those another one in the list supersedes moved to the end: the first is
+ * the default for new encodes, and old bitstreams still find the package they name. */
+export function currentFirst<T extends { name: string; supersedes: string[] }>(manifests: T[]): T[] {
+  const replaced = new Set(manifests.flatMap((m) => m.supersedes));
+  return [...manifests.filter((m) => !replaced.has(m.name)), ...manifests.filter((m) => replaced.has(m.name))];
 }
 
 export async function loadEditorPackage(dir: string, raw: unknown, options: LoadOptions = {}): Promise<EditorPackage> {

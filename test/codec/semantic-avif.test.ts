@@ -18,18 +18,18 @@ import { closeCodecs, FIXTURES, psnr, rgbCrop, rgbOf, sharedCodec, sharedFile } 
 
 const GOLDEN = path.join(FIXTURES, 'editor-golden');
 
-/** A package in a temporary folder whose pre-editor is the graph of the bundled package's restoration network. */
-function preeditorPackage(codec: Codec, name: string): string {
+/** A package in a temporary folder whose graph (in `role`) is the bundled package's restoration network. */
+function packageOfShippedGraph(codec: Codec, name: string, role = 'preeditor', supersedes?: string[]): string {
   const shipped = codec.editor();
   const graph = readFileSync(path.join(shipped.dir, shipped.manifest.graphs.restoration!.file));
   const dir = mkdtempSync(path.join(tmpdir(), 'vlmpress-editor-'));
-  writeFileSync(path.join(dir, 'preeditor.onnx'), graph);
+  writeFileSync(path.join(dir, `${role}.onnx`), graph);
   const digest = createHash('sha256').update(graph).digest('hex');
-  const graphs = { preeditor: { file: 'preeditor.onnx', sha256: digest } };
-  const id = createHash('sha256').update(`preeditor:${digest}\n`).digest('hex');
+  const graphs = { [role]: { file: `${role}.onnx`, sha256: digest } };
+  const id = createHash('sha256').update(`${role}:${digest}\n`).digest('hex');
   writeFileSync(
     path.join(dir, 'manifest.json'),
-    JSON.stringify({ format: 'vlmpress-editor', format_version: 1, name, id, core: 'avif', graphs }),
+    JSON.stringify({ format: 'vlmpress-editor', format_version: 1, name, id, core: 'avif', graphs, ...(supersedes ? { supersedes } : {}) }),
   );
   return dir;
 }
@@ -42,7 +42,7 @@ describe('semantic AVIF (AVIF with the editor networks around it)', () => {
   before(async () => {
     codec = await sharedCodec();
     img = await rgbCrop(sharedFile('data', 'kodak', 'kodim23.png'), 131, 77, 201, 143);
-    editingDir = preeditorPackage(codec, 'edit-first');
+    editingDir = packageOfShippedGraph(codec, 'edit-first');
     const [codecPackage] = await findModelDirs();
     editing = await Codec.load({ modelDirs: [codecPackage!, editingDir] });
   });
@@ -155,6 +155,35 @@ describe('semantic AVIF (AVIF with the editor networks around it)', () => {
       () => parseContainer(avifWithFlag),
       (e: unknown) => e instanceof CodecError && e.code === 'bad_header',
     );
+  });
+
+  it('encodes with the package that supersedes another by default; streams made with the old one still decode', async () => {
+    const newerDir = packageOfShippedGraph(codec, 'restore-newer', 'restoration', ['edit-first']);
+    const [codecPackage] = await findModelDirs();
+    const both = await Codec.load({ modelDirs: [codecPackage!, editingDir, newerDir] });
+    try {
+      assert.deepEqual(
+        both.editorInfo.map((e) => e.name),
+        ['restore-newer', 'edit-first'],
+      );
+      const made = await both.encodePixels(img, { codec: 'semantic-avif', quality: 35 });
+      assert.equal(made.model.name, 'restore-newer');
+      const old = await editing.encodePixels(img, { codec: 'semantic-avif', quality: 35 });
+      assert.equal(old.model.name, 'edit-first');
+      assert.deepEqual((await both.decode(old.bitstream)).data, (await editing.decode(old.bitstream)).data);
+    } finally {
+      await both.close();
+      rmSync(newerDir, { recursive: true, force: true });
+    }
+    const bad = packageOfShippedGraph(codec, 'self-superseding', 'restoration', ['self-superseding']);
+    try {
+      await assert.rejects(
+        Codec.load({ modelDirs: [codecPackage!, bad] }),
+        (e: unknown) => e instanceof CodecError && e.code === 'bad_model_package' && /supersedes/.test(e.message),
+      );
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
   });
 
   it('names a missing editor package clearly', async () => {

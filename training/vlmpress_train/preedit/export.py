@@ -159,13 +159,19 @@ def main() -> None:
     ap.add_argument("--restoration", help="restoration checkpoint (mode: restore)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default=None, help="package name (default: the output folder's name)")
+    ap.add_argument(
+        "--supersedes",
+        nargs="*",
+        default=[],
+        help="names of the packages this one replaces: kept to decode their bitstreams, no longer the default",
+    )
     ap.add_argument("--golden", type=Path, help="also write the runtime parity fixture here (test/fixtures/editor-golden/<package>)")
     ap.add_argument("--golden-image", type=Path, default=Path("../shared/data/kodak/kodim23.png"))
     args = ap.parse_args()
     roles = {role: getattr(args, role) for role in ROLES if getattr(args, role)}
     if not roles:
         ap.error("give --preeditor, --restoration or both")
-    m = export_package(roles, args.out, args.name or Path(args.out).name)
+    m = export_package(roles, args.out, args.name or Path(args.out).name, {"supersedes": args.supersedes} if args.supersedes else None)
     if args.golden:
         write_golden(Path(args.out), args.golden, args.golden_image)
     print(json.dumps({k: m[k] for k in ("name", "id", "graphs")}, indent=1))
