@@ -44,6 +44,16 @@ def test_tokens_at_three_depths(shared):
     assert [tuple(t.shape[-2:]) for t in taps_small] == [(24, 20), (12, 10), (6, 5)]
 
 
+def test_training_configs_choose_the_taps(shared):
+    from vlmpress_train.preedit.train import load_config
+    from vlmpress_train.train import build_teacher
+
+    cfg = load_config(None, [f"teacher={shared / MODEL}", "teacher_taps=[4, 8, 16, 32]"])
+    with torch.no_grad():
+        _, taps = build_teacher(cfg).features(torch.rand(1, 3, 224, 224))  # type: ignore[arg-type]
+    assert [t.shape[-1] for t in taps] == [56, 28, 14, 7]
+
+
 def test_onnx_teacher_matches_its_source_network(tmp_path):
     torch.manual_seed(0)
 

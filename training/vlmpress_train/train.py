@@ -36,6 +36,7 @@ class TrainConfig:
     teacher_input_size: int = 0  # onnx teacher: square input side (0 = from the graph)
     teacher_mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # onnx teacher normalisation
     teacher_std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    teacher_taps: list[int] = field(default_factory=lambda: [8, 16, 32])  # tflite teacher: token taps by output stride
     seed: int = 1234
     steps: int = 4000
     batch_size: int = 8
@@ -79,7 +80,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def build_teacher(cfg: TrainConfig) -> torch.nn.Module:
     if cfg.teacher_kind == "tflite":
-        teacher: torch.nn.Module = TFLiteClassifier(cfg.teacher)
+        teacher: torch.nn.Module = TFLiteClassifier(cfg.teacher, tuple(cfg.teacher_taps))
     elif cfg.teacher_kind == "onnx":
         from .teachers.onnx_teacher import OnnxTeacher
 

@@ -48,6 +48,9 @@ class PreeditConfig:
     teacher_input_size: int = 0
     teacher_mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     teacher_std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    # Token taps by output stride; an early one (4) adds the low-level features that most CNN
+    # receivers share, so the loss is less one network's late-layer quirks.
+    teacher_taps: list[int] = field(default_factory=lambda: [8, 16, 32])
     seed: int = 4321
     steps: int = 5000
     batch_size: int = 8
