@@ -172,7 +172,7 @@ export async function describeEditors(root = BUNDLED_MODELS_DIR): Promise<Editor
     const raw = await readManifestJson(dir);
     if (isEditorManifest(raw)) manifests.push(parseEditorManifest(dir, raw));
   }
-  return currentFirst(manifests).map((m) => ({
+  return currentFirst(manifests, (m) => m).map((m) => ({
     name: m.name,
     id: m.id,
     preeditor: m.graphs.preeditor !== undefined,
@@ -235,7 +235,7 @@ export class Codec {
         tileLatents,
         tools: options.avifenc ? { avifenc: options.avifenc } : {},
       };
-      const current = currentFirst(editors.map((e) => ({ ...e.manifest, pkg: e }))).map((m) => m.pkg);
+      const current = currentFirst(editors, (e) => e.manifest);
       const codec = new Codec(models, models[0]!, limits, current);
       const def = options.defaultModel ? codec.model(options.defaultModel) : models[0]!;
       return new Codec(models, def, limits, current);

@@ -74,9 +74,10 @@ export function parseEditorManifest(dir: string, raw: unknown): EditorManifest {
 
 /** Packages in their order, those another one in the list supersedes moved to the end: the first is
  * the default for new encodes, and old bitstreams still find the package they name. */
-export function currentFirst<T extends { name: string; supersedes: string[] }>(manifests: T[]): T[] {
-  const replaced = new Set(manifests.flatMap((m) => m.supersedes));
-  return [...manifests.filter((m) => !replaced.has(m.name)), ...manifests.filter((m) => replaced.has(m.name))];
+export function currentFirst<T>(packages: T[], manifestOf: (p: T) => EditorManifest): T[] {
+  const replaced = new Set(packages.flatMap((p) => manifestOf(p).supersedes));
+  const isReplaced = (p: T) => replaced.has(manifestOf(p).name);
+  return [...packages.filter((p) => !isReplaced(p)), ...packages.filter(isReplaced)];
 }
 
 export async function loadEditorPackage(dir: string, raw: unknown, options: LoadOptions = {}): Promise<EditorPackage> {
