@@ -63,9 +63,16 @@ def test_reuse_takes_an_earlier_runs_rows_only_for_the_same_images(tmp_path):
     out = tmp_path / "second"
     assert main([*base, "--limit", "2", "--codecs", "jpeg,webp", "--reuse", str(tmp_path / "first"), "--out", str(out)]) == 0
     second = json.loads((out / "points.json").read_text())
-    assert second["reused"]["codecs"] == ["jpeg"] and second["codecs"] == ["jpeg", "webp"]
+    assert list(second["reused"]) == ["jpeg"] and second["codecs"] == ["jpeg", "webp"]
     assert second["points"]["jpeg"] == first["points"]["jpeg"]
     assert len(second["points"]["webp"]) == 8 and "webp" in second["bd_rate"]["psnr"]["jpeg"]
+
+    # Several folders: each codec from the first that has it (jpeg from the first run, webp from the second).
+    third = tmp_path / "third"
+    folders = ["--reuse", str(tmp_path / "first"), "--reuse", str(out)]
+    assert main([*base, "--limit", "2", "--codecs", "jpeg,webp", *folders, "--out", str(third)]) == 0
+    reused = json.loads((third / "points.json").read_text())["reused"]
+    assert reused["jpeg"].endswith("first") and reused["webp"].endswith("second")
 
     # Other images (a longer list) or other receivers: nothing is taken, everything is coded.
     for extra in (["--limit", "3"], ["--limit", "2", "--receivers", "mbv2"]):

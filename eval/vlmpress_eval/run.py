@@ -164,22 +164,24 @@ def aggregate(rows: list[dict[str, Any]], codec_order: list[str]) -> dict[str, l
 
 
 def reusable_rows(
-    folder: Path, items: list[Item], names: list[str], receivers: list[str], ocr: list[str]
-) -> dict[str, list[dict[str, Any]]]:
-    """Per codec of `names`, the rows an earlier run (`folder`) measured on exactly these images with
-    the same receivers and OCR engines: a candidate is compared with an anchor already measured
-    without coding the anchor again (the gateway's classical codecs are deterministic)."""
-    res = json.loads((folder / "points.json").read_text())
-    rows = res.get("rows") or []
-    measured_ocr = sorted({k[len("ocr_") :] for r in rows for k in r["metrics"] if k.startswith("ocr_")})
-    if sorted(res.get("receivers", [])) != sorted(receivers) or measured_ocr != sorted(ocr):
-        return {}
+    folders: list[Path], items: list[Item], names: list[str], receivers: list[str], ocr: list[str]
+) -> dict[str, tuple[Path, list[dict[str, Any]]]]:
+    """Per codec of `names`, the rows an earlier run measured on exactly these images with the same
+    receivers and OCR engines, from the first of `folders` that has them (with the folder): a candidate
+    is compared with anchors already measured without coding them again (the gateway's classical
+    codecs are deterministic, and so are its networks on one machine)."""
     want = {it.path.name for it in items}
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name in names:
-        mine = [r for r in rows if r["codec"] == name]
-        if mine and {r["image"] for r in mine} == want:
-            out[name] = mine
+    out: dict[str, tuple[Path, list[dict[str, Any]]]] = {}
+    for folder in folders:
+        res = json.loads((folder / "points.json").read_text())
+        rows = res.get("rows") or []
+        measured_ocr = sorted({k[len("ocr_") :] for r in rows for k in r["metrics"] if k.startswith("ocr_")})
+        if sorted(res.get("receivers", [])) != sorted(receivers) or measured_ocr != sorted(ocr):
+            continue
+        for name in names:
+            mine = [r for r in rows if r["codec"] == name]
+            if name not in out and mine and {r["image"] for r in mine} == want:
+                out[name] = (folder, mine)
     return out
 
 
@@ -211,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--reuse",
         type=Path,
-        help="an earlier result folder: its rows for any of --codecs measured on exactly these images (same receivers and OCR) are taken, not coded again",
+        action="append",
+        default=[],
+        help="an earlier result folder (repeatable; the first that has a codec wins): its rows for any of --codecs measured on exactly these images (same receivers and OCR) are taken, not coded again",
     )
     ap.add_argument("--text-seeds", type=int, default=1, help="--set text: render each kind and font size with this many seeds")
     args = ap.parse_args(argv)
@@ -264,12 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         ocr[n] = PaddleOcr() if n == "paddle" else Tesseract()
 
     order = list(codecs)
-    reused = reusable_rows(args.reuse, items, order, list(receivers), list(ocr)) if args.reuse else {}
-    for name in reused:
-        print(f"{name}: rows taken from {args.reuse}", file=sys.stderr)
+    reused = reusable_rows(args.reuse, items, order, list(receivers), list(ocr))
+    for name, (source, _) in reused.items():
+        print(f"{name}: rows taken from {source}", file=sys.stderr)
         del codecs[name]
     started = time.time()
-    rows: list[dict[str, Any]] = [r for name in reused for r in reused[name]]
+    rows: list[dict[str, Any]] = [r for _, mine in reused.values() for r in mine]
     with temporary_workdir() as tmp, tqdm(total=len(items), desc=f"{folder.name}", unit="img", dynamic_ncols=True) as bar:
         for i in range(0, len(items), args.chunk):
             chunk = items[i : i + args.chunk]
@@ -294,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         "set": os.path.relpath(folder.resolve(), ROOT),
         "images": len(items),
         "codecs": order,
-        **({"reused": {"from": os.path.relpath(args.reuse.resolve(), ROOT), "codecs": list(reused)}} if reused else {}),
+        # codec -> the result folder its rows came from
+        **({"reused": {name: os.path.relpath(source.resolve(), ROOT) for name, (source, _) in reused.items()}} if reused else {}),
         "skipped": sorted(skipped),
         "receivers": list(receivers),
         "anchor": next((a for a in ANCHOR_ORDER if a in points), None),
