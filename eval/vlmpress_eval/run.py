@@ -178,9 +178,9 @@ def reusable_rows(
         measured_ocr = sorted({k[len("ocr_") :] for r in rows for k in r["metrics"] if k.startswith("ocr_")})
         if sorted(res.get("receivers", [])) != sorted(receivers) or measured_ocr != sorted(ocr):
             continue
-        for name in names:
+        for name in (n for n in names if n not in out):
             mine = [r for r in rows if r["codec"] == name]
-            if name not in out and mine and {r["image"] for r in mine} == want:
+            if mine and {r["image"] for r in mine} == want:
                 out[name] = (folder, mine)
     return out
 
