@@ -126,7 +126,10 @@ class HevcCodec:
 
 
 class VvcCodec:
-    """VVenC/VVdeC from their documented command lines: raw YCbCr 4:2:0 10-bit in and out."""
+    """VVenC/VVdeC through the options every VVenC 1.x easy mode and VVdeC 2.x/3.x accept (checked
+    against VVenC 1.15.0-dev and VVdeC 3.3.0-dev): raw YCbCr 4:2:0 10-bit into `vvencapp`, and a
+    `.y4m` out of `vvdecapp`, whose header gives the decoded size and bit depth (VVdeC writes the
+    stream's own bit depth and has no option to choose another)."""
 
     name = "vvc"
     settings = [51.0, 47.0, 43.0, 39.0, 35.0, 31.0, 27.0, 23.0]  # QP (same grid as HEVC)
@@ -139,6 +142,17 @@ class VvcCodec:
             else f"{' and '.join(missing)} not on the PATH (VVC is skipped; build VVenC/VVdeC from source to include it)"
         )
 
+    @staticmethod
+    def encode_args(yuv: Path, width: int, height: int, qp: float, bit: Path) -> list[str]:
+        # One frame is always intra: no intra-period option (arbitrary periods need VVenC >= 1.5).
+        frame = ["-s", f"{width}x{height}", "-c", "yuv420_10", "-r", "1", "-f", "1"]
+        return ["vvencapp", "-i", str(yuv), *frame, "--preset", "medium", "-q", str(int(qp)), "-o", str(bit)]
+
+    @staticmethod
+    def decode_args(bit: Path, rec_y4m: Path) -> list[str]:
+        # The .y4m extension turns VVdeC's y4m output on (there is no bit-depth option to pass).
+        return ["vvdecapp", "-b", str(bit), "-o", str(rec_y4m)]
+
     def run(self, images: dict[str, np.ndarray], work: Path) -> dict[tuple[str, float], Coded]:
         out: dict[tuple[str, float], Coded] = {}
         for key, img in images.items():
@@ -149,55 +163,47 @@ class VvcCodec:
             Image.fromarray(padded).save(src_png)
             _ffmpeg("-i", str(src_png), "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p10le", "-f", "rawvideo", str(yuv))
             for qp in self.settings:
-                bit, rec_yuv, rec = (
-                    work / f"{key}.qp{int(qp)}.266",
-                    work / f"{key}.qp{int(qp)}.rec.yuv",
-                    work / f"{key}.qp{int(qp)}.vvc.png",
-                )
-                subprocess.run(
-                    [
-                        "vvencapp",
-                        "-i",
-                        str(yuv),
-                        "-s",
-                        f"{pw}x{ph}",
-                        "-c",
-                        "yuv420_10",
-                        "-r",
-                        "1",
-                        "-f",
-                        "1",
-                        "--preset",
-                        "medium",
-                        "-q",
-                        str(int(qp)),
-                        "--intraperiod",
-                        "1",
-                        "-o",
-                        str(bit),
-                    ],
-                    check=True,
-                    capture_output=True,
-                )
-                subprocess.run(["vvdecapp", "-b", str(bit), "-o", str(rec_yuv), "-d", "10"], check=True, capture_output=True)
-                _ffmpeg(
-                    "-f",
-                    "rawvideo",
-                    "-pix_fmt",
-                    "yuv420p10le",
-                    "-s",
-                    f"{pw}x{ph}",
-                    "-i",
-                    str(rec_yuv),
-                    "-vf",
-                    "scale=in_color_matrix=bt709:in_range=tv,format=rgb24",
-                    "-frames:v",
-                    "1",
-                    str(rec),
-                )
+                stem = work / f"{key}.qp{int(qp)}"
+                bit, rec_y4m, rec = stem.with_suffix(".266"), stem.with_suffix(".rec.y4m"), stem.with_suffix(".vvc.png")
+                _tool(self.encode_args(yuv, pw, ph, qp, bit))
+                _tool(self.decode_args(bit, rec_y4m))
+                header = read_y4m_header(rec_y4m)
+                if (header.width, header.height) != (pw, ph) or not header.colorspace.startswith("420"):
+                    raise RuntimeError(f"vvdecapp wrote {header} for a {pw}x{ph} 4:2:0 stream: {rec_y4m}")
+                # ffmpeg takes the size and sample format from the y4m header.
+                _ffmpeg("-i", str(rec_y4m), "-vf", "scale=in_color_matrix=bt709:in_range=tv,format=rgb24", "-frames:v", "1", str(rec))
                 with Image.open(rec) as im:
                     out[(key, qp)] = Coded(bit.stat().st_size, np.asarray(im.convert("RGB"))[:h, :w])
         return out
+
+
+@dataclass(frozen=True)
+class Y4mHeader:
+    width: int
+    height: int
+    colorspace: str  # the C tag: 420, 420p10, ... (420 when absent, as the format defines)
+
+
+def read_y4m_header(path: Path) -> Y4mHeader:
+    """The stream header of a YUV4MPEG2 file; a clear error for anything else (e.g. a raw .yuv
+    written by a decoder too old to write y4m)."""
+    with path.open("rb") as f:
+        line = f.readline(1024)
+    if not line.startswith(b"YUV4MPEG2 ") or not line.endswith(b"\n"):
+        raise RuntimeError(f"{path} is not a y4m file: the vvdecapp on the PATH predates y4m output (VVdeC 2.x/3.x have it)")
+    tags = {t[:1]: t[1:] for t in line.decode("ascii").split()[1:]}
+    try:
+        return Y4mHeader(int(tags["W"]), int(tags["H"]), tags.get("C", "420"))
+    except (KeyError, ValueError) as e:
+        raise RuntimeError(f"{path}: y4m header without a valid size: {line!r}") from e
+
+
+def _tool(args: list[str]) -> None:
+    """Run a codec app; its own message (e.g. an unknown option) in the error when it fails."""
+    done = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip())[-800:]
+        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {said}")
 
 
 class VlmpressCodec:
