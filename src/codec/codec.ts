@@ -27,9 +27,10 @@ import {
   parseEditorManifest,
   releaseEditorPackage,
   runEditorGraph,
+  runRestoration,
   type EditorPackage,
 } from './editor-package.js';
-import { CodecError } from './errors.js';
+import { CodecError, stopPoint, type StopCheck } from './errors.js';
 import { decodeImage, DEFAULT_MAX_PIXELS, encodeImage, type OutputFormat, type RgbImage } from './image-io.js';
 import {
   loadModelPackage,
@@ -90,6 +91,13 @@ export interface EncodeOptions {
   maxBytes?: number;
   /** model name or id (for semantic AVIF: the editor package's); default: the first loaded */
   model?: string;
+  /** asked at the safe points (before each probe, between stages): true stops the encode there */
+  stop?: StopCheck;
+}
+
+export interface DecodeOptions {
+  /** asked at the safe points (between decoder tiles and stages): true stops the decode there */
+  stop?: StopCheck;
 }
 
 export interface EncodeResult {
@@ -337,6 +345,7 @@ export class Codec {
     }
     const padded = this.pad(pkg, img);
     const at = async (qualityFixed: number) => {
+      stopPoint(options.stop);
       const bitstream = await this.encodeAt(pkg, padded, qualityFixed, flags);
       return { qualityFixed, bytes: bitstream.length, bitstream };
     };
@@ -387,11 +396,19 @@ export class Codec {
       const wrap = { kind: CodecKind.SemanticAvif, modelIdPrefix: pkg.manifest.id.slice(0, 16) };
       const semanticFlags = flags | (pkg.restoration ? Flags.Restoration : 0);
       // The edit is made for the quality it will be coded at, so each probe of a byte budget edits anew.
-      at = async (q) => encodeClassical(pkg.preeditor ? await runEditorGraph(pkg.preeditor, img, q) : img, 'avif', q, semanticFlags, wrap);
+      at = async (q) => {
+        stopPoint(options.stop);
+        const edited = pkg.preeditor ? await runEditorGraph(pkg.preeditor, img, q) : img;
+        stopPoint(options.stop);
+        return encodeClassical(edited, 'avif', q, semanticFlags, wrap);
+      };
       model = { name: pkg.manifest.name, id: pkg.manifest.id };
       provider = pkg.provider;
     } else {
-      at = (q) => encodeClassical(img, codec, q, flags, undefined, this.limits.tools);
+      at = (q) => {
+        stopPoint(options.stop);
+        return encodeClassical(img, codec, q, flags, undefined, this.limits.tools);
+      };
     }
     let bitstream: Uint8Array;
     let used = quality;
@@ -527,14 +544,19 @@ export class Codec {
     }
   }
 
-  async decode(bitstream: Uint8Array): Promise<RgbImage & { quality: number; model: { name: string; id: string } }> {
+  async decode(
+    bitstream: Uint8Array,
+    options: DecodeOptions = {},
+  ): Promise<RgbImage & { quality: number; model: { name: string; id: string } }> {
+    const { stop } = options;
+    stopPoint(stop);
     const parsed = parseContainer(bitstream);
     const classical = classicalName(parsed.codec);
     if (classical) {
       this.checkAnnouncedSize(parsed);
       return { ...(await decodeClassical(parsed, this.limits.maxDecodePixels)), model: { name: classical, id: '' } };
     }
-    if (parsed.codec === CodecKind.SemanticAvif) return this.decodeSemantic(parsed);
+    if (parsed.codec === CodecKind.SemanticAvif) return this.decodeSemantic(parsed, stop);
     const { c, pkg } = this.resolveContainer(parsed);
     const m = pkg.manifest;
     const H = paddedSize(c.height, m.paddingMultiple);
@@ -557,6 +579,7 @@ export class Codec {
     }
     hyper.assertFinished();
 
+    stopPoint(stop);
     const { meanQ, scaleIndex } = await this.entropyParameters(pkg, zHat, zh, zw, yh, yw);
     const yHat = new Float32Array(m.latentChannels * yh * yw);
     const latent = new RansReader(c.latent);
@@ -568,7 +591,8 @@ export class Codec {
     }
     latent.assertFinished();
 
-    const img = await this.synthesize(pkg, yHat, yh, yw, c);
+    stopPoint(stop);
+    const img = await this.synthesize(pkg, yHat, yh, yw, c, stop);
     return { ...img, quality: c.qualityFixed / QUALITY_ONE, model: { name: m.name, id: m.id } };
   }
 
@@ -576,7 +600,10 @@ export class Codec {
    * Semantic AVIF: the AVIF file decodes on its own; with the restoration flag the package's
    * restoration network then runs on it, so the package must be loaded (`unknown_model` otherwise).
    */
-  private async decodeSemantic(c: Container): Promise<RgbImage & { quality: number; model: { name: string; id: string } }> {
+  private async decodeSemantic(
+    c: Container,
+    stop: StopCheck | undefined,
+  ): Promise<RgbImage & { quality: number; model: { name: string; id: string } }> {
     this.checkAnnouncedSize(c);
     const restore = (c.flags & Flags.Restoration) !== 0;
     const pkg = this.editors.find((p) => p.manifest.id.startsWith(c.modelIdPrefix));
@@ -587,7 +614,7 @@ export class Codec {
     if (restore && !pkg!.restoration)
       throw new CodecError('bad_model_package', `editor package ${pkg!.manifest.name} has no restoration network`);
     const decoded = await decodeClassical(c, this.limits.maxDecodePixels);
-    const img = restore ? await runEditorGraph(pkg!.restoration!, decoded, decoded.quality) : decoded;
+    const img = restore ? await runRestoration(pkg!.restoration!, decoded, decoded.quality, stop) : decoded;
     const model = pkg ? { name: pkg.manifest.name, id: pkg.manifest.id } : { name: SEMANTIC_AVIF, id: '' };
     return { data: img.data, width: img.width, height: img.height, quality: decoded.quality, model };
   }
@@ -598,7 +625,14 @@ export class Codec {
    * working memory (about 0.46 GB per megapixel in one run) is then bounded by the tile, not the
    * image, and the pixels equal those of one whole-image run (test/codec/tiled-decode.test.ts).
    */
-  private async synthesize(pkg: ModelPackage, yHat: Float32Array, yh: number, yw: number, c: Container): Promise<RgbImage> {
+  private async synthesize(
+    pkg: ModelPackage,
+    yHat: Float32Array,
+    yh: number,
+    yw: number,
+    c: Container,
+    stop: StopCheck | undefined,
+  ): Promise<RgbImage> {
     const M = pkg.manifest.latentChannels;
     const s = pkg.manifest.latentStride;
     const T = this.limits.tileLatents;
@@ -610,6 +644,8 @@ export class Codec {
     const rgb = new Uint8Array(c.width * c.height * 3);
     for (let ty = 0; ty < yh; ty += T) {
       for (let tx = 0; tx < yw; tx += T) {
+        // Between tiles: an unwanted decode gives its thread back within one tile's time.
+        stopPoint(stop);
         const y0 = Math.max(0, ty - TILE_HALO);
         const y1 = Math.min(yh, ty + T + TILE_HALO);
         const x0 = Math.max(0, tx - TILE_HALO);

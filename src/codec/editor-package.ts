@@ -9,11 +9,11 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { CodecError } from './errors.js';
+import { CodecError, stopPoint, type StopCheck } from './errors.js';
 import { resolveProviders, type ExecutionProviderName } from './execution-providers.js';
 import type { RgbImage } from './image-io.js';
 import { createSession, DEFAULT_SESSION_SETTINGS, type LoadOptions } from './model-package.js';
-import { fromTensor, toPaddedTensor } from './pixels.js';
+import { cropRgb, fromTensor, pasteRgb, toPaddedTensor } from './pixels.js';
 
 export const EDITOR_FORMAT = 'vlmpress-editor';
 const GRAPH_ROLES = ['preeditor', 'restoration'] as const;
@@ -129,4 +129,38 @@ export async function runEditorGraph(session: ort.InferenceSession, img: RgbImag
     [qualityName!]: new ort.Tensor('float32', Float32Array.of(quality), [1]),
   });
   return fromTensor(out[session.outputNames[0]!]!.data as Float32Array, img.height, img.width, img.width, img.height);
+}
+
+/**
+ * Restoration networks are local: in v2, 14 half-resolution pixels of context reach each output
+ * pixel (stem, six residual blocks and head, 3x3 each), 28 full-resolution ones. Tiles with RESTORE_HALO
+ * pixels of context on every inner side then give the one-run pixels (to float rounding: within one
+ * level, test/codec/semantic-avif.test.ts checks every shipped package), in memory bounded by the tile,
+ * and with a safe point between tiles. Both are even, so tiles keep the network's 2x2 pixel grouping.
+ */
+const RESTORE_TILE = 512;
+const RESTORE_HALO = 32;
+
+/** The restoration network over an image of any size, tile by tile; `stop` is asked between tiles. */
+export async function runRestoration(
+  session: ort.InferenceSession,
+  img: RgbImage,
+  quality: number,
+  stop?: StopCheck,
+  tile = RESTORE_TILE,
+): Promise<RgbImage> {
+  if (img.width <= tile + 2 * RESTORE_HALO && img.height <= tile + 2 * RESTORE_HALO) return runEditorGraph(session, img, quality);
+  const out: RgbImage = { data: new Uint8Array(img.width * img.height * 3), width: img.width, height: img.height };
+  for (let ty = 0; ty < img.height; ty += tile) {
+    for (let tx = 0; tx < img.width; tx += tile) {
+      stopPoint(stop);
+      const y0 = Math.max(0, ty - RESTORE_HALO);
+      const x0 = Math.max(0, tx - RESTORE_HALO);
+      const y1 = Math.min(img.height, ty + tile + RESTORE_HALO);
+      const x1 = Math.min(img.width, tx + tile + RESTORE_HALO);
+      const restored = await runEditorGraph(session, cropRgb(img, x0, y0, x1 - x0, y1 - y0), quality);
+      pasteRgb(out, restored, x0, y0, tx, ty, Math.min(img.width, tx + tile), Math.min(img.height, ty + tile));
+    }
+  }
+  return out;
 }

@@ -40,3 +40,24 @@ export class CodecError extends Error {
 export function isCodecError(e: unknown): e is CodecError {
   return e instanceof CodecError;
 }
+
+/**
+ * Says whether the work under way is still wanted. The codec asks it at its safe points (between
+ * decoder tiles, between the stages of a chain, between the probes of a byte-budget search) and
+ * stops there with a WorkStoppedError when it answers true. Whoever runs the codec decides why
+ * (a deadline, a caller gone); the codec knows nothing of jobs or clocks.
+ */
+export type StopCheck = () => boolean;
+
+/** The work was stopped at a safe point because its StopCheck said so: not bad input, not a bug. */
+export class WorkStoppedError extends Error {
+  constructor() {
+    super('the work was stopped: nobody waits for its result any more');
+    this.name = 'WorkStoppedError';
+  }
+}
+
+/** Throws WorkStoppedError when `stop` says the work is no longer wanted. */
+export function stopPoint(stop: StopCheck | undefined): void {
+  if (stop?.()) throw new WorkStoppedError();
+}

@@ -1,7 +1,8 @@
 /** The codec runtime's public surface: the gateway and the CLI import from here only. */
 export { Codec, BUNDLED_MODELS_DIR, CODEC_CHOICES, describeEditors, describeModels, findModelDirs, SEMANTIC_AVIF } from './codec.js';
-export type { BitstreamInfo, CodecChoice, CodecOptions, EditorSummary, EncodeOptions, EncodeResult } from './codec.js';
-export { CodecError, CODEC_ERROR_CODES, isCodecError } from './errors.js';
+export type { BitstreamInfo, CodecChoice, CodecOptions, DecodeOptions, EditorSummary, EncodeOptions, EncodeResult } from './codec.js';
+export { CodecError, CODEC_ERROR_CODES, isCodecError, stopPoint, WorkStoppedError } from './errors.js';
+export type { StopCheck } from './errors.js';
 export { bitstreamCodec, CLASSICAL_CODECS, classicalPayload, codecPayloadFormat } from './classical.js';
 export type { ClassicalCodec, PayloadFormat } from './classical.js';
 export { avifencAvailable, DEFAULT_AVIFENC } from './avifenc.js';

@@ -65,3 +65,21 @@ export function cropChannels<T extends Float32Array | Int32Array>(src: T, channe
   }
   return out;
 }
+
+/** The `width` x `height` window of packed RGB at (left, top). */
+export function cropRgb(img: RgbImage, left: number, top: number, width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const from = ((top + y) * img.width + left) * 3;
+    data.set(img.data.subarray(from, from + width * 3), y * width * 3);
+  }
+  return { data, width, height };
+}
+
+/** Copies `src` (placed with its top-left at image (left, top)) rows y0..y1, columns x0..x1 into `dst`. */
+export function pasteRgb(dst: RgbImage, src: RgbImage, left: number, top: number, x0: number, y0: number, x1: number, y1: number): void {
+  for (let y = y0; y < y1; y++) {
+    const from = ((y - top) * src.width + (x0 - left)) * 3;
+    dst.data.set(src.data.subarray(from, from + (x1 - x0) * 3), (y * dst.width + x0) * 3);
+  }
+}

@@ -41,6 +41,12 @@ export interface GatewayConfig {
   ortThreads: number;
   executionProviders: ExecutionProviderName[];
   jobTimeoutMs: number;
+  /**
+   * jobs carry their deadline into the codec threads, which drop or stop them once it has passed
+   * (default). false: they run to the end after their caller got 503, as before deadlines existed;
+   * only for measuring what deadlines save (bench/chaos.ts)
+   */
+  jobDeadlines: boolean;
   /** codec jobs one gateway process may have pending before it answers 503 overloaded (0 = no limit) */
   maxPendingJobs: number;
   /** Redis mode: attempts per job (crashed or lost workers) and the first retry delay (exponential) */
@@ -180,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     ortThreads: int('VLMPRESS_ORT_THREADS', 1, 0, 256),
     executionProviders,
     jobTimeoutMs: int('VLMPRESS_JOB_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    jobDeadlines: oneOf('VLMPRESS_JOB_DEADLINES', ['on', 'off'] as const, 'on') === 'on',
     maxPendingJobs: int('VLMPRESS_MAX_PENDING_JOBS', 256, 0, 1_000_000),
     jobAttempts: int('VLMPRESS_JOB_ATTEMPTS', 2, 1, 20),
     jobBackoffMs: int('VLMPRESS_JOB_BACKOFF_MS', 500, 0, 600_000),

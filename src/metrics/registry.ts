@@ -1,6 +1,36 @@
 /** Every Prometheus metric the gateway exports, defined in one place (prom-client). */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/**
+ * What the codec threads spend, where they run (the gateway in embedded mode, the queue workers in
+ * Redis mode; the same names in both, so one query covers either): jobs dropped or stopped because
+ * their deadline passed, the thread time of all jobs, and the part of it nobody read.
+ */
+function jobWorkMetrics(registry: Registry) {
+  return {
+    jobsExpired: new Counter({
+      name: 'vlmpress_jobs_expired_total',
+      help: 'Codec jobs whose deadline passed, by queue and stage: queued (dropped before they started), running (stopped at a safe point: between decoder tiles, stages or budget probes)',
+      labelNames: ['queue', 'stage'] as const,
+      registers: [registry],
+    }),
+    jobBusySeconds: new Counter({
+      name: 'vlmpress_job_busy_seconds_total',
+      help: 'Codec thread time spent on jobs, by queue',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    jobAbandonedSeconds: new Counter({
+      name: 'vlmpress_job_abandoned_seconds_total',
+      help: 'Codec thread time spent on jobs whose result nobody read (their caller had been answered job_timeout), by queue; a share of vlmpress_job_busy_seconds_total',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type JobWorkMetrics = ReturnType<typeof jobWorkMetrics>;
+
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'vlmpress_process_' });
@@ -104,9 +134,10 @@ export function createMetrics() {
     }),
     jobsAbandoned: new Counter({
       name: 'vlmpress_jobs_abandoned_total',
-      help: 'Embedded mode: jobs answered with job_timeout while running; their thread finished them and the result was dropped',
+      help: 'Embedded mode: jobs that ran on a codec thread but whose result nobody read (stopped at a safe point, or finished after their caller got job_timeout)',
       registers: [registry],
     }),
+    ...jobWorkMetrics(registry),
     modelInfo: new Gauge({
       name: 'vlmpress_model_info',
       help: 'Loaded codec models (value 1)',
@@ -127,7 +158,7 @@ export function createWorkerMetrics() {
     registry,
     jobs: new Counter({
       name: 'vlmpress_worker_jobs_total',
-      help: 'Jobs finished by queue and outcome (ok, bad_input, failed)',
+      help: 'Jobs finished by queue and outcome (ok, bad_input, expired: past their deadline, failed)',
       labelNames: ['queue', 'outcome'] as const,
       registers: [registry],
     }),
@@ -146,6 +177,7 @@ export function createWorkerMetrics() {
       registers: [registry],
     }),
     activeJobs: new Gauge({ name: 'vlmpress_worker_active_jobs', help: 'Jobs this worker is running now', registers: [registry] }),
+    ...jobWorkMetrics(registry),
     modelInfo: new Gauge({
       name: 'vlmpress_worker_model_info',
       help: 'Models this worker serves (value 1)',

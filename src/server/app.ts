@@ -5,6 +5,7 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createMetrics } from '../metrics/registry.js';
+import { jobWorkObserver } from '../workers/job-observer.js';
 import { bitstreamRoutes } from '../routes/bitstreams.js';
 import { compressRoutes } from '../routes/compress.js';
 import { healthRoutes } from '../routes/health.js';
@@ -76,6 +77,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           jobTimeoutMs: config.jobTimeoutMs,
           attempts: config.jobAttempts,
           backoffMs: config.jobBackoffMs,
+          deadlines: config.jobDeadlines,
+          onExpired: (queue) => metrics.jobsExpired.inc({ queue, stage: 'queued' }),
         })
       : new ThreadPoolRunner({
           threads: config.workerThreads,
@@ -85,7 +88,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           maxPixels: config.maxPixels,
           maxDecodePixels: config.maxDecodePixels,
           avifenc: config.avifenc,
-          onAbandoned: () => metrics.jobsAbandoned.inc(),
+          deadlines: config.jobDeadlines,
+          observer: jobWorkObserver(metrics, () => metrics.jobsAbandoned.inc()),
         }));
   const runner = new AdmissionLimitedRunner(driver, config.maxPendingJobs);
   const onCorrupt = (part: 'bitstream' | 'meta' | 'cache') => metrics.storeCorrupt.inc({ part });

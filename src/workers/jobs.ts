@@ -25,7 +25,17 @@ export interface EncodeJob {
    * proxy to forward instead when that one is smaller than what the client sent.
    */
   upstreamLimit?: number;
+  /** see JobDeadline */
+  deadline?: number;
 }
+
+/**
+ * Epoch milliseconds after which nobody will read a job's result: the request's own deadline or the
+ * job timeout, whichever comes first. It travels with the job (thread or queue); a job not started by
+ * then is dropped, one under way stops at its next safe point (the codec's StopCheck). In Redis mode
+ * the workers' clocks are compared with the gateway's: keep machines on NTP.
+ */
+export type JobDeadline = number;
 
 /** The client's own image, downscaled to the backend's view and encoded as the reconstruction is. */
 export interface ClientCopy {
@@ -52,6 +62,8 @@ export interface DecodeJob {
   format: OutputFormat;
   /** WebP and JPEG quality (default 90) */
   quality?: number;
+  /** see JobDeadline */
+  deadline?: number;
 }
 
 export interface DecodeJobResult {
@@ -66,9 +78,25 @@ export interface DecodeJobResult {
 
 export type Job = EncodeJob | DecodeJob;
 
-/** Errors cross thread and queue boundaries as plain data, then become CodecErrors again. */
+/** Where a job was when its deadline passed: waiting (dropped, never run) or at a safe point of its run. */
+export type ExpiredStage = 'queued' | 'running';
+
+/**
+ * Errors cross thread and queue boundaries as plain data, then become CodecErrors again. `expired`:
+ * the deadline passed and the job was dropped or stopped; its caller has been answered job_timeout.
+ */
 export type JobOutcome<T> =
-  { ok: true; value: T } | { ok: false; error: { code: CodecErrorCode; message: string; details?: Record<string, unknown> } };
+  | { ok: true; value: T }
+  | { ok: false; error: { code: CodecErrorCode; message: string; details?: Record<string, unknown> } }
+  | { ok: false; expired: ExpiredStage };
+
+/** What the job drivers report about the work itself (the metrics registry listens). */
+export interface JobObserver {
+  /** a job dropped before it started, or stopped at a safe point, because its deadline had passed */
+  expired(queue: 'encode' | 'decode', stage: ExpiredStage): void;
+  /** a codec thread spent `seconds` on a job; `abandoned`: nobody read its result */
+  worked(queue: 'encode' | 'decode', seconds: number, abandoned: boolean): void;
+}
 
 /** Readiness checks by name (models, redis, workers). */
 export type RunnerHealth = Record<string, { ok: boolean; detail?: string }>;

@@ -20,6 +20,8 @@ export interface EncodeQueueData {
   reconstruction?: OutputFormat;
   reconstructionQuality?: number;
   upstreamLimit?: number;
+  /** epoch ms after which nobody reads the result (JobDeadline); absent from gateways before deadlines */
+  deadline?: number;
 }
 
 export interface DecodeQueueData {
@@ -27,6 +29,8 @@ export interface DecodeQueueData {
   input: string;
   format: OutputFormat;
   quality?: number;
+  /** see EncodeQueueData.deadline */
+  deadline?: number;
 }
 
 /** The job's return value: the result without its binary part, plus the key holding that part. */

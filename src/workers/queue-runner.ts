@@ -50,6 +50,10 @@ export interface QueueRunnerOptions {
   attempts: number;
   backoffMs: number;
   modelDirs?: string[];
+  /** false: jobs carry no deadline and workers run them to the end (for comparisons; see ThreadPoolOptions) */
+  deadlines?: boolean;
+  /** a job this gateway removed from its queue before any worker took it: its deadline had passed */
+  onExpired?: (queue: QueueName) => void;
 }
 
 export class QueueRunner implements JobRunner {
@@ -78,7 +82,8 @@ export class QueueRunner implements JobRunner {
   private async run(
     queue: QueueName,
     input: Uint8Array,
-    data: Omit<EncodeQueueData, 'input'> | Omit<DecodeQueueData, 'input'>,
+    data: Omit<EncodeQueueData, 'input' | 'deadline'> | Omit<DecodeQueueData, 'input' | 'deadline'>,
+    requestDeadline: number | undefined,
   ): Promise<{ value: Record<string, unknown>; output: Buffer | null; reconstruction: Buffer | null; clientCopy: Buffer | null }> {
     if (this.closing) throw new ShuttingDownError();
     const { redis, prefix, jobTimeoutMs, attempts, backoffMs } = this.options;
@@ -91,6 +96,10 @@ export class QueueRunner implements JobRunner {
     const waiters = waitersKey(prefix, queue, dedupId);
     const jobId = randomUUID();
     const inputKey = blobKey(prefix, jobId);
+    // The deadline is not part of the deduplication id: a request joining an identical job in flight
+    // shares its deadline (the earlier one; the joiner may get job_timeout a little before its own).
+    const now = Date.now();
+    const deadline = Math.min(requestDeadline ?? Infinity, now + jobTimeoutMs);
     await redis
       .multi()
       .set(inputKey, Buffer.from(input.buffer, input.byteOffset, input.length), 'EX', this.blobTtl)
@@ -103,7 +112,7 @@ export class QueueRunner implements JobRunner {
     try {
       job = await this.queues[queue].add(
         queue,
-        { ...data, input: inputKey },
+        { ...data, input: inputKey, ...(this.options.deadlines === false ? {} : { deadline }) },
         {
           jobId,
           deduplication: { id: dedupId },
@@ -116,7 +125,7 @@ export class QueueRunner implements JobRunner {
       // Another request's job runs the same work: ours is not needed, nor its input.
       if (job.id !== jobId) await redis.del(inputKey);
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new JobTimeoutError(jobTimeoutMs)), jobTimeoutMs);
+        timer = setTimeout(() => reject(new JobTimeoutError(jobTimeoutMs)), Math.max(0, deadline - now));
       });
       const finished = job.waitUntilFinished(this.events[queue]).catch((e: Error) => {
         if (e.message.includes(INPUT_LOST)) throw new JobLostError('input');
@@ -127,8 +136,12 @@ export class QueueRunner implements JobRunner {
     } catch (e) {
       const left = (await redis.eval(LEAVE_SCRIPT, 1, waiters).catch(() => 1)) as number;
       if (e instanceof JobTimeoutError && job && left <= 0) {
-        // Nobody is waiting any more: drop the job if no worker has taken it yet.
-        await job.remove().catch(() => {});
+        // Nobody is waiting any more: drop the job if no worker has taken it yet (remove() refuses a
+        // job a worker holds; that one stops at its next safe point, as its deadline has passed).
+        await job.remove().then(
+          () => this.options.onExpired?.(queue),
+          () => {},
+        );
         await redis.del(inputKey).catch(() => {});
       }
       throw e;
@@ -137,6 +150,8 @@ export class QueueRunner implements JobRunner {
     }
     if (!ret.ok) {
       await redis.eval(LEAVE_SCRIPT, 1, waiters).catch(() => {});
+      // The worker dropped or stopped the job at its deadline: the same answer as our own timer's.
+      if ('expired' in ret) throw new JobTimeoutError(jobTimeoutMs);
       throw new CodecError(ret.error.code, ret.error.message, ret.error.details);
     }
     // The job's binary outputs, read and (by the last waiter) deleted in one script.
@@ -152,8 +167,8 @@ export class QueueRunner implements JobRunner {
   }
 
   async encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult> {
-    const { image, ...settings } = job;
-    const { value, output, reconstruction, clientCopy } = await this.run('encode', image, settings);
+    const { image, deadline, ...settings } = job;
+    const { value, output, reconstruction, clientCopy } = await this.run('encode', image, settings, deadline);
     if (!output) throw new JobLostError('bitstream');
     const { reconstruction: meta, clientCopy: copyMeta, ...rest } = value as unknown as EncodeQueueValue;
     const result: EncodeJobResult = { ...rest, bitstream: new Uint8Array(output) };
@@ -169,8 +184,8 @@ export class QueueRunner implements JobRunner {
   }
 
   async decode(job: Omit<DecodeJob, 'kind'>): Promise<DecodeJobResult> {
-    const { bitstream, ...settings } = job;
-    const { value, output } = await this.run('decode', bitstream, settings);
+    const { bitstream, deadline, ...settings } = job;
+    const { value, output } = await this.run('decode', bitstream, settings, deadline);
     if (!output) throw new JobLostError('decoded image');
     return { ...(value as unknown as Omit<DecodeJobResult, 'image'>), image: new Uint8Array(output) };
   }

@@ -30,6 +30,7 @@ import {
 } from './queue-protocol.js';
 import { ThreadPoolRunner } from './thread-pool.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/registry.js';
+import { jobWorkObserver } from './job-observer.js';
 
 /** A worker's own tiny HTTP endpoint for Prometheus and for Kubernetes probes. */
 async function serveWorkerMetrics(port: number, metrics: WorkerMetrics, running: () => boolean): Promise<Server> {
@@ -76,9 +77,12 @@ export async function startQueueWorker(
   if (!config.redisUrl) throw new Error('the queue worker needs REDIS_URL');
   const redisUrl = config.redisUrl;
   const redis = await connectRedis({ url: redisUrl, name: 'vlmpress-worker' });
+  const metrics = createWorkerMetrics();
   const pool = new ThreadPoolRunner({
     threads: config.workerThreads,
     jobTimeoutMs: config.jobTimeoutMs,
+    deadlines: config.jobDeadlines,
+    observer: jobWorkObserver(metrics),
     ortThreads: config.ortThreads,
     executionProviders: config.executionProviders,
     maxPixels: config.maxPixels,
@@ -110,7 +114,6 @@ export async function startQueueWorker(
       .catch((e: Error) => log.warn({ err: e.message }, 'heartbeat failed'));
   const outputTtl = blobTtlSeconds(config.jobTimeoutMs, config.jobAttempts, config.jobBackoffMs);
 
-  const metrics = createWorkerMetrics();
   for (const m of models) metrics.modelInfo.set({ name: m.name, id: m.id, provider: m.provider }, 1);
   const process_ = async (job: BullJob): Promise<QueueReturn> => {
     const t0 = performance.now();
@@ -119,7 +122,7 @@ export async function startQueueWorker(
     let outcome = 'failed';
     try {
       const ret = await run(job);
-      outcome = ret.ok ? 'ok' : 'bad_input';
+      outcome = ret.ok ? 'ok' : 'expired' in ret ? 'expired' : 'bad_input';
       return ret;
     } finally {
       metrics.activeJobs.dec();
@@ -130,6 +133,12 @@ export async function startQueueWorker(
 
   const run = async (job: BullJob): Promise<QueueReturn> => {
     const data = job.data as EncodeQueueData | DecodeQueueData;
+    // Nobody waits for a job past its deadline: drop it before reading its input.
+    if (config.jobDeadlines && data.deadline !== undefined && Date.now() >= data.deadline) {
+      metrics.jobsExpired.inc({ queue: job.queueName, stage: 'queued' });
+      await redis.del(data.input);
+      return { ok: false, expired: 'queued' };
+    }
     const input = await redis.getBuffer(data.input);
     if (!input) throw new UnrecoverableError(`input ${data.input} ${INPUT_LOST}`);
     const bytes = new Uint8Array(input.buffer, input.byteOffset, input.length);
@@ -170,8 +179,12 @@ export async function startQueueWorker(
         await redis.del(data.input);
         return { ok: false, error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
       }
-      // A job that ran out of time would run out again; a crashed thread is worth another attempt.
-      if (e instanceof JobTimeoutError) throw new UnrecoverableError(e.message);
+      // Past its deadline (the pool counted it and stops its thread at a safe point): an answer, not a
+      // failure to retry. A crashed thread is worth another attempt.
+      if (e instanceof JobTimeoutError) {
+        await redis.del(data.input);
+        return { ok: false, expired: 'running' };
+      }
       throw e;
     }
   };

@@ -2,12 +2,14 @@
  * Embedded job driver: a pool of worker threads (piscina) running the processor, for deployments
  * without Redis. Same processor and results as the BullMQ driver.
  *
- * Jobs wait in this driver's own FIFO queue and go to piscina only when a thread is free. A job that
- * overruns its timeout is answered with `job_timeout` and *abandoned*: its thread finishes the work
- * and the result is dropped. The thread is never terminated: tearing a worker down while ONNX Runtime
- * runs in it aborts the whole process (Napi::Error). Work is bounded by the pixel limits instead, and
- * a job that times out while still queued never starts. Piscina's own queue is not used, so abort
- * signals cannot reorder it (piscina #1031): first come, first served.
+ * Jobs wait in this driver's own FIFO queue and go to piscina only when a thread is free. Each job
+ * carries its deadline (the caller's, or now + the job timeout) into the thread. When it passes, the
+ * caller is answered `job_timeout` at once; a job still queued is dropped, and one on a thread stops
+ * at the codec's next safe point (between decoder tiles, stages, budget probes), so the thread goes
+ * back to work somebody waits for. The thread is never terminated: tearing a worker down while ONNX
+ * Runtime runs in it aborts the whole process (Napi::Error); what cannot stop (one AV1 encode, one
+ * tile) is bounded by the pixel limits. Piscina's own queue is not used, so abort signals cannot
+ * reorder it (piscina #1031): first come, first served.
  */
 import { Piscina } from 'piscina';
 import {
@@ -18,6 +20,7 @@ import {
   type DecodeJobResult,
   type EncodeJob,
   type EncodeJobResult,
+  type JobObserver,
   type JobOutcome,
   type JobRunner,
 } from './jobs.js';
@@ -26,8 +29,9 @@ import { unwrap, type ProcessorOptions } from './processor.js';
 export interface ThreadPoolOptions extends ProcessorOptions {
   threads: number;
   jobTimeoutMs: number;
-  /** a job was answered with job_timeout while running (its thread finishes it; the result is dropped) */
-  onAbandoned?: () => void;
+  /** false: jobs are not told their deadline and run to the end (the behaviour before deadlines, for comparisons) */
+  deadlines?: boolean;
+  observer?: JobObserver;
 }
 
 const MODEL_LOAD_TIMEOUT_MS = 120_000;
@@ -36,9 +40,12 @@ type PoolJob = EncodeJob | DecodeJob | { kind: 'ready' };
 
 interface Waiter {
   job: PoolJob;
+  timeoutMs: number;
   /** answered (result, error or timeout): nothing more may be sent to the caller */
   settled: boolean;
   started: boolean;
+  /** performance.now() when a thread took it */
+  startedAt: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   timer: NodeJS.Timeout;
@@ -49,19 +56,20 @@ export class ThreadPoolRunner implements JobRunner {
   private readonly pool: Piscina;
   private readonly threads: number;
   private readonly timeoutMs: number;
+  private readonly deadlines: boolean;
+  private readonly observer: JobObserver | undefined;
+  /** jobs waiting for a thread whose caller still waits (one that times out leaves at once) */
   private readonly queue: Waiter[] = [];
-  /** queued jobs whose caller still waits (timed-out ones stay in `queue` until dequeued) */
-  private waiting = 0;
   /** jobs on a thread, abandoned ones included: they still occupy it */
   private running = 0;
-  private readonly onAbandoned: () => void;
   private closing = false;
 
   constructor(options: ThreadPoolOptions) {
-    const { threads, jobTimeoutMs, onAbandoned, ...processor } = options;
-    this.onAbandoned = onAbandoned ?? (() => {});
+    const { threads, jobTimeoutMs, deadlines, observer, ...processor } = options;
+    this.observer = observer;
     this.threads = threads;
     this.timeoutMs = jobTimeoutMs;
+    this.deadlines = deadlines ?? true;
     this.pool = new Piscina({
       filename: new URL('./pool-worker.js', import.meta.url).href,
       minThreads: threads,
@@ -73,48 +81,64 @@ export class ThreadPoolRunner implements JobRunner {
 
   private run<T>(job: PoolJob, timeoutMs = this.timeoutMs): Promise<T> {
     if (this.closing) return Promise.reject(new ShuttingDownError());
+    const now = Date.now();
+    const deadline = Math.min(job.kind === 'ready' ? Infinity : (job.deadline ?? Infinity), now + timeoutMs);
+    const sent: PoolJob = job.kind !== 'ready' && this.deadlines ? { ...job, deadline } : job;
     return new Promise<T>((resolve, reject) => {
       const w: Waiter = {
-        job,
+        job: sent,
+        timeoutMs,
         settled: false,
         started: false,
+        startedAt: 0,
         resolve: resolve as (value: unknown) => void,
         reject,
-        timer: setTimeout(() => {
-          w.settled = true;
-          if (w.started) this.onAbandoned();
-          else this.waiting--;
-          reject(new JobTimeoutError(timeoutMs));
-        }, timeoutMs),
+        timer: setTimeout(
+          () => {
+            w.settled = true;
+            if (!w.started) {
+              // Nobody will read it: it leaves the queue now and never runs.
+              this.queue.splice(this.queue.indexOf(w), 1);
+              if (job.kind !== 'ready') this.observer?.expired(job.kind, 'queued');
+            }
+            reject(new JobTimeoutError(timeoutMs));
+          },
+          Math.max(0, deadline - now),
+        ),
       };
       this.queue.push(w);
-      this.waiting++;
       this.pump();
     });
   }
 
-  /** Hand queued jobs to free threads, oldest first, skipping those whose caller gave up. */
+  /** Hand queued jobs to free threads, oldest first. */
   private pump(): void {
     while (this.running < this.threads && this.queue.length > 0) {
       const w = this.queue.shift()!;
-      if (w.settled) continue;
-      this.waiting--;
       w.started = true;
+      w.startedAt = performance.now();
       this.running++;
       this.pool.run(w.job).then(
-        (outcome) => this.finish(w, () => w.resolve(unwrap(outcome as JobOutcome<unknown>))),
-        (error) => this.finish(w, () => w.reject(error)),
+        (outcome) => this.finish(w, outcome as JobOutcome<unknown>),
+        (error) => this.finish(w, undefined, error),
       );
     }
   }
 
-  private finish(w: Waiter, answer: () => void): void {
+  private finish(w: Waiter, outcome: JobOutcome<unknown> | undefined, error?: unknown): void {
     this.running--;
+    const { kind } = w.job;
+    if (kind !== 'ready') {
+      const expired = outcome && !outcome.ok && 'expired' in outcome ? outcome.expired : undefined;
+      if (expired) this.observer?.expired(kind, expired);
+      this.observer?.worked(kind, (performance.now() - w.startedAt) / 1000, w.settled || expired !== undefined);
+    }
     if (!w.settled) {
       w.settled = true;
       clearTimeout(w.timer);
       try {
-        answer();
+        if (outcome) w.resolve(unwrap(outcome, w.timeoutMs));
+        else w.reject(error);
       } catch (e) {
         w.reject(e);
       }
@@ -166,13 +190,13 @@ export class ThreadPoolRunner implements JobRunner {
   }
 
   async counts(): Promise<{ waiting: number; active: number }> {
-    return { waiting: this.waiting, active: this.running };
+    return { waiting: this.queue.length, active: this.running };
   }
 
   async close(): Promise<void> {
     this.closing = true;
     // Queued jobs still run (their callers wait for them); piscina's close waits for running ones.
-    while (this.running > 0 || this.waiting > 0) await new Promise((r) => setTimeout(r, 20));
+    while (this.running > 0 || this.queue.length > 0) await new Promise((r) => setTimeout(r, 20));
     await this.pool.close();
   }
 }

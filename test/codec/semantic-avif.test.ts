@@ -12,8 +12,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { classicalPayload } from '../../src/codec/classical.js';
 import { CodecKind, Flags, parseContainer, serialiseContainer } from '../../src/codec/container.js';
-import { runEditorGraph } from '../../src/codec/editor-package.js';
-import { Codec, CodecError, findModelDirs, type RgbImage } from '../../src/codec/index.js';
+import { runEditorGraph, runRestoration } from '../../src/codec/editor-package.js';
+import { Codec, CodecError, findModelDirs, WorkStoppedError, type RgbImage } from '../../src/codec/index.js';
 import { closeCodecs, FIXTURES, psnr, rgbCrop, rgbOf, sharedCodec, sharedFile } from '../helpers.js';
 
 const GOLDEN = path.join(FIXTURES, 'editor-golden');
@@ -137,6 +137,33 @@ describe('semantic AVIF (AVIF with the editor networks around it)', () => {
           assert.ok(differing / got.data.length < 0.01, `${where}: ${differing} samples differ by one level`);
         }
       }
+    }
+  });
+
+  it('restores tile by tile within one level of the one-run pixels, every shipped package, with a safe point per tile', async () => {
+    // Odd sides and tiles of 96 px: ragged right and bottom tiles, inner edges everywhere.
+    const photo = await rgbCrop(sharedFile('data', 'kodak', 'kodim23.png'), 3, 5, 331, 257);
+    for (const { id } of codec.editorInfo) {
+      const restoration = codec.editor(id).restoration;
+      if (!restoration) continue;
+      const whole = await runEditorGraph(restoration, photo, 35);
+      let asked = 0;
+      const tiled = await runRestoration(restoration, photo, 35, () => (asked++, false), 96);
+      assert.equal(asked, 4 * 3, 'one safe point before each of the 4 x 3 tiles');
+      let worst = 0;
+      let differing = 0;
+      for (let i = 0; i < whole.data.length; i++) {
+        const d = Math.abs(whole.data[i]! - tiled.data[i]!);
+        worst = Math.max(worst, d);
+        if (d) differing++;
+      }
+      assert.ok(worst <= 1 && differing / whole.data.length < 0.001, `${id}: worst ${worst}, ${differing} samples differ`);
+      let calls = 0;
+      await assert.rejects(
+        runRestoration(restoration, photo, 35, () => ++calls > 2, 96),
+        WorkStoppedError,
+        'stops at the third tile when asked to',
+      );
     }
   });
 

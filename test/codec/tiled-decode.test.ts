@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { CodecError } from '../../src/codec/index.js';
+import { CodecError, WorkStoppedError } from '../../src/codec/index.js';
 import { parseContainer, serialiseContainer } from '../../src/codec/container.js';
 import { closeCodecs, rgbCrop, sha256, sharedCodec, sharedFile } from '../helpers.js';
 
@@ -25,6 +25,27 @@ describe('tiled learned decoding', () => {
       assert.equal(sha256(b.data), sha256(a.data));
     });
   }
+
+  it('asks whether to go on before each tile and between stages, and stops there when told', async () => {
+    const tiled = await sharedCodec({ decodeTileLatents: 8 });
+    const img = await rgbCrop(sharedFile('data', 'kodak', 'kodim23.png'), 0, 0, 300, 200);
+    const { bitstream } = await tiled.encodePixels(img, { quality: 3 });
+    let asked = 0;
+    const full = await tiled.decode(bitstream, { stop: () => (asked++, false) });
+    // 300 x 200 px pad to 304 x 208: 19 x 13 latents, tiles of 8 -> 3 x 2 tiles, plus three stage points.
+    assert.equal(asked, 3 + 3 * 2);
+    for (const after of [0, 1, 3, 7]) {
+      let n = 0;
+      await assert.rejects(tiled.decode(bitstream, { stop: () => n++ >= after }), WorkStoppedError, `stop after ${after} checks`);
+      assert.equal(n, after + 1, 'nothing more is asked (or done) after the stop');
+    }
+    assert.equal(sha256((await tiled.decode(bitstream, { stop: () => false })).data), sha256(full.data));
+    // Encodes ask before each probe of a byte budget.
+    let probes = 0;
+    const fitted = await tiled.encodePixels(img, { quality: 8, maxBytes: 1500, stop: () => (probes++, false) });
+    assert.equal(probes, fitted.probes);
+    await assert.rejects(tiled.encodePixels(img, { codec: 'webp', quality: 80, maxBytes: 1500, stop: () => true }), WorkStoppedError);
+  });
 
   it('refuses a bitstream announcing more pixels than the decode limit, before decoding', async () => {
     const codec = await sharedCodec({ maxDecodePixels: 256 * 256 });

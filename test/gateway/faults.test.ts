@@ -45,10 +45,10 @@ describe('embedded mode: jobs that overrun their timeout', () => {
     const r = await decompress(gw, bomb);
     assert.equal(r.status, 503);
     assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'job_timeout');
-    // The abandoned decode still holds the thread; once it is done, ordinary work runs again.
-    // Before, the process aborted (Napi::Error) a few seconds after such a timeout.
+    // The decode stops at its next tile boundary (its deadline has passed) and frees the thread;
+    // ordinary work then runs again. Before, the process aborted (Napi::Error) after such a timeout.
     await waitFor(
-      'the abandoned decode to finish',
+      'the abandoned decode to stop',
       async () => (/^vlmpress_queue_jobs\{state="active"\} 0$/m.test(await (await fetch(`${gw.base}/metrics`)).text()) ? true : undefined),
       60_000,
     );
@@ -60,10 +60,16 @@ describe('embedded mode: jobs that overrun their timeout', () => {
     assert.equal(ok.status, 200, await ok.text());
     const metrics = await (await fetch(`${gw.base}/metrics`)).text();
     assert.match(metrics, /^vlmpress_jobs_abandoned_total 1$/m);
+    // Stopped at a safe point, not run to the end; its thread time is counted as abandoned.
+    assert.match(metrics, /^vlmpress_jobs_expired_total\{queue="decode",stage="running"\} 1$/m);
+    const seconds = (name: string) => Number(new RegExp(`^${name}\\{queue="decode"\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    assert.ok(seconds('vlmpress_job_abandoned_seconds_total') > 0);
+    assert.equal(seconds('vlmpress_job_abandoned_seconds_total'), seconds('vlmpress_job_busy_seconds_total'));
   });
 
-  it('runs queued jobs first come, first served, and never starts one whose caller gave up', async () => {
-    let abandoned = 0;
+  it('runs queued jobs first come, first served; past the deadline it drops queued jobs and stops the running one', async () => {
+    const expired: string[] = [];
+    const worked: boolean[] = [];
     const pool = new ThreadPoolRunner({
       threads: 1,
       jobTimeoutMs: 1_500,
@@ -71,7 +77,10 @@ describe('embedded mode: jobs that overrun their timeout', () => {
       executionProviders: ['cpu'],
       maxPixels: 40_000_000,
       maxDecodePixels: 2048 * 2048,
-      onAbandoned: () => abandoned++,
+      observer: {
+        expired: (queue, stage) => expired.push(`${queue} ${stage}`),
+        worked: (_queue, _seconds, abandoned) => worked.push(abandoned),
+      },
     });
     try {
       await pool.ready();
@@ -92,13 +101,19 @@ describe('embedded mode: jobs that overrun their timeout', () => {
         }),
       );
       assert.deepEqual(done, [0, 1, 2, 3, 4, 5]);
+      assert.deepEqual(expired, []);
+      assert.equal(worked.filter((a) => a).length, 0, 'every result so far was read');
       // A 3 s decode holds the only thread; the small job behind it times out while still queued.
       const slow = pool.decode({ bitstream: await readFile(FLAT_2048), format: 'png' });
       const queued = pool.decode({ bitstream: bitstreams[0]!, format: 'png' });
       await assert.rejects(slow, JobTimeoutError);
       await assert.rejects(queued, JobTimeoutError);
-      assert.equal(abandoned, 1, 'only the running job was abandoned; the queued one never started');
-      assert.deepEqual(await pool.counts(), { waiting: 0, active: 1 });
+      assert.deepEqual(await pool.counts(), { waiting: 0, active: 1 }, 'the queued job left the queue at its deadline');
+      await waitFor('the running decode to stop', async () => ((await pool.counts()).active === 0 ? true : undefined), 30_000);
+      assert.deepEqual(expired.sort(), ['decode queued', 'decode running'], 'the queued one never ran; the running one stopped');
+      assert.deepEqual(worked.slice(-1), [true], 'its thread time counted as abandoned');
+      // A caller's own deadline, earlier than the job timeout, is honoured too.
+      await assert.rejects(pool.decode({ bitstream: bitstreams[0]!, format: 'png', deadline: Date.now() - 1 }), JobTimeoutError);
     } finally {
       await pool.close();
     }

@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Queue } from 'bullmq';
+import { readFile } from 'node:fs/promises';
+import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
-import { bullPrefix } from '../../src/workers/queue-protocol.js';
-import { closeCodecs, readShared, ROOT } from '../helpers.js';
+import { blobKey, bullPrefix } from '../../src/workers/queue-protocol.js';
+import { closeCodecs, FIXTURES, readShared, ROOT } from '../helpers.js';
 import { startGateway, waitFor, type TestGateway } from './harness.js';
 import { freePort } from './redis-server.js';
 
@@ -125,6 +126,39 @@ describe('Redis mode: gateway and a separate worker process', () => {
     assert.equal(await heartbeats(), before, 'it never counted as a live worker');
   });
 
+  it('drops a job whose deadline passed while it waited, and stops one whose deadline passes while it runs', async () => {
+    const flat = await readFile(path.join(FIXTURES, 'flat-2048-q1.vlmp'));
+    const connection = { url: gw.redisUrl! };
+    const queue = new Queue('decode', { connection, prefix: bullPrefix(gw.prefix) });
+    const events = new QueueEvents('decode', { connection, prefix: bullPrefix(gw.prefix) });
+    try {
+      await events.waitUntilReady();
+      const outcome = async (deadline: number) => {
+        const input = blobKey(gw.prefix, `deadline-test-${deadline}`);
+        await redis.set(input, flat, 'EX', 60);
+        const job = await queue.add('decode', { input, format: 'png', deadline });
+        const ret = (await job.waitUntilFinished(events, 30_000)) as { ok: boolean; expired?: string };
+        assert.equal(await redis.exists(input), 0, 'its input is deleted');
+        return ret;
+      };
+      // The 2048x2048 decode takes seconds: with 300 ms left it is stopped between two tiles.
+      assert.deepEqual(await outcome(Date.now() - 1), { ok: false, expired: 'queued' });
+      assert.deepEqual(await outcome(Date.now() + 300), { ok: false, expired: 'running' });
+      // The job is answered at its deadline; its thread counts the stop when it reaches the next tile.
+      const stopped = /^vlmpress_jobs_expired_total\{queue="decode",stage="running"\} 1$/m;
+      const text = await waitFor('the stopped decode to be counted', async () => {
+        const t = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return stopped.test(t) ? t : undefined;
+      });
+      assert.match(text, /^vlmpress_jobs_expired_total\{queue="decode",stage="queued"\} 1$/m);
+      assert.match(text, /^vlmpress_worker_jobs_total\{queue="decode",outcome="expired"\} 2$/m);
+      assert.ok(Number(/^vlmpress_job_abandoned_seconds_total\{queue="decode"\} (\S+)$/m.exec(text)?.[1]) > 0);
+    } finally {
+      await events.close();
+      await queue.close();
+    }
+  });
+
   it('finishes the active job when the worker is asked to stop', async () => {
     const big = await sharp(readShared('data', 'kodak', 'kodim05.png'))
       .png()
@@ -159,6 +193,8 @@ describe('Redis mode without workers', () => {
       const queue = new Queue('encode', { connection: { url: gw.redisUrl! }, prefix: bullPrefix(gw.prefix) });
       try {
         assert.equal((await queue.getJobCounts('waiting'))['waiting'], 0);
+        const text = await (await fetch(`${gw.base}/metrics`)).text();
+        assert.match(text, /^vlmpress_jobs_expired_total\{queue="encode",stage="queued"\} 1$/m, 'counted as dropped before it ran');
       } finally {
         await queue.close();
       }
