@@ -58,6 +58,18 @@ export async function rgbOf(file: string, size?: number): Promise<RgbImage> {
   return { data: new Uint8Array(data), width: info.width, height: info.height };
 }
 
+/** The largest per-sample difference of two images of one size, and how many samples differ at all. */
+export function levelDifference(a: RgbImage, b: RgbImage): { worst: number; differing: number } {
+  let worst = 0;
+  let differing = 0;
+  for (let i = 0; i < a.data.length; i++) {
+    const d = Math.abs(a.data[i]! - b.data[i]!);
+    worst = Math.max(worst, d);
+    if (d) differing++;
+  }
+  return { worst, differing };
+}
+
 export function psnr(a: RgbImage, b: RgbImage): number {
   let se = 0;
   for (let i = 0; i < a.data.length; i++) {

@@ -6,7 +6,8 @@
  * carries its deadline (the caller's, or now + the job timeout) into the thread. When it passes, the
  * caller is answered `job_timeout` at once; a job still queued is dropped, and one on a thread stops
  * at the codec's next safe point (between decoder tiles, stages, budget probes), so the thread goes
- * back to work somebody waits for. The thread is never terminated: tearing a worker down while ONNX
+ * back to work somebody waits for. A job whose deadline is nearer than what its queue's jobs almost
+ * always take is not started either (job-durations.ts). The thread is never terminated: tearing a worker down while ONNX
  * Runtime runs in it aborts the whole process (Napi::Error); what cannot stop (one AV1 encode, one
  * tile) is bounded by the pixel limits. Piscina's own queue is not used, so abort signals cannot
  * reorder it (piscina #1031): first come, first served.
@@ -24,6 +25,7 @@ import {
   type JobOutcome,
   type JobRunner,
 } from './jobs.js';
+import { JobDurations } from './job-durations.js';
 import { unwrap, type ProcessorOptions } from './processor.js';
 
 export interface ThreadPoolOptions extends ProcessorOptions {
@@ -40,6 +42,8 @@ type PoolJob = EncodeJob | DecodeJob | { kind: 'ready' };
 
 interface Waiter {
   job: PoolJob;
+  /** epoch ms: when the caller is answered job_timeout, and what the thread is told */
+  deadline: number;
   timeoutMs: number;
   /** answered (result, error or timeout): nothing more may be sent to the caller */
   settled: boolean;
@@ -58,6 +62,7 @@ export class ThreadPoolRunner implements JobRunner {
   private readonly timeoutMs: number;
   private readonly deadlines: boolean;
   private readonly observer: JobObserver | undefined;
+  private readonly durations = new JobDurations();
   /** jobs waiting for a thread whose caller still waits (one that times out leaves at once) */
   private readonly queue: Waiter[] = [];
   /** jobs on a thread, abandoned ones included: they still occupy it */
@@ -87,6 +92,7 @@ export class ThreadPoolRunner implements JobRunner {
     return new Promise<T>((resolve, reject) => {
       const w: Waiter = {
         job: sent,
+        deadline,
         timeoutMs,
         settled: false,
         started: false,
@@ -111,10 +117,17 @@ export class ThreadPoolRunner implements JobRunner {
     });
   }
 
-  /** Hand queued jobs to free threads, oldest first. */
+  /** Hand queued jobs to free threads, oldest first; one too close to its deadline to finish is answered instead. */
   private pump(): void {
     while (this.running < this.threads && this.queue.length > 0) {
       const w = this.queue.shift()!;
+      if (w.job.kind !== 'ready' && this.deadlines && w.deadline - Date.now() < this.durations.shortLikely(w.job.kind)) {
+        w.settled = true;
+        clearTimeout(w.timer);
+        this.observer?.expired(w.job.kind, 'queued');
+        w.reject(new JobTimeoutError(w.timeoutMs));
+        continue;
+      }
       w.started = true;
       w.startedAt = performance.now();
       this.running++;
@@ -131,7 +144,9 @@ export class ThreadPoolRunner implements JobRunner {
     if (kind !== 'ready') {
       const expired = outcome && !outcome.ok && 'expired' in outcome ? outcome.expired : undefined;
       if (expired) this.observer?.expired(kind, expired);
-      this.observer?.worked(kind, (performance.now() - w.startedAt) / 1000, w.settled || expired !== undefined);
+      const ms = performance.now() - w.startedAt;
+      if (outcome && !expired) this.durations.add(kind, ms);
+      this.observer?.worked(kind, ms / 1000, w.settled || expired !== undefined);
     }
     if (!w.settled) {
       w.settled = true;

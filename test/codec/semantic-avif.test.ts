@@ -14,7 +14,7 @@ import { classicalPayload } from '../../src/codec/classical.js';
 import { CodecKind, Flags, parseContainer, serialiseContainer } from '../../src/codec/container.js';
 import { runEditorGraph, runRestoration } from '../../src/codec/editor-package.js';
 import { Codec, CodecError, findModelDirs, WorkStoppedError, type RgbImage } from '../../src/codec/index.js';
-import { closeCodecs, FIXTURES, psnr, rgbCrop, rgbOf, sharedCodec, sharedFile } from '../helpers.js';
+import { closeCodecs, FIXTURES, levelDifference, psnr, rgbCrop, rgbOf, sharedCodec, sharedFile } from '../helpers.js';
 
 const GOLDEN = path.join(FIXTURES, 'editor-golden');
 
@@ -125,13 +125,7 @@ describe('semantic AVIF (AVIF with the editor networks around it)', () => {
         for (const threads of [1, 2]) {
           const c = threads === 1 ? await sharedCodec({ session: { intraOpThreads: 1 } }) : codec;
           const got = await runEditorGraph(c.editor(editor.manifest.id)[role]!, input, meta.quality);
-          let worst = 0;
-          let differing = 0;
-          for (let i = 0; i < got.data.length; i++) {
-            const d = Math.abs(got.data[i]! - expected.data[i]!);
-            worst = Math.max(worst, d);
-            if (d) differing++;
-          }
+          const { worst, differing } = levelDifference(got, expected);
           const where = `${name} ${role}, threads ${threads}`;
           assert.ok(worst <= 1, `${where}: largest difference ${worst}`);
           assert.ok(differing / got.data.length < 0.01, `${where}: ${differing} samples differ by one level`);
@@ -150,13 +144,7 @@ describe('semantic AVIF (AVIF with the editor networks around it)', () => {
       let asked = 0;
       const tiled = await runRestoration(restoration, photo, 35, () => (asked++, false), 96);
       assert.equal(asked, 4 * 3, 'one safe point before each of the 4 x 3 tiles');
-      let worst = 0;
-      let differing = 0;
-      for (let i = 0; i < whole.data.length; i++) {
-        const d = Math.abs(whole.data[i]! - tiled.data[i]!);
-        worst = Math.max(worst, d);
-        if (d) differing++;
-      }
+      const { worst, differing } = levelDifference(whole, tiled);
       assert.ok(worst <= 1 && differing / whole.data.length < 0.001, `${id}: worst ${worst}, ${differing} samples differ`);
       let calls = 0;
       await assert.rejects(
