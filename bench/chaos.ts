@@ -385,7 +385,7 @@ async function metastablePhase(): Promise<void> {
         r.goodput.during.toFixed(2),
         r.goodput.after.toFixed(2),
         r.recoverySeconds === null ? 'never' : r.recoverySeconds.toFixed(1),
-        `${(100 * r.abandonedShare).toFixed(1)} %`,
+        Number.isNaN(r.abandonedShare) ? 'n/a (workers cannot tell)' : `${(100 * r.abandonedShare).toFixed(1)} %`,
         JSON.stringify(r.outcomes),
       ]),
     ]),

@@ -34,6 +34,7 @@ export interface MetastableRow {
   goodput: { before: number; during: number; after: number };
   /** from the end of the overload to the first window whose goodput is back to the before level; null: never */
   recoverySeconds: number | null;
+  /** NaN where it cannot be measured (Redis mode without deadlines) */
   abandonedShare: number;
   /** answers by status and error code, over the whole open-loop run */
   outcomes: Record<string, number>;
@@ -193,7 +194,8 @@ export async function metastableRow(o: MetastableOptions): Promise<MetastableRow
       capacity,
       goodput: { before, during: rate(overloadAt, overloadEnd), after: rate(overloadEnd + (end - overloadEnd) / 2, end) },
       recoverySeconds,
-      abandonedShare: busy > 0 ? abandoned / busy : NaN,
+      // Without deadlines a queue worker cannot know that a gateway stopped waiting: it cannot count.
+      abandonedShare: busy > 0 && (o.mode === 'embedded' || o.deadlines) ? abandoned / busy : NaN,
       outcomes: byOutcome,
     };
   } finally {

@@ -1,15 +1,18 @@
 /**
- * Recent run times of finished jobs, per queue: what a job of that queue is unlikely to beat. The
- * pool does not start a job whose deadline is nearer than the 10th percentile of its queue's recent
- * run times: nine jobs in ten take longer, so it would very likely be stopped part-way, its thread
- * time spent for nobody. Under overload a FIFO queue's oldest job is always close to its deadline,
- * and without this rule most of the thread's time went to such doomed starts (chaos suite,
- * metastable row). A low percentile keeps the rule conservative when job sizes are mixed: small
- * jobs set it, so it only refuses starts that almost nothing could finish.
+ * Recent run times of finished jobs, per queue, and the rule the pool derives from them: a job is not
+ * started when its deadline is nearer than what its queue's jobs take, since it would very likely be
+ * stopped part-way and its thread time spent for nobody. Under overload the oldest job of a FIFO
+ * queue is always close to its deadline, and without this rule most of the thread's time went to such
+ * doomed starts (chaos suite, metastable row).
+ *
+ * How near is too near depends on who else waits. With other jobs queued behind it, a job must have at
+ * least the median run time left: the thread goes to a job more likely to finish instead. Alone, it
+ * only needs the 10th percentile: nine jobs in ten take longer, so it is refused only when almost
+ * nothing could finish in time. Small jobs of a mixed queue pull both figures down, which keeps the rule
+ * lenient for them.
  */
 const WINDOW = 64;
 const MIN_SAMPLES = 8;
-const QUANTILE = 0.1;
 
 export class JobDurations {
   private readonly recent = new Map<string, number[]>();
@@ -22,11 +25,11 @@ export class JobDurations {
     this.recent.set(queue, xs);
   }
 
-  /** the time below which a new job of `queue` is unlikely to finish; 0 until enough jobs have run */
-  shortLikely(queue: string): number {
+  /** the least time a job of `queue` should have left to be started; 0 until enough jobs have run */
+  neededMs(queue: string, othersWaiting: boolean): number {
     const xs = this.recent.get(queue);
     if (!xs || xs.length < MIN_SAMPLES) return 0;
     const sorted = [...xs].sort((a, b) => a - b);
-    return sorted[Math.floor(QUANTILE * (sorted.length - 1))]!;
+    return sorted[Math.floor((othersWaiting ? 0.5 : 0.1) * (sorted.length - 1))]!;
   }
 }

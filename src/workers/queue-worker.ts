@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
-import { UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
 import type { Logger } from 'pino';
 import { isCodecError } from '../codec/index.js';
 import type { GatewayConfig } from '../config/config.js';
@@ -131,6 +131,16 @@ export async function startQueueWorker(
     }
   };
 
+  // Whether jobs wait in Redis behind this one: the pool then starts only jobs with the time most need.
+  const counted = Object.fromEntries(
+    [QUEUES.encode, QUEUES.decode].map((name) => [
+      name,
+      new Queue(name, { connection: bullConnection(redisUrl, `vlmpress-worker-counts-${name}`), prefix: bullPrefix(config.redisPrefix) }),
+    ]),
+  );
+  for (const q of Object.values(counted)) q.on('error', () => {});
+  const othersWaiting = async (queue: string) => ((await counted[queue]?.getWaitingCount().catch(() => 0)) ?? 0) > 0;
+
   const run = async (job: BullJob): Promise<QueueReturn> => {
     const data = job.data as EncodeQueueData | DecodeQueueData;
     // Nobody waits for a job past its deadline: drop it before reading its input.
@@ -146,7 +156,10 @@ export async function startQueueWorker(
       let ret: QueueReturn;
       const output = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-out`);
       if (job.name === QUEUES.encode) {
-        const { bitstream, reconstruction, clientCopy, ...rest } = await pool.encode({ ...(data as EncodeQueueData), image: bytes });
+        const { bitstream, reconstruction, clientCopy, ...rest } = await pool.encode(
+          { ...(data as EncodeQueueData), image: bytes },
+          { othersWaiting: await othersWaiting(job.queueName) },
+        );
         await redis.set(output, Buffer.from(bitstream), 'EX', outputTtl);
         // Image files travel like the bitstream: binary values, their keys in the result.
         const file = async (name: string, image: Uint8Array) => {
@@ -167,7 +180,10 @@ export async function startQueueWorker(
           ret.clientCopyOutput = await file('client-copy', image);
         }
       } else {
-        const { image, ...value } = await pool.decode({ ...(data as DecodeQueueData), bitstream: bytes });
+        const { image, ...value } = await pool.decode(
+          { ...(data as DecodeQueueData), bitstream: bytes },
+          { othersWaiting: await othersWaiting(job.queueName) },
+        );
         await redis.set(output, Buffer.from(image), 'EX', outputTtl);
         ret = { ok: true, value, output };
       }
@@ -198,6 +214,7 @@ export async function startQueueWorker(
       server = await serveWorkerMetrics(config.workerMetricsPort, metrics, () => workers.length > 0 && workers.every((w) => w.isRunning()));
     } catch (e) {
       await pool.close();
+      await Promise.all(Object.values(counted).map((q) => q.close()));
       await redis.quit().catch(() => redis.disconnect());
       throw new WorkerStartError(
         `cannot serve metrics on port ${config.workerMetricsPort} (VLMPRESS_WORKER_METRICS_PORT): ${(e as Error).message}`,
@@ -238,6 +255,7 @@ export async function startQueueWorker(
       clearInterval(beatTimer);
       server?.close();
       await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(Object.values(counted).map((q) => q.close()));
       await pool.close();
       await redis
         .multi()

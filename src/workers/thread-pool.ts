@@ -7,10 +7,10 @@
  * caller is answered `job_timeout` at once; a job still queued is dropped, and one on a thread stops
  * at the codec's next safe point (between decoder tiles, stages, budget probes), so the thread goes
  * back to work somebody waits for. A job whose deadline is nearer than what its queue's jobs almost
- * always take is not started either (job-durations.ts). The thread is never terminated: tearing a worker down while ONNX
- * Runtime runs in it aborts the whole process (Napi::Error); what cannot stop (one AV1 encode, one
- * tile) is bounded by the pixel limits. Piscina's own queue is not used, so abort signals cannot
- * reorder it (piscina #1031): first come, first served.
+ * always take is not started either (job-durations.ts). The thread is never terminated: tearing a
+ * worker down while ONNX Runtime runs in it aborts the whole process (Napi::Error); what cannot stop
+ * (one AV1 encode, one tile) is bounded by the pixel limits. Piscina's own queue is not used, so abort
+ * signals cannot reorder it (piscina #1031): first come, first served.
  */
 import { Piscina } from 'piscina';
 import {
@@ -44,6 +44,8 @@ interface Waiter {
   job: PoolJob;
   /** epoch ms: when the caller is answered job_timeout, and what the thread is told */
   deadline: number;
+  /** other jobs wait for this pool outside its own queue */
+  othersWaiting: boolean;
   timeoutMs: number;
   /** answered (result, error or timeout): nothing more may be sent to the caller */
   settled: boolean;
@@ -84,7 +86,7 @@ export class ThreadPoolRunner implements JobRunner {
     });
   }
 
-  private run<T>(job: PoolJob, timeoutMs = this.timeoutMs): Promise<T> {
+  private run<T>(job: PoolJob, timeoutMs = this.timeoutMs, othersWaiting = false): Promise<T> {
     if (this.closing) return Promise.reject(new ShuttingDownError());
     const now = Date.now();
     const deadline = Math.min(job.kind === 'ready' ? Infinity : (job.deadline ?? Infinity), now + timeoutMs);
@@ -93,6 +95,7 @@ export class ThreadPoolRunner implements JobRunner {
       const w: Waiter = {
         job: sent,
         deadline,
+        othersWaiting,
         timeoutMs,
         settled: false,
         started: false,
@@ -121,7 +124,8 @@ export class ThreadPoolRunner implements JobRunner {
   private pump(): void {
     while (this.running < this.threads && this.queue.length > 0) {
       const w = this.queue.shift()!;
-      if (w.job.kind !== 'ready' && this.deadlines && w.deadline - Date.now() < this.durations.shortLikely(w.job.kind)) {
+      const needed = w.job.kind === 'ready' ? 0 : this.durations.neededMs(w.job.kind, this.queue.length > 0 || w.othersWaiting);
+      if (w.job.kind !== 'ready' && this.deadlines && w.deadline - Date.now() < needed) {
         w.settled = true;
         clearTimeout(w.timer);
         this.observer?.expired(w.job.kind, 'queued');
@@ -161,12 +165,13 @@ export class ThreadPoolRunner implements JobRunner {
     this.pump();
   }
 
-  encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult> {
-    return this.run({ kind: 'encode', ...job });
+  /** `queue.othersWaiting`: jobs wait elsewhere for this pool (a queue worker's Redis queue), as for the start rule */
+  encode(job: Omit<EncodeJob, 'kind'>, queue: { othersWaiting?: boolean } = {}): Promise<EncodeJobResult> {
+    return this.run({ kind: 'encode', ...job }, this.timeoutMs, queue.othersWaiting);
   }
 
-  decode(job: Omit<DecodeJob, 'kind'>): Promise<DecodeJobResult> {
-    return this.run({ kind: 'decode', ...job });
+  decode(job: Omit<DecodeJob, 'kind'>, queue: { othersWaiting?: boolean } = {}): Promise<DecodeJobResult> {
+    return this.run({ kind: 'decode', ...job }, this.timeoutMs, queue.othersWaiting);
   }
 
   private loaded: Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }> | undefined;

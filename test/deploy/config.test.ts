@@ -23,8 +23,8 @@ const CHART = path.join(ROOT, 'deploy', 'k8s', 'vlmpress');
 const HELM = path.join(ROOT, '.tools', 'bin', 'helm');
 /** Read by the test suites, not by the product: named in docs/deployment.md (what CI validates). */
 const TEST_ONLY = new Set(['VLMPRESS_TEST_REDIS_URL']);
-/** Tests only (README): the chart deliberately offers no way to set it. */
-const NOT_IN_CHART = new Set(['VLMPRESS_FETCH_ALLOW_CIDRS']);
+/** Tests and benchmarks only (README): the chart deliberately offers no way to set them. */
+const NOT_IN_CHART = new Set(['VLMPRESS_FETCH_ALLOW_CIDRS', 'VLMPRESS_JOB_DEADLINES']);
 
 /** The environment variables loadConfig reads, from its helper calls: str('X'), int('X', ...), ... */
 function configNames(): Set<string> {
