@@ -53,11 +53,13 @@ export function bullProducerConnection(url: string, name: string): ReturnType<ty
 }
 
 /** ioredis's ways of saying "no connection": an offline command, a closed socket, no answer in time. */
-export function isRedisConnectionError(e: unknown): boolean {
-  if (!(e instanceof Error)) return false;
-  // A transaction that failed because its commands could not be sent says so only in previousErrors.
+export function isRedisConnectionError(e: unknown, seen = new Set<unknown>()): boolean {
+  if (!(e instanceof Error) || seen.has(e)) return false;
+  seen.add(e);
+  // A transaction that failed because its commands could not be sent says so only in previousErrors,
+  // which may list the transaction's own error again (a 500 of the chaos suite: the recursion never ended).
   const previous = (e as { previousErrors?: unknown[] }).previousErrors;
-  if (Array.isArray(previous) && previous.some(isRedisConnectionError)) return true;
+  if (Array.isArray(previous) && previous.some((p) => isRedisConnectionError(p, seen))) return true;
   return (
     e.name === 'MaxRetriesPerRequestError' ||
     // LOADING: a restarted Redis still reading its append-only file
