@@ -126,8 +126,8 @@ class HevcCodec:
 
 
 class VvcCodec:
-    """VVenC/VVdeC through the options every VVenC 1.x easy mode and VVdeC 2.x/3.x accept (checked
-    against VVenC 1.15.0-dev and VVdeC 3.3.0-dev): raw YCbCr 4:2:0 10-bit into `vvencapp`, and a
+    """VVenC/VVdeC through the options every VVenC 1.x easy mode and VVdeC 2.x/3.x accept (read from
+    their sources' option tables; docs/evaluation.md): raw YCbCr 4:2:0 10-bit into `vvencapp`, and a
     `.y4m` out of `vvdecapp`, whose header gives the decoded size and bit depth (VVdeC writes the
     stream's own bit depth and has no option to choose another)."""
 
@@ -144,7 +144,7 @@ class VvcCodec:
 
     @staticmethod
     def encode_args(yuv: Path, width: int, height: int, qp: float, bit: Path) -> list[str]:
-        # One frame is always intra: no intra-period option (arbitrary periods need VVenC >= 1.5).
+        # One frame is always intra: no intra-period option (periods independent of the GOP came in 2022).
         frame = ["-s", f"{width}x{height}", "-c", "yuv420_10", "-r", "1", "-f", "1"]
         return ["vvencapp", "-i", str(yuv), *frame, "--preset", "medium", "-q", str(int(qp)), "-o", str(bit)]
 
