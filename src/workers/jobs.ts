@@ -25,8 +25,7 @@ export interface EncodeJob {
    * proxy to forward instead when that one is smaller than what the client sent.
    */
   upstreamLimit?: number;
-  /** see JobDeadline */
-  deadline?: number;
+  deadline?: JobDeadline;
 }
 
 /**
@@ -62,8 +61,7 @@ export interface DecodeJob {
   format: OutputFormat;
   /** WebP and JPEG quality (default 90) */
   quality?: number;
-  /** see JobDeadline */
-  deadline?: number;
+  deadline?: JobDeadline;
 }
 
 export interface DecodeJobResult {

@@ -139,7 +139,8 @@ export async function startQueueWorker(
     ]),
   );
   for (const q of Object.values(counted)) q.on('error', () => {});
-  const othersWaiting = async (queue: string) => ((await counted[queue]?.getWaitingCount().catch(() => 0)) ?? 0) > 0;
+  // Only asked when the pool uses deadlines (the answer feeds nothing else).
+  const othersWaiting = async (queue: string) => config.jobDeadlines && ((await counted[queue]?.getWaitingCount().catch(() => 0)) ?? 0) > 0;
 
   const run = async (job: BullJob): Promise<QueueReturn> => {
     const data = job.data as EncodeQueueData | DecodeQueueData;
@@ -155,10 +156,11 @@ export async function startQueueWorker(
     try {
       let ret: QueueReturn;
       const output = blobKey(config.redisPrefix, `${job.queueName}-${job.id}-out`);
+      const queued = { othersWaiting: await othersWaiting(job.queueName) };
       if (job.name === QUEUES.encode) {
         const { bitstream, reconstruction, clientCopy, ...rest } = await pool.encode(
           { ...(data as EncodeQueueData), image: bytes },
-          { othersWaiting: await othersWaiting(job.queueName) },
+          queued,
         );
         await redis.set(output, Buffer.from(bitstream), 'EX', outputTtl);
         // Image files travel like the bitstream: binary values, their keys in the result.
@@ -180,10 +182,7 @@ export async function startQueueWorker(
           ret.clientCopyOutput = await file('client-copy', image);
         }
       } else {
-        const { image, ...value } = await pool.decode(
-          { ...(data as DecodeQueueData), bitstream: bytes },
-          { othersWaiting: await othersWaiting(job.queueName) },
-        );
+        const { image, ...value } = await pool.decode({ ...(data as DecodeQueueData), bitstream: bytes }, queued);
         await redis.set(output, Buffer.from(image), 'EX', outputTtl);
         ret = { ok: true, value, output };
       }
