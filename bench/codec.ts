@@ -1,7 +1,8 @@
 /**
  * Codec benchmark on Kodak (24 images, 768x512): for each vlmpress quality level, median encode and
- * decode milliseconds, mean bpp and PSNR; in the same run, sharp's JPEG (quality 30–90) and WebP
- * encode/decode times, bpp and PSNR, so speed is reported as a ratio to JPEG on this machine.
+ * decode milliseconds, mean bpp and PSNR; every other codec kind through the Codec at quality 55,
+ * and with a byte budget (the shared budget search); in the same run, sharp's JPEG (quality 30–90)
+ * and WebP encode/decode times, bpp and PSNR, so speed is reported as a ratio to JPEG on this machine.
  * Timings are pixels-in / pixels-out for every codec (no file decoding in the measured time).
  *
  *   npm run build && node dist/bench/codec.js [--images 24] [--threads 0] [--providers cuda,cpu] [--arena]
@@ -9,7 +10,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Codec, parseProviderList, type RgbImage } from '../src/codec/index.js';
+import { Codec, CODEC_CHOICES, parseProviderList, type CodecChoice, type EncodeOptions, type RgbImage } from '../src/codec/index.js';
 import { psnr, sharedFile } from '../test/helpers.js';
 import { mean, median, table, timed } from './stats.js';
 import { benchArgs } from './cli-args.js';
@@ -67,6 +68,20 @@ async function sharpRow(images: RgbImage[], format: 'jpeg' | 'webp', quality: nu
   return row;
 }
 
+async function codecRow(codec: Codec, images: RgbImage[], kind: CodecChoice, setting: string, options: EncodeOptions): Promise<Row> {
+  const row: Row = { codec: `${kind} (Codec)`, setting, encodeMs: [], decodeMs: [], bpp: [], psnr: [] };
+  for (const img of images) {
+    const [r, encMs] = await timed(() => codec.encodePixels(img, options));
+    const [d, decMs] = await timed(() => codec.decode(r.bitstream));
+    row.encodeMs.push(encMs);
+    row.decodeMs.push(decMs);
+    row.bpp.push(r.bpp);
+    row.psnr.push(psnr(img, d));
+  }
+  process.stderr.write(`${kind} ${setting} done\n`);
+  return row;
+}
+
 async function main(): Promise<void> {
   const images = await loadKodak(Number(values.images));
   const codec = await Codec.load({
@@ -97,6 +112,19 @@ async function main(): Promise<void> {
     }
     rows.push(row);
     process.stderr.write(`vlmpress q${q} done\n`);
+  }
+  // The other kinds, and one budgeted encode per kind: what the kind table and the budget search cost.
+  const learnedName = CODEC_CHOICES[0]!;
+  for (const kind of CODEC_CHOICES) {
+    const budget = { maxBytes: 20_000 };
+    const settings: [string, EncodeOptions][] =
+      kind === learnedName
+        ? [['max 20000 B', budget]]
+        : [
+            ['q55', { codec: kind, quality: 55 }],
+            ['q55, max 20000 B', { codec: kind, quality: 55, ...budget }],
+          ];
+    for (const [setting, options] of settings) rows.push(await codecRow(codec, images, kind, setting, options));
   }
   for (let q = 30; q <= 90; q += 10) rows.push(await sharpRow(images, 'jpeg', q));
   for (const q of [30, 50, 75, 90]) rows.push(await sharpRow(images, 'webp', q));

@@ -16,6 +16,8 @@ import {
   CODEC_CHOICES,
   Codec,
   CodecError,
+  DEFAULT_CODEC,
+  isCodecChoice,
   isCodecError,
   type CodecChoice,
   outputFormatFromName,
@@ -25,7 +27,7 @@ import {
 } from '../codec/index.js';
 
 const USAGE = `usage:
-  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME] [--codec learned|avif|webp|jpeg|avif-screen|semantic-avif]
+  vlmpress encode IN -o OUT.vlmp [-q QUALITY] [--max-bytes N] [--model NAME] [--codec ${CODEC_CHOICES.join('|')}]
   vlmpress decode IN.vlmp -o OUT.(png|webp|jpg) [--jpeg-quality Q]
   vlmpress info IN.vlmp
   vlmpress encode IN... --out-dir DIR [-q Q1,Q2,...] [--max-bytes N]   writes DIR/<name>.q<Q>.vlmp
@@ -82,12 +84,12 @@ async function readInput(file: string): Promise<Buffer> {
   }
 }
 
-/** --codec: the learned codec (default) or a classical one in the same container (quality 1..100). */
+/** --codec: a kind of the codec table, each with its own quality scale (default: the learned codec). */
 function codecChoice(values: ReturnType<typeof parse>['values']): { codec?: CodecChoice } {
   const c = values.codec;
-  if (c === undefined || c === 'learned') return {};
-  if (!(CODEC_CHOICES as readonly string[]).includes(c)) throw new UsageError(`--codec must be ${CODEC_CHOICES.join(', ')}`);
-  return { codec: c as CodecChoice };
+  if (c === undefined || c === DEFAULT_CODEC) return {};
+  if (!isCodecChoice(c)) throw new UsageError(`--codec must be ${CODEC_CHOICES.join(', ')}`);
+  return { codec: c };
 }
 
 function codecOptions(values: ReturnType<typeof parse>['values']): CodecOptions {

@@ -14,6 +14,7 @@ import { resolveProviders, type ExecutionProviderName } from './execution-provid
 import type { RgbImage } from './image-io.js';
 import { createSession, DEFAULT_SESSION_SETTINGS, type LoadOptions } from './model-package.js';
 import { cropRgb, fromTensor, pasteRgb, toPaddedTensor } from './pixels.js';
+import { KIND_NAMES } from './kinds/names.js';
 
 export const EDITOR_FORMAT = 'vlmpress-editor';
 const GRAPH_ROLES = ['preeditor', 'restoration'] as const;
@@ -23,7 +24,7 @@ export interface EditorManifest {
   name: string;
   id: string;
   /** the codec the networks were trained around; "avif" is the only one this build runs */
-  core: 'avif';
+  core: typeof KIND_NAMES.avif;
   graphs: Partial<Record<GraphRole, { file: string; sha256: string }>>;
   /** names of the packages this one replaces: they stay loadable to decode what they made, but new
    * encodes take this one by default */
@@ -55,7 +56,7 @@ export function parseEditorManifest(dir: string, raw: unknown): EditorManifest {
   const id = raw['id'];
   if (typeof name !== 'string' || name.length === 0) bad(dir, 'manifest field name is missing or invalid');
   if (typeof id !== 'string' || !/^[0-9a-f]{64}$/.test(id)) bad(dir, 'manifest field id is missing or invalid');
-  if (raw['core'] !== 'avif') bad(dir, `core codec ${String(raw['core'])} is not supported (avif)`);
+  if (raw['core'] !== KIND_NAMES.avif) bad(dir, `core codec ${String(raw['core'])} is not supported (${KIND_NAMES.avif})`);
   const graphs = raw['graphs'];
   if (!isRecord(graphs)) bad(dir, 'manifest field graphs is missing or invalid');
   const out: EditorManifest['graphs'] = {};
@@ -69,7 +70,7 @@ export function parseEditorManifest(dir: string, raw: unknown): EditorManifest {
   const supersedes = raw['supersedes'] ?? [];
   if (!Array.isArray(supersedes) || !supersedes.every((n) => typeof n === 'string' && n.length > 0 && n !== name))
     bad(dir, 'manifest field supersedes must be a list of other package names');
-  return { name, id, core: 'avif', graphs: out, supersedes: supersedes as string[] };
+  return { name, id, core: KIND_NAMES.avif, graphs: out, supersedes: supersedes as string[] };
 }
 
 /** Packages in their order, those another one in the list supersedes moved to the end: the first is

@@ -1,11 +1,28 @@
 /** The codec runtime's public surface: the gateway and the CLI import from here only. */
-export { Codec, BUNDLED_MODELS_DIR, CODEC_CHOICES, describeEditors, describeModels, findModelDirs, SEMANTIC_AVIF } from './codec.js';
-export type { BitstreamInfo, CodecChoice, CodecOptions, DecodeOptions, EditorSummary, EncodeOptions, EncodeResult } from './codec.js';
+export { Codec } from './codec.js';
+export type { BitstreamInfo, CodecOptions, DecodeOptions, EncodeOptions, EncodeResult } from './codec.js';
+export { BUNDLED_MODELS_DIR, describeEditors, describeModels, findModelDirs } from './packages.js';
+export type { EditorSummary } from './packages.js';
+export { KIND_NAMES } from './kinds/names.js';
+export type { CodecChoice, PayloadFormat } from './kinds/names.js';
+export type { QualityScale } from './kinds/kind.js';
+export {
+  bitstreamCodec,
+  CODEC_CHOICES,
+  codecPayloadFormat,
+  DEFAULT_CODEC,
+  describeKinds,
+  HARNESS_CODECS,
+  harnessCodec,
+  isCodecChoice,
+  kindPackage,
+  qualityRange,
+  qualityScale,
+} from './kinds/table.js';
 export { CodecError, CODEC_ERROR_CODES, isCodecError, stopPoint, WorkStoppedError } from './errors.js';
 export type { StopCheck } from './errors.js';
-export { bitstreamCodec, CLASSICAL_CODECS, classicalPayload, codecPayloadFormat } from './classical.js';
-export type { ClassicalCodec, PayloadFormat } from './classical.js';
-export { avifencAvailable, DEFAULT_AVIFENC } from './avifenc.js';
+export { classicalPayload } from './classical.js';
+export { avifencAvailable, DEFAULT_AVIFENC } from './kinds/avif-screen.js';
 export type { CodecErrorCode } from './errors.js';
 export {
   decodeImage,

@@ -1,16 +1,20 @@
 /**
- * Byte-budget rate control: the highest quality whose bitstream fits `maxBytes`, searched on a grid
- * of 1/8 quality steps without encoding every level. Sizes grow close to exponentially with quality
- * (about +30 % per quality unit for the shipped model), so each probe aims at the budget by secant
- * steps in log(bytes); a bisection step follows any probe that fails to halve the bracket, so the
- * search always ends. Typically 2–4 encodes instead of up to 57.
+ * Byte-budget rate control, one search for every codec kind: the highest quality whose bitstream fits
+ * `maxBytes`, on the kind's grid (1/8 quality steps for the learned codec, integers for the classical
+ * encoders) without encoding every point. Sizes grow close to exponentially with quality (about +30 %
+ * a quality unit for the shipped model, +2 to +4 % a point for sharp's encoders), so each probe aims at
+ * the budget by secant steps in log(bytes); a bisection step follows any probe that fails to halve the
+ * bracket, so the search always ends. Typically 2–4 encodes instead of up to 57 (learned) or 7 (bisection
+ * over 1..100).
  */
 import { CodecError } from './errors.js';
 import { QUALITY_ONE } from './container.js';
 
-export const QUALITY_STEP_FIXED = QUALITY_ONE / 8;
-/** Starting guess of d ln(bytes) / d quality before two probes give a measured slope. */
-const PRIOR_LOG_SLOPE = 0.28;
+/** The grid of one kind's scale: its step, and its d ln(bytes) / d quality before two probes measure it. */
+export interface BudgetGrid {
+  step: number;
+  logSlope: number;
+}
 
 export interface Probe {
   qualityFixed: number;
@@ -27,11 +31,13 @@ export async function searchQualityForBudget<P extends Probe>(
   minFixed: number,
   maxFixed: number,
   maxBytes: number,
+  grid: BudgetGrid,
 ): Promise<{ best: P; probes: number }> {
   // Grid indices 0..n: minFixed + i * step, with the (possibly off-grid) requested maximum at n.
-  const n = Math.ceil((maxFixed - minFixed) / QUALITY_STEP_FIXED);
-  const valueAt = (i: number) => (i === n ? maxFixed : minFixed + i * QUALITY_STEP_FIXED);
-  const stepUnits = QUALITY_STEP_FIXED / QUALITY_ONE;
+  const stepFixed = grid.step * QUALITY_ONE;
+  const n = Math.ceil((maxFixed - minFixed) / stepFixed);
+  const valueAt = (i: number) => (i === n ? maxFixed : minFixed + i * stepFixed);
+  const stepUnits = grid.step;
   let probes = 0;
   const probe = async (i: number): Promise<Point<P>> => {
     probes++;
@@ -51,7 +57,7 @@ export async function searchQualityForBudget<P extends Probe>(
       i = (lo.i + hi.i) >> 1;
     } else {
       const ref = lo ?? otherFail;
-      let slope = PRIOR_LOG_SLOPE * stepUnits; // per grid index
+      let slope = grid.logSlope * stepUnits; // per grid index
       if (ref && ref.i !== hi.i) {
         const measured = (Math.log(hi.p.bytes) - Math.log(ref.p.bytes)) / (hi.i - ref.i);
         if (measured > 0) slope = measured;

@@ -14,6 +14,7 @@ export interface ModelSummary {
   id: string;
   provider: string;
   levels: number;
+  defaultQuality: number;
 }
 
 export interface GatewayContext {

@@ -6,6 +6,7 @@
 import {
   classicalPayload,
   codecPayloadFormat,
+  DEFAULT_CODEC,
   imageSize,
   isCodecError,
   looksLikeContainer,
@@ -157,7 +158,8 @@ async function encodeAndStore(
   const stored = await ctx.store.put(r.bitstream, meta);
   await ctx.store.remember(key, stored);
   ctx.metrics.encodeDuration.observe((r.timings.decodeInputMs + r.timings.encodeMs) / 1000);
-  if (policy.codec === 'learned') ctx.metrics.quality.observe(r.quality);
+  // the quality histogram is on the default codec's scale
+  if (policy.codec === DEFAULT_CODEC) ctx.metrics.quality.observe(r.quality);
   ctx.metrics.bpp.observe(r.bpp);
   if (r.reconstruction) {
     ctx.metrics.decodeDuration.observe(r.reconstruction.timings.decodeMs / 1000);

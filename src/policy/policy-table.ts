@@ -6,7 +6,7 @@
  * of the original's predictions kept: the strict option); version 1 tables had only agreement targets.
  */
 import { readFile } from 'node:fs/promises';
-import { CLASSICAL_CODECS, SEMANTIC_AVIF, type ClassicalCodec, type CodecChoice } from '../codec/index.js';
+import { HARNESS_CODECS, harnessCodec as gatewayCodec, KIND_NAMES } from '../codec/index.js';
 import { TASK_CLASSES, type TaskClass } from './task-classifier.js';
 
 export interface PolicyEntry {
@@ -51,14 +51,9 @@ export function parseTarget(key: string): { measure: TargetMeasure; value: numbe
   return /^\d(\.\d+)?$/.test(value) && v > 0 && v <= 1 ? { measure, value: v } : null;
 }
 
-/** Policy-table codec names: `vlmpress` is the learned codec; `sharp-<codec>` a classical codec as the gateway makes it
- * (sharp, or avifenc for `sharp-avif-screen`); `semantic-avif` AVIF with the editor package's networks around it. */
-export function gatewayCodec(name: string): CodecChoice | undefined {
-  if (name === 'vlmpress') return 'learned';
-  if (name === SEMANTIC_AVIF) return SEMANTIC_AVIF;
-  const c = name.startsWith('sharp-') ? name.slice(6) : '';
-  return (CLASSICAL_CODECS as readonly string[]).includes(c) ? (c as ClassicalCodec) : undefined;
-}
+/** Policy-table codec names are the evaluation harness's (`vlmpress` the learned codec, `sharp-<codec>` a
+ * classical codec as the gateway makes it, `semantic-avif`): the codec table maps them to the gateway's. */
+export { gatewayCodec };
 
 export class PolicyTableError extends Error {}
 
@@ -138,10 +133,7 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
       if (typeof e?.quality !== 'number' || !(e.quality >= 1) || typeof e.codec !== 'string')
         return fail(`classes.${c}.targets.${t} needs codec and quality`);
       // A codec this gateway cannot make would otherwise fall back silently, with a wrong reason.
-      if (!gatewayCodec(e.codec))
-        fail(
-          `classes.${c}.targets.${t}: unknown codec "${e.codec}" (known: vlmpress, ${CLASSICAL_CODECS.map((k) => `sharp-${k}`).join(', ')})`,
-        );
+      if (!gatewayCodec(e.codec)) fail(`classes.${c}.targets.${t}: unknown codec "${e.codec}" (known: ${HARNESS_CODECS.join(', ')})`);
       const measure = parseTarget(t)!.measure;
       const metrics = Array.isArray(entry.metrics) ? entry.metrics : (entry.metrics?.[measure] ?? []);
       const minScale = (e as { min_scale?: unknown }).min_scale;
@@ -171,7 +163,7 @@ export function parsePolicyTable(raw: unknown, modelId: string, where: string): 
 /** An avif-screen entry as the builder chose without avif-screen; any other entry (or one without the
  * alternative, e.g. hand-made, whose encodes then fail with unsupported_codec where avifenc is missing) as it is. */
 export function entryWithoutScreen(e: PolicyEntry): PolicyEntry {
-  if (gatewayCodec(e.codec) !== 'avif-screen' || !e.withoutScreen) return e;
+  if (gatewayCodec(e.codec) !== KIND_NAMES.avifScreen || !e.withoutScreen) return e;
   const { withoutScreen, ...rest } = e;
   return { ...rest, ...withoutScreen };
 }

@@ -8,7 +8,7 @@
  * 4. a byte budget (`max_bytes`) then takes the highest quality up to that one which fits.
  * The decision and its reason go back to the client.
  */
-import { fittedSize, type CodecChoice, type ResizeRule } from '../codec/index.js';
+import { DEFAULT_CODEC, fittedSize, type CodecChoice, type ResizeRule } from '../codec/index.js';
 import { entryWithoutScreen, gatewayCodec, parseTarget, type PolicyTable } from './policy-table.js';
 import { resizeRuleFor, type ImageDetail, type ResolutionProfile } from './resolution.js';
 import type { ImageStats } from './image-stats.js';
@@ -70,16 +70,16 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
     req.maxImageTokens !== undefined && req.size ? withinTokens(view, profile, req, req.maxImageTokens, req.size, floor ?? 0) : view;
   const budget = req.maxBytes !== undefined ? { maxBytes: req.maxBytes } : {};
   const budgetNote = req.maxBytes !== undefined ? `; then the highest quality up to that within ${req.maxBytes} bytes` : '';
-  const base = { codec: 'learned' as const, resize: rule, taskClass, profile, ...budget };
+  const base = { codec: DEFAULT_CODEC, resize: rule, taskClass, profile, ...budget };
   if (req.quality !== undefined) {
-    const codec = req.codec ?? 'learned';
+    const codec = req.codec ?? DEFAULT_CODEC;
     return {
       ...base,
       codec,
       quality: req.quality,
       source: 'request',
       target: null,
-      reason: `${codec === 'learned' ? '' : `${codec} `}quality ${req.quality} set by the request${budgetNote}; size: ${note}`,
+      reason: `${codec === DEFAULT_CODEC ? '' : `${codec} `}quality ${req.quality} set by the request${budgetNote}; size: ${note}`,
     };
   }
   const target = req.target ?? table?.defaultTarget ?? config.defaultTarget;
@@ -99,7 +99,7 @@ export function decidePolicy(config: PolicySettings, table: PolicyTable | null, 
       ? `measured to keep ${percent} of the original's ${kept}: ${entry.metrics.join(' and ')}`
       : `nothing measured keeps ${percent} of the original's ${kept}: the setting that comes closest`;
     const what =
-      codec === 'learned'
+      codec === DEFAULT_CODEC
         ? `quality ${entry.quality}`
         : `${codec} quality ${entry.quality} (measured cheaper than the learned codec for ${taskClass})`;
     return {
@@ -159,7 +159,7 @@ export function policyHeader(d: PolicyDecision): string {
   return [
     d.source,
     `class=${d.taskClass}`,
-    ...(d.codec !== 'learned' ? [`codec=${d.codec}`] : []),
+    ...(d.codec !== DEFAULT_CODEC ? [`codec=${d.codec}`] : []),
     ...(d.target ? [`target=${d.target}`] : []),
     `quality=${d.quality}`,
     ...(d.maxBytes !== undefined ? [`max_bytes=${d.maxBytes}`] : []),

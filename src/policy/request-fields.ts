@@ -1,5 +1,5 @@
 /** Reading a client's policy fields (quality, max_bytes, task, target, prompt) with clear 400s for bad values. */
-import { CODEC_CHOICES, type CodecChoice } from '../codec/index.js';
+import { CODEC_CHOICES, DEFAULT_CODEC, isCodecChoice, qualityRange } from '../codec/index.js';
 import { HttpError } from '../http/http-error.js';
 import type { PolicyRequest } from './policy.js';
 import { parseTarget } from './policy-table.js';
@@ -7,9 +7,8 @@ import { TASK_HINTS } from './task-classifier.js';
 import { IMAGE_DETAILS, RESOLUTION_PROFILES, type ImageDetail, type ResolutionProfile } from './resolution.js';
 
 export const PROMPT_MAX_LENGTH = 100_000;
-/** The codecs a request may name for its `quality`, and the classical codecs' quality scale (sharp's, also semantic AVIF's). */
+/** The codecs a request may name for its `quality`: every kind of the codec table. */
 export const REQUEST_CODECS = CODEC_CHOICES;
-export const CLASSICAL_QUALITY_MAX = 100;
 
 export function parseNumber(name: string, raw: unknown, integer: boolean, min: number, max: number): number | undefined {
   if (raw === undefined || raw === null || raw === '') return undefined;
@@ -32,25 +31,25 @@ export function policyRequest(fields: Record<string, unknown>, levels: number, t
   const req: PolicyRequest = {};
   // Quality is on the named codec's own scale, so what an answer reports can be sent back as it is.
   const codec = parseText('codec', fields['codec'], 16);
-  if (codec !== undefined && !(REQUEST_CODECS as readonly string[]).includes(codec))
+  if (codec !== undefined && !isCodecChoice(codec))
     throw new HttpError(400, 'invalid_request', `codec must be one of ${REQUEST_CODECS.join(', ')}`);
-  const classical = codec !== undefined && codec !== 'learned';
-  const quality = classical
-    ? parseNumber(`quality for codec ${codec}`, fields['quality'], true, 1, CLASSICAL_QUALITY_MAX)
-    : parseNumber(
-        `quality for the learned codec (or name codec ${REQUEST_CODECS.filter((c) => c !== 'learned').join('/')})`,
-        fields['quality'],
-        false,
-        1,
-        levels,
-      );
+  const range = qualityRange(codec ?? DEFAULT_CODEC, levels);
+  const quality = parseNumber(
+    codec === undefined || codec === DEFAULT_CODEC
+      ? `quality for the ${DEFAULT_CODEC} codec (or name codec ${REQUEST_CODECS.filter((c) => c !== DEFAULT_CODEC).join('/')})`
+      : `quality for codec ${codec}`,
+    fields['quality'],
+    range.integer,
+    range.min,
+    range.max,
+  );
   if (codec !== undefined && quality === undefined)
     throw new HttpError(
       400,
       'invalid_request',
-      `codec ${codec} needs a quality (${classical ? `an integer from 1 to ${CLASSICAL_QUALITY_MAX}` : `1 to ${levels}`}); without codec and quality the policy chooses both`,
+      `codec ${codec} needs a quality (${range.integer ? `an integer from ${range.min} to ${range.max}` : `${range.min} to ${range.max}`}); without codec and quality the policy chooses both`,
     );
-  if (codec !== undefined) req.codec = codec as CodecChoice;
+  if (codec !== undefined) req.codec = codec;
   const maxBytes = parseNumber('max_bytes', fields['max_bytes'], true, 1, Number.MAX_SAFE_INTEGER);
   const maxImageTokens = parseNumber('max_image_tokens', fields['max_image_tokens'], true, 1, 1_000_000);
   const task = parseText('task', fields['task'], 64);

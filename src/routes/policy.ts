@@ -4,7 +4,7 @@
  * the gateway would do with an image of a given size, without sending the image).
  */
 import type { FastifyInstance } from 'fastify';
-import { fittedSize } from '../codec/index.js';
+import { describeKinds, fittedSize, kindPackage } from '../codec/index.js';
 import { decidePolicy } from '../policy/policy.js';
 import { policyRequest, viewRequest } from '../policy/request-fields.js';
 import { IMAGE_DETAILS, RESOLUTION_PROFILES } from '../policy/resolution.js';
@@ -30,6 +30,7 @@ export async function policyRoutes(app: FastifyInstance, ctx: GatewayContext): P
     async () => ({
       model: { name: model.name, id: model.id },
       editor: ctx.defaultEditor,
+      codecs: describeKinds({ levels: model.levels, default: model.defaultQuality }),
       table: ctx.policyTable !== null,
       targets: ctx.targets,
       defaultTarget: ctx.policyTable?.defaultTarget ?? ctx.config.defaultTarget,
@@ -81,7 +82,7 @@ export async function policyRoutes(app: FastifyInstance, ctx: GatewayContext): P
           original: imageTokens(profile, width, height, view.detail),
           encoded: imageTokens(profile, size.width, size.height, view.detail),
         },
-        editor: decision.codec === 'semantic-avif' ? ctx.defaultEditor : null,
+        editor: kindPackage(decision.codec) === 'editor' ? ctx.defaultEditor : null,
       };
     },
   );

@@ -2,8 +2,8 @@
  * Schemas shared by the route definitions. Request schemas validate (server/openapi.ts: no coercion,
  * nothing removed, so the proxy forwards exactly what it was sent); response schemas document.
  */
-import { CLASSICAL_CODECS, SEMANTIC_AVIF } from '../codec/index.js';
-import { CLASSICAL_QUALITY_MAX, PROMPT_MAX_LENGTH, REQUEST_CODECS } from '../policy/request-fields.js';
+import { DEFAULT_CODEC, qualityRange } from '../codec/index.js';
+import { PROMPT_MAX_LENGTH, REQUEST_CODECS } from '../policy/request-fields.js';
 import { TASK_HINTS } from '../policy/task-classifier.js';
 import { IMAGE_DETAILS, RESOLUTION_PROFILES } from '../policy/resolution.js';
 
@@ -55,17 +55,19 @@ export function settingHeader(field: RequestSetting): string {
  * those are checked by policyRequest with the same limits.
  */
 export function policyFields(levels: number) {
+  const ranges = REQUEST_CODECS.map((name) => ({ name, ...qualityRange(name, levels) }));
+  const scales = ranges.map((r) => `${r.name} ${r.min} (smallest) to ${r.max}${r.integer ? ', integers' : ', fractional values allowed'}`);
   return {
     codec: {
       type: 'string',
       enum: REQUEST_CODECS,
-      description: `the codec of \`quality\`: learned (the default), ${CLASSICAL_CODECS.join(', ')} or ${SEMANTIC_AVIF} (the editor package's pre-editor before AVIF); the answer reports both, so they can be sent back as they came`,
+      description: `the codec of \`quality\`: ${DEFAULT_CODEC} (the default) or ${REQUEST_CODECS.filter((c) => c !== DEFAULT_CODEC).join(', ')} (GET /policy: \`codecs\` describes each); the answer reports both, so they can be sent back as they came`,
     },
     quality: {
       type: ['number', 'string'],
-      minimum: 1,
-      maximum: CLASSICAL_QUALITY_MAX,
-      description: `quality on the codec's own scale: learned 1 (smallest) to ${levels}, fractional values allowed; ${[...CLASSICAL_CODECS, SEMANTIC_AVIF].join(', ')} integers 1 to ${CLASSICAL_QUALITY_MAX}`,
+      minimum: Math.min(...ranges.map((r) => r.min)),
+      maximum: Math.max(...ranges.map((r) => r.max)),
+      description: `quality on the codec's own scale: ${scales.join('; ')}`,
     },
     max_bytes: { type: ['integer', 'string'], minimum: 1, description: 'byte budget: the highest quality whose bitstream fits' },
     max_image_tokens: {

@@ -13,7 +13,15 @@ import { HttpError } from '../http/http-error.js';
 
 const DIST_SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** compiled modules the page loads, relative to dist/src: the page, the encoder and the container they share with the codec */
-const LIB_MODULES = ['web/inspector.js', 'web/encoder.js', 'web/plot.js', 'codec/container.js', 'codec/crc32c.js', 'codec/errors.js'];
+const LIB_MODULES = [
+  'web/inspector.js',
+  'web/encoder.js',
+  'web/plot.js',
+  'codec/container.js',
+  'codec/crc32c.js',
+  'codec/errors.js',
+  'codec/kinds/names.js',
+];
 const STATIC_FILES = ['index.html', 'inspector.css'];
 
 const MIME: Record<string, string> = {

@@ -4,7 +4,7 @@
  * maps (image, settings, model) to the id, so an identical request is encoded once.
  */
 import { createHash } from 'node:crypto';
-import type { ResizeRule } from '../codec/index.js';
+import { DEFAULT_CODEC, type ResizeRule } from '../codec/index.js';
 
 export interface StoredMeta {
   width: number;
@@ -56,7 +56,7 @@ export function cacheKey(
       settings.maxBytes ?? null,
       [maxLongSide, maxShortSide ?? null, maxPixels ?? null],
       settings.modelId,
-      settings.codec ?? 'learned',
+      settings.codec ?? DEFAULT_CODEC,
     ]),
   );
   return h.digest('hex');

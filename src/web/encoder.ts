@@ -16,6 +16,7 @@
  */
 import encodeAvif from '@jsquash/avif/encode.js';
 import { CodecKind, Flags, NO_MODEL, QUALITY_ONE, serialiseContainer } from '../codec/container.js';
+import { KIND_NAMES } from '../codec/kinds/names.js';
 
 /** RGBA pixels, as ImageData holds them. */
 export interface Pixels {
@@ -33,7 +34,7 @@ export interface EditorInfo {
 }
 
 /** The codecs the browser makes: the AV1 ones (the policy's choices for photos). */
-export const BROWSER_CODECS = ['avif', 'semantic-avif'] as const;
+export const BROWSER_CODECS = [KIND_NAMES.avif, KIND_NAMES.semanticAvif] as const;
 export type BrowserCodec = (typeof BROWSER_CODECS)[number];
 
 export interface BrowserEncodeSettings {
@@ -125,7 +126,7 @@ export async function encodeBitstream(pixels: Pixels, settings: BrowserEncodeSet
     throw new BrowserEncodeError('invalid_argument', `${codec} quality must be an integer from 1 to 100`);
   if (pixels.width < 1 || pixels.height < 1 || pixels.data.length !== pixels.width * pixels.height * 4)
     throw new BrowserEncodeError('invalid_argument', 'pixels must be RGBA of width x height x 4 bytes');
-  const semantic = codec === 'semantic-avif';
+  const semantic = codec === KIND_NAMES.semanticAvif;
   const editor = settings.editor;
   if (semantic && !editor) throw new BrowserEncodeError('invalid_argument', 'semantic AVIF needs the editor package (GET /policy: editor)');
   const { pixels: opaque, hadAlpha } = flattenOnWhite(pixels);

@@ -17,7 +17,16 @@ import {
 } from './encoder.js';
 import { renderPlot, type PlotPoint } from './plot.js';
 
+/** A codec kind as GET /policy describes it (the gateway's kind table). */
+interface CodecInfo {
+  name: string;
+  harnessName: string;
+  package: 'model' | 'editor' | null;
+  quality: { min: number; max: number; default: number; integer: boolean; ladder: number[] };
+}
+
 interface PolicyInfo {
+  codecs: CodecInfo[];
   targets: string[];
   defaultTarget: string;
   taskHints: string[];
@@ -133,12 +142,32 @@ function options(select: HTMLSelectElement, values: string[], selected?: string,
   for (const v of values) select.append(new Option(v, v, false, v === selected));
 }
 
+/** The quality field takes the chosen codec's scale. */
+function applyScale(): void {
+  const scale = policyInfo?.codecs.find((c) => c.name === $<HTMLSelectElement>('codec').value)?.quality;
+  if (!scale) return;
+  const q = $<HTMLInputElement>('quality');
+  q.min = String(scale.min);
+  q.max = String(scale.max);
+  q.step = scale.integer ? '1' : 'any';
+  if (!(Number(q.value) >= scale.min && Number(q.value) <= scale.max)) q.value = String(scale.default);
+}
+
 async function loadPolicy(): Promise<void> {
   try {
     policyInfo = await callGateway<PolicyInfo>(gateway(), '/policy');
     options($<HTMLSelectElement>('profile'), policyInfo.profiles, 'openai');
     options($<HTMLSelectElement>('task'), policyInfo.taskHints, undefined, true);
     options($<HTMLSelectElement>('target'), policyInfo.targets, policyInfo.defaultTarget);
+    // The gateway's kinds; first chosen: the one made with its editor package (the policy's photo codec).
+    const codec = $<HTMLSelectElement>('codec');
+    const initial = codec.value || policyInfo.codecs.find((c) => c.package === 'editor')?.name;
+    options(
+      codec,
+      policyInfo.codecs.map((c) => c.name),
+      initial,
+    );
+    applyScale();
     clearError();
     setState('idle');
   } catch (e) {
@@ -175,6 +204,7 @@ function showDecision(policy: Decision, id: string, how: string): void {
     curves,
     target: Number(target.replace('agreement:', '')),
     chosen: { codec: policy.codec, quality: policy.quality },
+    names: Object.fromEntries((info?.codecs ?? []).map((c) => [c.harnessName, c.name])),
   });
 }
 
@@ -271,6 +301,7 @@ function wire(): void {
       }
     });
   }
+  $('codec').addEventListener('change', applyScale);
   $('serverBtn').addEventListener('click', () => void compressOnGateway());
   $('browserBtn').addEventListener('click', () => void encodeInBrowser());
   const split = $<HTMLInputElement>('split');

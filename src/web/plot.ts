@@ -15,6 +15,8 @@ export interface PlotInput {
   /** the target's value (0.98) */
   target: number;
   chosen: { codec: string; quality: number } | null;
+  /** the gateway's name of each codec it makes, by policy-table (harness) name (GET /policy: codecs) */
+  names: Record<string, string>;
 }
 
 const COLOURS = ['#3b6fd8', '#ff5a36', '#2a9d5b', '#8c4bd6', '#c98a00', '#0f9bb2', '#d6457a', '#6b7280', '#7a5c2e', '#111827'];
@@ -29,13 +31,10 @@ function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string,
 
 const worst = (p: PlotPoint) => Math.min(...Object.values(p.scores));
 
-/** Policy-table names of what the gateway makes (the rest are the harness's reference encoders: Pillow, ffmpeg). */
-const GATEWAY_CODECS = new Set(['vlmpress', 'sharp-avif', 'sharp-webp', 'sharp-jpeg', 'semantic-avif']);
-
-/** The policy-table codec name as the gateway's answers say it; reference encoders keep their name, starred. */
-export function gatewayName(codec: string): string {
-  if (!GATEWAY_CODECS.has(codec)) return `${codec}*`;
-  return codec === 'vlmpress' ? 'learned' : codec.startsWith('sharp-') ? codec.slice(6) : codec;
+/** The policy-table codec name as the gateway's answers say it; the harness's reference encoders (Pillow,
+ * ffmpeg), which the gateway does not make, keep their name, starred. */
+export function gatewayName(codec: string, names: Record<string, string>): string {
+  return names[codec] ?? `${codec}*`;
 }
 
 export function renderPlot(host: HTMLElement, input: PlotInput): void {
@@ -70,10 +69,11 @@ export function renderPlot(host: HTMLElement, input: PlotInput): void {
   svg.append(el('line', { x1: m.l, y1: y(input.target), x2: W - m.r, y2: y(input.target), stroke: '#999', 'stroke-dasharray': '4 3' }));
   svg.append(el('text', { x: W - m.r, y: y(input.target) - 3, 'text-anchor': 'end', fill: '#666' }, `target ${input.target}`));
   // Gateway codecs first, solid; the harness's reference encoders dashed.
-  entries.sort(([a], [b]) => Number(GATEWAY_CODECS.has(b)) - Number(GATEWAY_CODECS.has(a)) || a.localeCompare(b));
+  const made = (codec: string) => codec in input.names;
+  entries.sort(([a], [b]) => Number(made(b)) - Number(made(a)) || a.localeCompare(b));
   entries.forEach(([codec, pts], i) => {
     const colour = COLOURS[i % COLOURS.length]!;
-    const reference = !GATEWAY_CODECS.has(codec);
+    const reference = !made(codec);
     const sorted = [...pts].sort((a, b) => a.bpp - b.bpp);
     svg.append(
       el('polyline', {
@@ -82,18 +82,20 @@ export function renderPlot(host: HTMLElement, input: PlotInput): void {
         stroke: colour,
         'stroke-width': 1.5,
         ...(reference ? { 'stroke-dasharray': '3 2', opacity: 0.7 } : {}),
-        'data-codec': gatewayName(codec),
+        'data-codec': gatewayName(codec, input.names),
       }),
     );
     for (const p of sorted) svg.append(el('circle', { cx: x(p.bpp), cy: y(worst(p)), r: 2, fill: colour }));
     const lx = m.l + (i % 3) * 105;
     const ly = H - m.b + 36 + Math.floor(i / 3) * 11;
     svg.append(el('rect', { x: lx, y: ly - 7, width: 8, height: 8, fill: colour }));
-    svg.append(el('text', { x: lx + 11, y: ly }, gatewayName(codec)));
+    svg.append(el('text', { x: lx + 11, y: ly }, gatewayName(codec, input.names)));
   });
   svg.append(el('text', { x: m.l, y: H - 3, fill: '#666' }, '* reference encoders of the harness, not made by the gateway'));
   const chosen = input.chosen;
-  const hit = chosen ? entries.find(([c]) => gatewayName(c) === chosen.codec)?.[1].find((p) => p.setting === chosen.quality) : undefined;
+  const hit = chosen
+    ? entries.find(([c]) => gatewayName(c, input.names) === chosen.codec)?.[1].find((p) => p.setting === chosen.quality)
+    : undefined;
   if (chosen && hit) {
     svg.append(
       el('circle', { id: 'chosenPoint', cx: x(hit.bpp), cy: y(worst(hit)), r: 6, fill: 'none', stroke: '#111', 'stroke-width': 2 }),

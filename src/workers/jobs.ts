@@ -99,12 +99,21 @@ export interface JobObserver {
 /** Readiness checks by name (models, redis, workers). */
 export type RunnerHealth = Record<string, { ok: boolean; detail?: string }>;
 
+/** A codec model package as the job side serves it. */
+export interface LoadedModel {
+  name: string;
+  id: string;
+  provider: string;
+  levels: number;
+  defaultQuality: number;
+}
+
 export interface JobRunner {
   readonly mode: 'embedded' | 'redis';
   encode(job: Omit<EncodeJob, 'kind'>): Promise<EncodeJobResult>;
   decode(job: Omit<DecodeJob, 'kind'>): Promise<DecodeJobResult>;
   /** resolves when the codec is loaded wherever jobs run; rejects with the reason when it cannot be */
-  ready(): Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }>;
+  ready(): Promise<{ models: LoadedModel[] }>;
   /** what /readyz reports for the job side */
   health(): Promise<RunnerHealth>;
   counts(): Promise<{ waiting: number; active: number }>;

@@ -8,6 +8,11 @@ const options = workerData as ProcessorOptions;
 export default async function handle(job: Job | { kind: 'ready' }) {
   const codec = await codecFor(options);
   if (job.kind === 'ready')
-    return { ok: true, value: { models: codec.modelInfo.map(({ name, id, provider, levels }) => ({ name, id, provider, levels })) } };
+    return {
+      ok: true,
+      value: {
+        models: codec.modelInfo.map(({ name, id, provider, levels, defaultQuality }) => ({ name, id, provider, levels, defaultQuality })),
+      },
+    };
   return runJob(codec, job);
 }

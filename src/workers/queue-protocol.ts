@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { CodecChoice, OutputFormat, ResizeRule } from '../codec/index.js';
-import type { ClientCopy, DecodeJobResult, EncodeJobResult, JobOutcome } from './jobs.js';
+import type { ClientCopy, DecodeJobResult, EncodeJobResult, JobOutcome, LoadedModel } from './jobs.js';
 
 export const QUEUES = { encode: 'encode', decode: 'decode' } as const;
 export type QueueName = keyof typeof QUEUES;
@@ -113,7 +113,7 @@ export interface WorkerHeartbeat {
   id: string;
   host: string;
   pid: number;
-  models: { name: string; id: string; provider: string; levels: number }[];
+  models: LoadedModel[];
   concurrency: number;
   startedAt: string;
 }

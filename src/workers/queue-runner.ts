@@ -19,6 +19,7 @@ import {
   type EncodeJob,
   type EncodeJobResult,
   type JobRunner,
+  type LoadedModel,
   type RunnerHealth,
 } from './jobs.js';
 import {
@@ -197,12 +198,20 @@ export class QueueRunner implements JobRunner {
     return values.flatMap((v) => (v ? [JSON.parse(v) as WorkerHeartbeat] : []));
   }
 
-  async ready(): Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }> {
+  async ready(): Promise<{ models: LoadedModel[] }> {
     // The gateway loads no graphs in this mode: it describes the bundled models from their manifests.
     const models = await describeModels(this.options.modelDirs);
     await Promise.all(Object.values(this.queues).map((q) => q.waitUntilReady()));
     await Promise.all(Object.values(this.events).map((e) => e.waitUntilReady()));
-    return { models: models.map((m) => ({ name: m.name, id: m.id, provider: 'queue workers', levels: m.levels })) };
+    return {
+      models: models.map((m) => ({
+        name: m.name,
+        id: m.id,
+        provider: 'queue workers',
+        levels: m.levels,
+        defaultQuality: m.defaultQuality,
+      })),
+    };
   }
 
   async health(): Promise<RunnerHealth> {

@@ -24,6 +24,7 @@ import {
   type JobObserver,
   type JobOutcome,
   type JobRunner,
+  type LoadedModel,
 } from './jobs.js';
 import { JobDurations } from './job-durations.js';
 import { unwrap, type ProcessorOptions } from './processor.js';
@@ -174,17 +175,15 @@ export class ThreadPoolRunner implements JobRunner {
     return this.run({ kind: 'decode', ...job }, this.timeoutMs, queue.othersWaiting);
   }
 
-  private loaded: Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }> | undefined;
+  private loaded: Promise<{ models: LoadedModel[] }> | undefined;
 
-  async ready(): Promise<{ models: { name: string; id: string; provider: string; levels: number }[] }> {
+  async ready(): Promise<{ models: LoadedModel[] }> {
     // Warm every thread so the first requests do not pay for session creation.
     if (!this.loaded) {
       // Loading the models (CUDA initialisation included) may take longer than a job may.
       const loadTimeoutMs = Math.max(this.timeoutMs, MODEL_LOAD_TIMEOUT_MS);
       const loading = Promise.all(
-        Array.from({ length: this.threads }, () =>
-          this.run<{ models: { name: string; id: string; provider: string; levels: number }[] }>({ kind: 'ready' }, loadTimeoutMs),
-        ),
+        Array.from({ length: this.threads }, () => this.run<{ models: LoadedModel[] }>({ kind: 'ready' }, loadTimeoutMs)),
       ).then((all) => all[0]!);
       // A failed load is tried again by the next call.
       loading.catch(() => {

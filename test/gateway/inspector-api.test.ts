@@ -65,6 +65,42 @@ for (const mode of MODES)
       }
     });
 
+    it('GET /policy: every codec kind with its scale, and each ladder point encodes on /compress', async () => {
+      const p = (await (await fetch(`${gw.base}/policy`)).json()) as {
+        codecs: { name: string; harnessName: string; quality: { min: number; max: number; integer: boolean; ladder: number[] } }[];
+        classes: Record<string, { targets: Record<string, { codec: string }> }>;
+      };
+      const doc = (await (await fetch(`${gw.base}/docs/json`)).json()) as {
+        paths: Record<
+          string,
+          { post: { requestBody: { content: Record<string, { schema: { properties: { codec: { enum: string[] } } } }> } } }
+        >;
+      };
+      const names = p.codecs.map((c) => c.name);
+      assert.deepEqual(doc.paths['/compress']!.post.requestBody.content['application/json']!.schema.properties.codec.enum, names);
+      // Every codec the policy table chooses is a kind the gateway describes.
+      for (const entry of Object.values(p.classes))
+        for (const e of Object.values(entry.targets))
+          assert.ok(
+            p.codecs.some((c) => c.harnessName === e.codec),
+            e.codec,
+          );
+      for (const c of p.codecs) {
+        const { min, max, integer, ladder } = c.quality;
+        assert.ok(
+          ladder.every((q) => q >= min && q <= max && (!integer || Number.isInteger(q))),
+          c.name,
+        );
+        // The cheapest and the dearest operating point are requests the gateway takes as they are.
+        for (const q of [ladder[0]!, ladder.at(-1)!]) {
+          const res = await compress(gw, jpeg, { codec: c.name, quality: String(q) });
+          assert.equal(res.status, 200, `${c.name} q${q}: ${await res.clone().text()}`);
+          const body = (await res.json()) as { codec: string; quality: number };
+          assert.deepEqual([body.codec, body.quality], [c.name, q]);
+        }
+      }
+    });
+
     it('POST /policy/decision says what /compress then does', async () => {
       const cases: Record<string, string>[] = [
         { profile: 'openai' },

@@ -1,5 +1,5 @@
 /**
- * AVIF for rendered text: libavif's `avifenc` (Debian `libavif-bin`) with libaom's screen-content
+ * avif-screen, AVIF for rendered text: libavif's `avifenc` (Debian `libavif-bin`) with libaom's screen-content
  * tools on (`tune-content=screen`: palette and intra block copy) and full-resolution chroma. sharp's
  * AVIF (libheif) exposes neither; on the rendered text pages the harness measured this encoder at
  * -45 % (PP-OCRv4) and -43 % (Tesseract) bytes against sharp AVIF for the same character accuracy
@@ -10,9 +10,12 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
-import { CodecError } from './errors.js';
-import type { RgbImage } from './image-io.js';
+import { CodecKind } from '../container.js';
+import { CodecError } from '../errors.js';
+import type { RgbImage } from '../image-io.js';
+import { AVIF_SCALE } from './avif.js';
+import { plainFileKind, sharpRgb } from './file-payload.js';
+import { KIND_NAMES } from './names.js';
 
 /** The command that runs avifenc when the options name none (found on the PATH). */
 export const DEFAULT_AVIFENC = 'avifenc';
@@ -32,7 +35,10 @@ function run(binary: string, args: string[]): Promise<void> {
       if (!err) return resolve();
       if ((err as NodeJS.ErrnoException).code === 'ENOENT')
         return reject(
-          new CodecError('unsupported_codec', `avif-screen needs avifenc (apt-get install libavif-bin), not found as "${binary}"`),
+          new CodecError(
+            'unsupported_codec',
+            `${KIND_NAMES.avifScreen} needs avifenc (apt-get install libavif-bin), not found as "${binary}"`,
+          ),
         );
       reject(new Error(`avifenc failed: ${String(stderr).trim().split('\n').slice(-3).join(' ') || err.message}`));
     });
@@ -45,9 +51,7 @@ export async function encodeAvifScreen(img: RgbImage, quality: number, binary = 
     const src = path.join(dir, 'in.png');
     const out = path.join(dir, 'out.avif');
     // Uncompressed PNG: the cheapest lossless hand-over avifenc reads (its stdin takes only Y4M).
-    await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-      .png({ compressionLevel: 0 })
-      .toFile(src);
+    await sharpRgb(img).png({ compressionLevel: 0 }).toFile(src);
     const q = String(quantizerFor(quality));
     await run(binary, [
       ...['--speed', String(SPEED), '--jobs', '1', '--yuv', '444', '--min', q, '--max', q],
@@ -63,3 +67,8 @@ export async function encodeAvifScreen(img: RgbImage, quality: number, binary = 
 export function avifencAvailable(binary = DEFAULT_AVIFENC): Promise<boolean> {
   return new Promise((resolve) => execFile(binary, ['--version'], { timeout: 10_000 }, (err) => resolve(!err)));
 }
+
+/** Swept by the harness at sharp AVIF's settings. */
+export const avifScreen = plainFileKind(KIND_NAMES.avifScreen, CodecKind.AvifScreen, 'avif', AVIF_SCALE, (img, quality, tools) =>
+  encodeAvifScreen(img, quality, tools.avifenc),
+);
