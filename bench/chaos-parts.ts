@@ -34,6 +34,14 @@ export class Proc {
     private readonly readyLine: RegExp,
   ) {}
 
+  /** the last lines of the current run's output that match `pattern` */
+  logLines(pattern: RegExp, n = 3): string[] {
+    return this.log
+      .split('\n')
+      .filter((l) => pattern.test(l))
+      .slice(-n);
+  }
+
   async start(): Promise<void> {
     this.expected = false;
     this.log = '';

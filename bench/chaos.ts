@@ -27,11 +27,12 @@ import { FIXTURES, ROOT } from '../test/helpers.js';
 import { Codec } from '../src/codec/index.js';
 import { compressBody, imageSource, load, pct, post, Proc, setHangMs, sleep, waitReady, type Outcome } from './chaos-parts.js';
 import { benchArgs } from './cli-args.js';
+import { s3Phase } from './chaos-s3.js';
 import { metastableRow, type MetastableRow } from './metastable.js';
 import { median, table, timed } from './stats.js';
 
 const USAGE =
-  'node dist/bench/chaos.js [--quick] [--steady-seconds 300] [--connections 8] [--keys 1000000] [--metastable-only] [--compare-before]';
+  'node dist/bench/chaos.js [--quick] [--steady-seconds 300] [--connections 8] [--keys 1000000] [--metastable-only] [--compare-before] [--s3-only]';
 const values = benchArgs(USAGE, {
   quick: { type: 'boolean', default: false },
   'steady-seconds': { type: 'string' },
@@ -39,6 +40,7 @@ const values = benchArgs(USAGE, {
   keys: { type: 'string' },
   'metastable-only': { type: 'boolean', default: false },
   'compare-before': { type: 'boolean', default: false },
+  's3-only': { type: 'boolean', default: false },
 });
 const quick = values.quick;
 const steadySeconds = Number(values['steady-seconds'] ?? (quick ? 20 : 300));
@@ -406,10 +408,14 @@ const image = await imageSource();
 const flat = flatBitstream;
 const huge = Buffer.from(serialiseContainer({ ...parseContainer(flat), width: 65535, height: 65535 }));
 const t0 = performance.now();
-if (!values['metastable-only']) {
+if (values['s3-only']) {
+  const s3Gateway = await s3Phase(image, check, quick);
+  check(s3Gateway.deaths === 0, 'the S3-store gateway did not die by itself');
+} else if (!values['metastable-only']) {
   const procs = await redisPhase(image, { flat, huge });
   const embedded = await embeddedPhase(image, { flat });
-  const all = [...Object.values(procs), embedded];
+  const s3Gateway = await s3Phase(image, check, quick);
+  const all = [...Object.values(procs), embedded, s3Gateway];
   console.log(
     '\n' + table([['process', 'peak RSS (MB)', 'deaths nobody caused'], ...all.map((p) => [p.name, p.peakRssMb.toFixed(0), p.deaths])]),
   );
@@ -420,7 +426,7 @@ if (!values['metastable-only']) {
     'workers stayed under 1 GB peak RSS through the decode bomb',
   );
 }
-await metastablePhase();
+if (!values['s3-only']) await metastablePhase();
 console.log(
   `\nchaos suite: ${failures.length ? `${failures.length} check(s) FAILED` : 'all checks passed'} in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
 );

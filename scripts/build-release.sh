@@ -60,7 +60,7 @@ fi
 # The runtime must load: the codec module resolves the bundled models from here.
 node --input-type=module -e "
   const { installedProviders } = await import('./dist/src/codec/execution-providers.js');
-  const { BUNDLED_MODELS_DIR } = await import('./dist/src/codec/codec.js');
+  const { BUNDLED_MODELS_DIR } = await import('./dist/src/codec/index.js');
   const fs = await import('node:fs');
   if (!fs.existsSync(BUNDLED_MODELS_DIR)) throw new Error('models not found at ' + BUNDLED_MODELS_DIR);
   const want = process.argv[1] === 'cuda12' ? ['cuda', 'cpu'] : ['cpu'];

@@ -78,6 +78,10 @@ if [ -z "${VLMPRESS_TEST_REDIS_URL:-}" ]; then
 fi
 echo "== Redis for the tests: $VLMPRESS_TEST_REDIS_URL =="
 
+# A real S3 server for the S3 store's tests (each test file starts its own on free ports): SeaweedFS,
+# built once from the Go module registry into .tools/bin/weed.
+./scripts/build-seaweedfs.sh
+
 # The time each suite takes, printed at the end.
 timings=()
 suite_start=0  # bash counts SECONDS from the start of the script

@@ -203,6 +203,7 @@ done
 # in a core object and in a CRD object each fail.
 ! "$bin/helm" template v "$chart" --set config.VLMPRESS_JOB_TIMEOUT=1 >/dev/null 2>&1 || die "values.schema.json accepted an unknown setting"
 ! "$bin/helm" template v "$chart" --set redis.enabled=false >/dev/null 2>&1 || die "the chart accepted workers without Redis"
+! "$bin/helm" template v "$chart" --set config.VLMPRESS_STORE=s3 >/dev/null 2>&1 || die "the chart accepted the S3 store without a bucket"
 "$bin/helm" template v "$chart" -f deploy/k8s/values-gpu-keda.yaml > "$tmp/rendered.yaml"
 sed 's/^\(  *\)automountServiceAccountToken: false$/\1automountServiceAccountToken: false\n\1unknownField: 1/' "$tmp/rendered.yaml" > "$tmp/bad-core.yaml"
 sed 's/^\(  *\)metricType: AverageValue$/\1metricType: AverageValue\n\1unknownField: 1/' "$tmp/rendered.yaml" > "$tmp/bad-crd.yaml"

@@ -58,10 +58,22 @@ export interface GatewayConfig {
   workerMetricsPort: number;
   /** namespace of every Redis key (queues, store, worker heartbeats) */
   redisPrefix: string;
-  /** where bitstreams live: the filesystem (default without Redis) or Redis (default with it) */
-  store: 'filesystem' | 'redis';
-  /** Redis store: seconds a bitstream lives after its last write (0 = forever) */
+  /** where bitstreams live: the filesystem (default without Redis), Redis (default with it) or an S3-compatible bucket */
+  store: 'filesystem' | 'redis' | 's3';
+  /** Redis store, and the cache index of the S3 store in Redis: seconds an entry lives after its last write (0 = forever) */
   storeTtlSeconds: number;
+  /** S3 store (VLMPRESS_STORE=s3): the bucket; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+   * (and AWS_SESSION_TOKEN) when set, else the AWS SDK's standard chain (shared files, web identity, instance role) */
+  s3:
+    | {
+        endpoint: string | undefined;
+        region: string;
+        bucket: string;
+        prefix: string;
+        forcePathStyle: boolean;
+        credentials: { accessKeyId: string; secretAccessKey: string; sessionToken: string | undefined } | undefined;
+      }
+    | undefined;
   /** optional JSON file listing several upstream LVLM backends (see docs/backends.md) */
   backendsFile: string | undefined;
   /** the backends that file lists, checked, with their API keys resolved */
@@ -151,11 +163,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
   const workerThreads = int('VLMPRESS_WORKER_THREADS', Math.max(1, Math.min(4, os.availableParallelism() - 1)), 1, 256);
   const maxBodyBytes = int('VLMPRESS_MAX_BODY_BYTES', 32 * 2 ** 20, 1024, 2 ** 30);
-  const store = oneOf('VLMPRESS_STORE', ['filesystem', 'redis'] as const, redisUrl ? 'redis' : 'filesystem');
+  const store = oneOf('VLMPRESS_STORE', ['filesystem', 'redis', 's3'] as const, redisUrl ? 'redis' : 'filesystem');
   if (store === 'redis' && !redisUrl) problems.push('VLMPRESS_STORE=redis needs REDIS_URL');
+  const s3 = store === 's3' ? s3Settings() : undefined;
   const redisPrefix = str('VLMPRESS_REDIS_PREFIX') ?? 'vlmpress';
   if (!/^[\w.-]{1,64}$/.test(redisPrefix))
     problems.push(`VLMPRESS_REDIS_PREFIX must be 1-64 letters, digits, "_", "." or "-", got "${redisPrefix}"`);
+  function s3Settings(): GatewayConfig['s3'] {
+    const bucket = str('VLMPRESS_S3_BUCKET');
+    if (!bucket) problems.push('VLMPRESS_STORE=s3 needs VLMPRESS_S3_BUCKET');
+    else if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) problems.push(`VLMPRESS_S3_BUCKET "${bucket}" is not a valid bucket name`);
+    const prefix = str('VLMPRESS_S3_PREFIX') ?? 'vlmpress/';
+    if (!/^[\w./-]{0,200}$/.test(prefix))
+      problems.push(`VLMPRESS_S3_PREFIX must be letters, digits, "_", ".", "/" or "-", got "${prefix}"`);
+    const endpoint = url('VLMPRESS_S3_ENDPOINT', ['http:', 'https:']);
+    const accessKeyId = str('AWS_ACCESS_KEY_ID');
+    const secretAccessKey = str('AWS_SECRET_ACCESS_KEY');
+    if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) problems.push('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together');
+    return {
+      endpoint,
+      region: str('VLMPRESS_S3_REGION') ?? 'us-east-1',
+      bucket: bucket ?? '',
+      prefix,
+      // Servers other than AWS mostly serve buckets by path, not by host name.
+      forcePathStyle: oneOf('VLMPRESS_S3_PATH_STYLE', ['on', 'off'] as const, endpoint ? 'on' : 'off') === 'on',
+      credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey, sessionToken: str('AWS_SESSION_TOKEN') } : undefined,
+    };
+  }
   const backendsFile = str('VLMPRESS_BACKENDS_FILE');
   const backends = backendsFile ? readBackendsFile(backendsFile, env, problems) : [];
   const maxSide = int('VLMPRESS_MAX_SIDE', 2048, 16, 16384);
@@ -194,6 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     workerMetricsPort: int('VLMPRESS_WORKER_METRICS_PORT', 9464, 0, 65535),
     redisPrefix,
     store,
+    s3,
     storeTtlSeconds: int('VLMPRESS_STORE_TTL_SECONDS', 7 * 24 * 3600, 0, 10 * 365 * 24 * 3600),
     backendsFile,
     backends,

@@ -12,7 +12,9 @@ import { healthRoutes } from '../routes/health.js';
 import { policyRoutes } from '../routes/policy.js';
 import { uiRoutes } from '../routes/ui.js';
 import { FsBitstreamStore } from '../store/fs-store.js';
-import type { BitstreamStore } from '../store/bitstream-store.js';
+import type { BitstreamStore, CorruptEntryListener } from '../store/bitstream-store.js';
+import { RedisCacheIndex } from '../store/cache-index.js';
+import { openS3Store } from '../store/s3-store.js';
 import type { JobRunner } from '../workers/jobs.js';
 import { AdmissionLimitedRunner } from '../workers/admission.js';
 import { QueueRunner } from '../workers/queue-runner.js';
@@ -21,6 +23,7 @@ import { backendsFrom } from '../lvlm-proxy/backends.js';
 import { proxyRoutes } from '../routes/proxy.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
 import { connectRedis } from '../infra/redis.js';
+import type { Redis } from 'ioredis';
 import { avifencAvailable, describeEditors, findModelDirs } from '../codec/index.js';
 import { readManifest } from '../codec/model-package.js';
 import { loadPolicyTable, PolicyTableError, tableWithoutScreen, type PolicyTable } from '../policy/policy-table.js';
@@ -53,6 +56,18 @@ async function loadDefaultPolicy(config: GatewayConfig, modelId: string): Promis
     if ((await readManifest(dir)).id === modelId) return loadPolicyTable(path.join(dir, 'policy.json'), modelId);
   }
   return null;
+}
+
+/** The configured bitstream store (the S3 one checks its bucket first). */
+async function openStore(config: GatewayConfig, redis: Redis | undefined, onCorrupt: CorruptEntryListener): Promise<BitstreamStore> {
+  if (config.store === 's3')
+    return openS3Store(
+      config.s3!,
+      redis ? new RedisCacheIndex(redis, config.redisPrefix, config.storeTtlSeconds, onCorrupt) : undefined,
+      onCorrupt,
+    );
+  if (config.store === 'redis' && redis) return new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds, onCorrupt);
+  return new FsBitstreamStore(config.dataDir, onCorrupt);
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -95,9 +110,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const onCorrupt = (part: 'bitstream' | 'meta' | 'cache') => metrics.storeCorrupt.inc({ part });
   const store =
     options.store ??
-    (config.store === 'redis' && redis
-      ? new RedisBitstreamStore(redis, config.redisPrefix, config.storeTtlSeconds, onCorrupt)
-      : new FsBitstreamStore(config.dataDir, onCorrupt));
+    (await openStore(config, redis, onCorrupt).catch(async (e: unknown) => {
+      // A store that cannot start (no bucket, refused credentials) stops start-up; leave nothing open.
+      await driver.close();
+      await redis?.quit();
+      throw e;
+    }));
   const backends = backendsFrom(config);
 
   // Load the codec in every worker before accepting traffic; a broken model package stops start-up.

@@ -7,6 +7,7 @@ import { isCodecError } from '../codec/index.js';
 import { codecErrorStatus, HttpError } from '../http/http-error.js';
 import { JobLostError, JobTimeoutError, OverloadedError, RedisUnavailableError, ShuttingDownError } from '../workers/jobs.js';
 import { isRedisConnectionError } from '../infra/redis.js';
+import { StoreUnavailableError } from '../store/bitstream-store.js';
 
 export function installErrorHandler(app: FastifyInstance, onError: (code: string) => void): void {
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
@@ -32,6 +33,11 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
         'redis_unavailable',
         err instanceof RedisUnavailableError ? err.message : `Redis is unavailable (${err.message}); retry shortly`,
       ];
+      void reply.header('retry-after', '2');
+    } else if (err instanceof StoreUnavailableError) {
+      [status, code, message] = [503, 'store_unavailable', err.message];
+      // The reason (down, timed out, credentials refused) is for the operator too.
+      req.log.warn({ err: err.cause ?? err }, 'bitstream store unavailable');
       void reply.header('retry-after', '2');
     } else if (err instanceof JobLostError) {
       [status, code, message] = [503, 'job_lost', err.message];

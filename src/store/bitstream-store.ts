@@ -16,12 +16,20 @@ export interface StoredMeta {
 }
 
 export interface BitstreamStore {
-  readonly kind: 'filesystem' | 'redis';
+  readonly kind: 'filesystem' | 'redis' | 's3';
   put(bitstream: Uint8Array, meta: StoredMeta): Promise<string>;
   get(id: string): Promise<{ bitstream: Uint8Array; meta: StoredMeta } | null>;
   lookup(cacheKey: string): Promise<string | null>;
   remember(cacheKey: string, id: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The store cannot be reached or refuses us (down, bad credentials): the request gets 503 store_unavailable. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
 }
 
 /** Called when a stored entry fails its hash or does not parse (it is then treated as a miss). */

@@ -17,6 +17,7 @@ import {
   type CorruptEntryListener,
   type StoredMeta,
 } from './bitstream-store.js';
+import { indexedId } from './cache-index.js';
 
 async function fsyncPath(p: string, flags: 'r' | 'r+'): Promise<void> {
   const fh = await open(p, flags);
@@ -99,10 +100,7 @@ export class FsBitstreamStore implements BitstreamStore {
   async lookup(key: string): Promise<string | null> {
     if (!ID_PATTERN.test(key)) return null;
     const id = (await readOrNull(path.join(this.dir, 'cache', key.slice(0, 2), key)))?.toString('utf8') ?? null;
-    if (id === null) return null;
-    if (ID_PATTERN.test(id)) return id;
-    this.onCorrupt('cache');
-    return null;
+    return indexedId(id, this.onCorrupt);
   }
 
   async remember(key: string, id: string): Promise<void> {

@@ -13,9 +13,11 @@ import {
   type CorruptEntryListener,
   type StoredMeta,
 } from './bitstream-store.js';
+import { RedisCacheIndex } from './cache-index.js';
 
 export class RedisBitstreamStore implements BitstreamStore {
   readonly kind = 'redis' as const;
+  private readonly index: RedisCacheIndex;
 
   constructor(
     private readonly redis: Redis,
@@ -23,9 +25,11 @@ export class RedisBitstreamStore implements BitstreamStore {
     /** seconds; 0 keeps values forever */
     private readonly ttlSeconds: number,
     private readonly onCorrupt: CorruptEntryListener = () => {},
-  ) {}
+  ) {
+    this.index = new RedisCacheIndex(redis, prefix, ttlSeconds, onCorrupt);
+  }
 
-  private key(kind: 'bitstream' | 'cache', id: string): string {
+  private key(kind: 'bitstream', id: string): string {
     return `${this.prefix}:${kind}:${id}`;
   }
 
@@ -54,15 +58,12 @@ export class RedisBitstreamStore implements BitstreamStore {
     return { bitstream: new Uint8Array(data), meta: parsed };
   }
 
-  async lookup(cacheKey: string): Promise<string | null> {
-    if (!ID_PATTERN.test(cacheKey)) return null;
-    const id = await this.redis.get(this.key('cache', cacheKey));
-    return id && ID_PATTERN.test(id) ? id : null;
+  lookup(cacheKey: string): Promise<string | null> {
+    return this.index.lookup(cacheKey);
   }
 
-  async remember(cacheKey: string, id: string): Promise<void> {
-    if (this.ttlSeconds > 0) await this.redis.set(this.key('cache', cacheKey), id, 'EX', this.ttlSeconds);
-    else await this.redis.set(this.key('cache', cacheKey), id);
+  remember(cacheKey: string, id: string): Promise<void> {
+    return this.index.remember(cacheKey, id);
   }
 
   async close(): Promise<void> {}

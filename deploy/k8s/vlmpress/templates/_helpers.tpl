@@ -94,6 +94,46 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* The S3 store's settings for the gateway (nothing unless s3.bucket is set). */}}
+{{- define "vlmpress.s3Env" -}}
+{{- with .Values.s3 }}
+{{- if .bucket }}
+- name: VLMPRESS_S3_BUCKET
+  value: {{ .bucket | quote }}
+- name: VLMPRESS_S3_REGION
+  value: {{ .region | quote }}
+- name: VLMPRESS_S3_PREFIX
+  value: {{ .prefix | quote }}
+{{- if .endpoint }}
+- name: VLMPRESS_S3_ENDPOINT
+  value: {{ .endpoint | quote }}
+{{- end }}
+{{- if .pathStyle }}
+- name: VLMPRESS_S3_PATH_STYLE
+  value: {{ .pathStyle | quote }}
+{{- end }}
+{{- if .existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: AWS_SECRET_ACCESS_KEY
+- name: AWS_SESSION_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: AWS_SESSION_TOKEN
+      optional: true
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Environment values are strings; integers from YAML arrive as float64 and must not become 4e+07. */}}
 {{- define "vlmpress.envValue" -}}
 {{- if and (kindIs "float64" .) (eq . (floor .)) }}{{ int64 . | toString | quote }}{{ else }}{{ toString . | quote }}{{ end }}
@@ -143,6 +183,13 @@ capabilities:
 {{- end }}
 {{- if and .Values.redis.enabled (or .Values.redis.url .Values.redis.existingSecret) }}
 {{- fail "redis.url / redis.existingSecret name an external Redis: set redis.enabled=false to use it" }}
+{{- end }}
+{{- $store := (merge (dict) .Values.gateway.config .Values.config).VLMPRESS_STORE | default "" }}
+{{- if and (eq $store "s3") (not .Values.s3.bucket) }}
+{{- fail "config.VLMPRESS_STORE=s3 needs s3.bucket" }}
+{{- end }}
+{{- if and .Values.s3.bucket (ne $store "s3") }}
+{{- fail "s3.bucket is set: set config.VLMPRESS_STORE=s3 to keep bitstreams there" }}
 {{- end }}
 {{- if and .Values.worker.autoscaling.keda.enabled .Values.worker.autoscaling.hpa.enabled }}
 {{- fail "worker.autoscaling: enable either keda or hpa, not both" }}
