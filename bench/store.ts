@@ -35,6 +35,8 @@ interface Run {
   readMs: number[];
   imageMs: number[];
   failed: number;
+  /** CPU ms the S3 server used per acknowledged /compress (it shares this machine's cores) */
+  s3CpuMsPerImage: number | null;
 }
 
 const size = Number(values.size);
@@ -94,6 +96,7 @@ async function run(store: 'fs' | 's3'): Promise<Run> {
       (next += 10_000),
     );
     const end = Date.now() + seconds * 1000;
+    const cpu0 = s3.cpuSeconds();
     const t0 = performance.now();
     const outcomes = await load(
       () => base,
@@ -103,6 +106,7 @@ async function run(store: 'fs' | 's3'): Promise<Run> {
       (next += 100_000),
     );
     const elapsed = (performance.now() - t0) / 1000;
+    const s3Cpu = s3.cpuSeconds() - cpu0;
     const ok = outcomes.filter((o) => o.status === 200 && o.id);
     const ids = ok.map((o) => o.id!).slice(0, Number(values.reads));
     const reads: Outcome[] = [];
@@ -117,6 +121,7 @@ async function run(store: 'fs' | 's3'): Promise<Run> {
       compressMs: ok.map((o) => o.ms),
       readMs: reads.filter((o) => o.status === 200).map((o) => o.ms),
       imageMs: images.filter((o) => o.status === 200).map((o) => o.ms),
+      s3CpuMsPerImage: store === 's3' ? (1000 * s3Cpu) / Math.max(1, ok.length) : null,
       failed: outcomes.length - ok.length + reads.filter((o) => o.status !== 200).length + images.filter((o) => o.status !== 200).length,
     };
   } finally {
@@ -147,6 +152,7 @@ const rows: (string | number)[][] = [
     'p99',
     '/image (cache miss) p50',
     'p99',
+    'S3 server CPU ms / image',
     'failed',
   ],
 ];
@@ -161,6 +167,7 @@ runs.forEach((r, i) =>
     pct(r.readMs, 99).toFixed(1),
     pct(r.imageMs, 50).toFixed(1),
     pct(r.imageMs, 99).toFixed(1),
+    r.s3CpuMsPerImage === null ? '' : r.s3CpuMsPerImage.toFixed(1),
     r.failed,
   ]),
 );

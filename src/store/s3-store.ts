@@ -3,7 +3,8 @@
  * many gateway replicas without holding a week of images in Redis memory. One object per bitstream,
  * `<prefix>bitstreams/<id>`, its metadata in the object's user metadata, so a read is one GET. The
  * encode-cache index lives in Redis when the gateway has one (small, hot), else as small objects
- * `<prefix>cache/<key>` in the bucket. Reads re-hash the bytes: a damaged object is counted, deleted
+ * `<prefix>cache/<key>` in the bucket. A write is one conditional PUT (If-None-Match: *; HEAD and PUT
+ * where the server does not take it). Reads re-hash the bytes: a damaged object is counted, deleted
  * and a miss. Expiry is the bucket's lifecycle rule (docs/deployment.md); nothing here lists the
  * bucket. Unreachable store or refused credentials: StoreUnavailableError (503 store_unavailable),
  * after the SDK's retries with backoff.
@@ -153,28 +154,43 @@ export class S3BitstreamStore implements BitstreamStore {
     return `${this.settings.prefix}bitstreams/${id}`;
   }
 
+  /** whether the server takes conditional writes (If-None-Match: *); those that answer 501 get HEAD, then PUT */
+  private conditionalPut = true;
+
   async put(bitstream: Uint8Array, meta: StoredMeta): Promise<string> {
     const id = bitstreamId(bitstream);
-    const Key = this.key(id);
-    const Bucket = this.settings.bucket;
+    const write = (conditional: boolean) =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: this.key(id),
+          Body: bitstream,
+          ContentType: 'application/vnd.vlmpress',
+          Metadata: { [META_FIELD]: Buffer.from(JSON.stringify(meta)).toString('base64url') },
+          ...(conditional ? { IfNoneMatch: '*' } : {}),
+        }),
+      );
+    // Content-addressed: an object under this id holds these bytes, so a second put keeps the first
+    // (and its createdAt). A damaged one is found by the read that re-hashes it, which deletes it.
+    if (this.conditionalPut) {
+      try {
+        await write(true);
+        return id;
+      } catch (e) {
+        // 412: it exists; 409: another writer is putting it right now (the same bytes).
+        if (status(e) === 412 || status(e) === 409) return id;
+        if (status(e) !== 501) throw unavailable('bitstream write', e);
+        this.conditionalPut = false;
+      }
+    }
     try {
-      // Content-addressed: an object under this id holds these bytes, so a second put keeps the first
-      // (and its createdAt). A damaged one is found by the read that re-hashes it, which deletes it.
-      await this.client.send(new HeadObjectCommand({ Bucket, Key }));
+      await this.client.send(new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.key(id) }));
       return id;
     } catch (e) {
       if (!isMissing(e)) throw unavailable('bitstream check', e);
     }
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket,
-          Key,
-          Body: bitstream,
-          ContentType: 'application/vnd.vlmpress',
-          Metadata: { [META_FIELD]: Buffer.from(JSON.stringify(meta)).toString('base64url') },
-        }),
-      );
+      await write(false);
     } catch (e) {
       throw unavailable('bitstream write', e);
     }

@@ -5,7 +5,7 @@
  * access keys checked (so refused credentials are a real 403); `kill` and `restart` are for chaos runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,8 @@ export interface TestS3Server {
   createBucket(name: string): Promise<void>;
   /** the server's recent output */
   log(): string;
+  /** CPU seconds the server process has used (user + system, from /proc), for benchmarks */
+  cpuSeconds(): number;
   /** SIGKILL, no shutdown */
   kill(): Promise<void>;
   /** start again on the same ports and data; with a secret, the server's key now has that secret
@@ -166,6 +168,10 @@ export async function startS3Server(): Promise<TestS3Server> {
       }
     },
     log: () => log,
+    cpuSeconds: () => {
+      const fields = readFileSync(`/proc/${child!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+    },
     kill: () => stop('SIGKILL'),
     async restart(newSecret) {
       if (newSecret) {
