@@ -3,6 +3,7 @@
  * HTTP load with typed outcomes (status, error code, latency; `hung` past the hang limit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { sharedFile } from '../test/helpers.js';
@@ -218,6 +219,28 @@ export async function get(url: string): Promise<Outcome> {
   } catch (e) {
     return { status: (e as Error).name === 'TimeoutError' ? 'hung' : 'unreachable', ms: performance.now() - t0, at };
   }
+}
+
+/** How many acknowledged bitstreams do not come back byte for byte (re-hashed against their id). */
+export async function lostBitstreams(base: string, acked: Outcome[]): Promise<number> {
+  let lost = 0;
+  for (const o of acked) {
+    const r = await fetch(`${base}/bitstreams/${o.id}`);
+    const body = Buffer.from(await r.arrayBuffer());
+    if (r.status !== 200 || createHash('sha256').update(body).digest('hex') !== o.id) lost++;
+  }
+  return lost;
+}
+
+/** Requests that were not acknowledged, counted by `status code` (e.g. `503 store_unavailable`). */
+export function failuresByCode(outcomes: Outcome[]): Record<string, number> {
+  const byCode: Record<string, number> = {};
+  for (const o of outcomes) {
+    if (o.status === 200) continue;
+    const key = `${o.status} ${o.code ?? ''}`.trim();
+    byCode[key] = (byCode[key] ?? 0) + 1;
+  }
+  return byCode;
 }
 
 export function pct(xs: number[], p: number): number {

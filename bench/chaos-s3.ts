@@ -5,14 +5,13 @@
  * acknowledged bitstream must read back intact afterwards (re-hashed), and every request that failed
  * must have failed with a typed answer (503 store_unavailable, not a 500 or a hang).
  */
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/gateway/redis-server.js';
 import { ROOT } from '../test/helpers.js';
 import { startS3Server } from '../test/store/s3-server.js';
-import { compressBody, load, post, Proc, sleep, waitReady } from './chaos-parts.js';
+import { compressBody, failuresByCode, load, lostBitstreams, post, Proc, sleep, waitReady } from './chaos-parts.js';
 import { table } from './stats.js';
 
 export async function s3Phase(
@@ -81,15 +80,8 @@ export async function s3Phase(
     const outcomes = await running;
 
     const acked = outcomes.filter((o) => o.status === 200 && o.id);
-    let lost = 0;
-    for (const o of acked) {
-      const r = await fetch(`${base}/bitstreams/${o.id}`);
-      const body = Buffer.from(await r.arrayBuffer());
-      if (r.status !== 200 || createHash('sha256').update(body).digest('hex') !== o.id) lost++;
-    }
-    const byCode: Record<string, number> = {};
-    for (const o of outcomes)
-      if (o.status !== 200) byCode[`${o.status} ${o.code ?? ''}`.trim()] = (byCode[`${o.status} ${o.code ?? ''}`.trim()] ?? 0) + 1;
+    const lost = await lostBitstreams(base, acked);
+    const byCode = failuresByCode(outcomes);
     const untyped = outcomes.filter((o) => o.status !== 200 && !(o.status === 503 && o.code === 'store_unavailable'));
     for (const o of untyped.slice(0, 5)) console.log(`not a typed 503: ${o.status} ${o.code ?? ''} ${o.message ?? ''}`);
     const recovered = kills.map((k) => {

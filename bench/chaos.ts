@@ -16,7 +16,6 @@
  *   --quick: the few-minute version run by the test command
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,7 +24,20 @@ import { parseContainer, serialiseContainer } from '../src/codec/container.js';
 import { freePort } from '../test/gateway/redis-server.js';
 import { FIXTURES, ROOT } from '../test/helpers.js';
 import { Codec } from '../src/codec/index.js';
-import { compressBody, imageSource, load, pct, post, Proc, setHangMs, sleep, waitReady, type Outcome } from './chaos-parts.js';
+import {
+  compressBody,
+  failuresByCode,
+  imageSource,
+  load,
+  lostBitstreams,
+  pct,
+  post,
+  Proc,
+  setHangMs,
+  sleep,
+  waitReady,
+  type Outcome,
+} from './chaos-parts.js';
 import { benchArgs } from './cli-args.js';
 import { s3Phase } from './chaos-s3.js';
 import { metastableRow, type MetastableRow } from './metastable.js';
@@ -215,15 +227,8 @@ async function redisPhase(image: (i: number) => Promise<Buffer>, bombs: { flat: 
     }
     // Every acknowledged bitstream must come back byte for byte.
     const acked = [...outcomes, ...killed].filter((o) => o.status === 200 && o.id);
-    let lost = 0;
-    for (const o of acked) {
-      const r = await fetch(`${base}/bitstreams/${o.id}`);
-      const body = Buffer.from(await r.arrayBuffer());
-      if (r.status !== 200 || createHash('sha256').update(body).digest('hex') !== o.id) lost++;
-    }
-    const byCode: Record<string, number> = {};
-    for (const o of outcomes)
-      if (o.status !== 200) byCode[`${o.status} ${o.code ?? ''}`.trim()] = (byCode[`${o.status} ${o.code ?? ''}`.trim()] ?? 0) + 1;
+    const lost = await lostBitstreams(base, acked);
+    const byCode = failuresByCode(outcomes);
     const hung = outcomes.filter((o) => o.status === 'hung').length;
     const untypedOutcomes = outcomes.filter(
       (o) => typeof o.status === 'number' && o.status !== 200 && (!o.code || o.code === 'internal_error'),
