@@ -52,7 +52,8 @@ export function bullProducerConnection(url: string, name: string): ReturnType<ty
   return { ...bullConnection(url, name), enableOfflineQueue: false };
 }
 
-/** ioredis's ways of saying "no connection": an offline command, a closed socket, no answer in time. */
+/** ioredis's ways of saying "no connection": an offline command, a closed socket or one closed under a
+ * pipeline, no answer in time. */
 export function isRedisConnectionError(e: unknown, seen = new Set<unknown>()): boolean {
   if (!(e instanceof Error) || seen.has(e)) return false;
   seen.add(e);
@@ -62,8 +63,11 @@ export function isRedisConnectionError(e: unknown, seen = new Set<unknown>()): b
   if (Array.isArray(previous) && previous.some((p) => isRedisConnectionError(p, seen))) return true;
   return (
     e.name === 'MaxRetriesPerRequestError' ||
-    // LOADING: a restarted Redis still reading its append-only file
-    /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command timed out|^LOADING /.test(e.message)
+    // LOADING: a restarted Redis still reading its append-only file; "Command aborted": a pipeline or
+    // transaction cut off by the connection closing (a 500 of the chaos suite's Redis SIGKILL)
+    /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command timed out|Command aborted due to connection close|^LOADING /.test(
+      e.message,
+    )
   );
 }
 
