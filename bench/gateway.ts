@@ -2,19 +2,22 @@
  * Gateway benchmark with autocannon over real loopback HTTP. The gateway runs as its own process
  * (`npm start`, and `npm run worker` too with --redis), a fake upstream LVLM in this process. Prints
  * requests/s and latency percentiles per scenario; the proxy's overhead is read against the same
- * request sent straight to the fake upstream in the same run.
+ * request sent straight to the fake upstream in the same run, for each API the proxy speaks (OpenAI
+ * chat, Anthropic Messages, Gemini generateContent, each against its own fake).
  *
  *   npm run build && node dist/bench/gateway.js [--duration 10] [--connections 8] [--redis redis://127.0.0.1:6379]
- *   --only text: the two text-chat rows alone (the proxy's own overhead, with no codec work around it)
+ *   --only text: the text-only rows alone (the proxy's own overhead per API, with no codec work around it)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { startFakeUpstream } from '../test/gateway/fake-upstream.js';
+import { startFakeAnthropic } from '../test/gateway/fake-anthropic.js';
+import { startFakeGemini } from '../test/gateway/fake-gemini.js';
 import { ROOT, sharedFile } from '../test/helpers.js';
 import { table } from './stats.js';
 import { benchArgs } from './cli-args.js';
@@ -91,14 +94,27 @@ async function run(s: Scenario): Promise<(string | number)[]> {
 
 async function main(): Promise<void> {
   const upstream = await startFakeUpstream();
+  const anthropic = await startFakeAnthropic();
+  const gemini = await startFakeGemini();
   const dir = await mkdtemp(path.join(tmpdir(), 'vlmpress-bench-'));
+  const backendsFile = path.join(dir, 'backends.json');
+  await writeFile(
+    backendsFile,
+    JSON.stringify({
+      backends: [
+        { name: 'openai', url: upstream.url, models: ['*'], default: true },
+        { name: 'claude', api: 'anthropic', url: anthropic.url, models: ['claude-*'] },
+        { name: 'gemini', api: 'gemini', url: gemini.url, models: ['gemini-*'] },
+      ],
+    }),
+  );
   const port = 18000 + Math.floor(Math.random() * 1000);
   const env: Record<string, string> = {
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
-    VLMPRESS_DATA_DIR: dir,
-    VLMPRESS_UPSTREAM_URL: upstream.url,
+    VLMPRESS_DATA_DIR: path.join(dir, 'data'),
+    VLMPRESS_BACKENDS_FILE: backendsFile,
     VLMPRESS_WORKER_THREADS: values.threads,
     VLMPRESS_REDIS_PREFIX: `bench-${process.pid}`,
     ...(values.redis ? { REDIS_URL: values.redis } : {}),
@@ -118,12 +134,34 @@ async function main(): Promise<void> {
     }
 
     const textChat = JSON.stringify({ model: 'fake-vlm', messages: [{ role: 'user', content: 'Say something.' }] });
+    const textMessage = JSON.stringify({ model: 'claude-bench', max_tokens: 64, messages: [{ role: 'user', content: 'Say something.' }] });
+    const textContent = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Say something.' }] }] });
     const rows: (string | number)[][] = [['scenario', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'requests', 'failures', 'mean ms']];
-    rows.push(await run({ name: 'upstream direct, text chat (baseline)', url: `${upstream.url}/chat/completions`, bodies: [textChat] }));
-    rows.push(await run({ name: 'proxy, text chat (gateway overhead)', url: `${base}/v1/chat/completions`, bodies: [textChat] }));
+    // Each API's text-only hop: its fake alone, then the same request through the gateway, back to back.
+    const hops: { api: string; direct: (string | number)[]; proxied: (string | number)[] }[] = [];
+    for (const [api, direct, proxied, body] of [
+      ['openai chat', `${upstream.url}/chat/completions`, `${base}/v1/chat/completions`, textChat],
+      ['anthropic messages', `${anthropic.url}/v1/messages`, `${base}/v1/messages`, textMessage],
+      [
+        'gemini generateContent',
+        `${gemini.url}/v1beta/models/gemini-bench:generateContent`,
+        `${base}/v1beta/models/gemini-bench:generateContent`,
+        textContent,
+      ],
+    ] as const) {
+      const d = await run({ name: `${api}: upstream direct, text (baseline)`, url: direct, bodies: [body] });
+      const p = await run({ name: `${api}: proxy, text (gateway overhead)`, url: proxied, bodies: [body] });
+      rows.push(d, p);
+      hops.push({ api, direct: d, proxied: p });
+    }
     const header = `gateway benchmark: ${values.redis ? 'redis mode (1 worker process)' : 'embedded mode'}, ${values.threads} codec thread(s), ${connections} connections, ${duration} s per scenario, node ${process.version}`;
     const textSummary = () =>
-      `proxy text-chat throughput = ${((rows[2]![1] as number) / (rows[1]![1] as number)).toFixed(3)} x the upstream alone; latency added: p50 ${((rows[2]![2] as number) - (rows[1]![2] as number)).toFixed(0)} ms (autocannon's percentiles are whole ms), mean ${((rows[2]![7] as number) - (rows[1]![7] as number)).toFixed(2)} ms`;
+      hops
+        .map(
+          ({ api, direct, proxied }) =>
+            `${api}: proxy text throughput = ${((proxied[1] as number) / (direct[1] as number)).toFixed(3)} x the upstream alone; latency added: p50 ${((proxied[2] as number) - (direct[2] as number)).toFixed(0)} ms (autocannon's percentiles are whole ms), mean ${((proxied[7] as number) - (direct[7] as number)).toFixed(2)} ms`,
+        )
+        .join('\n');
     if (values.only === 'text') {
       console.log(`${header}\n${table(rows)}\n${textSummary()}`);
       return;
@@ -233,15 +271,15 @@ async function main(): Promise<void> {
     if (redisNote) console.log(redisNote);
     console.log(table(rows));
     console.log(textSummary());
-    const cachedRps = rows[6]![1] as number;
-    const uncachedRps = rows[7]![1] as number;
+    const cachedRps = rows.at(-2)![1] as number;
+    const uncachedRps = rows.at(-1)![1] as number;
     console.log(`repeated image: ${(cachedRps / uncachedRps).toFixed(2)} x the throughput with the decode cache than without`);
   } finally {
     for (const c of children.reverse()) {
       c.kill('SIGTERM');
       await new Promise((r) => c.once('exit', r));
     }
-    await upstream.close();
+    await Promise.all([upstream.close(), anthropic.close(), gemini.close()]);
     redis?.disconnect();
     await rm(dir, { recursive: true, force: true });
   }

@@ -43,7 +43,14 @@ export async function decodeImage(input: Uint8Array, maxPixels = DEFAULT_MAX_PIX
   let format: InputFormat;
   if (meta.format === 'heif') {
     if (meta.compression !== 'av1')
-      throw new CodecError('unsupported_image_format', `HEIF with ${meta.compression ?? 'unknown'} compression is not supported (AVIF is)`);
+      throw new CodecError(
+        'unsupported_image_format',
+        `HEIF with ${meta.compression ?? 'unknown'} compression is not supported (AVIF is)`,
+        {
+          format: 'heif',
+          compression: meta.compression ?? 'unknown',
+        },
+      );
     format = 'avif';
   } else if ((INPUT_FORMATS as readonly string[]).includes(meta.format ?? '')) {
     format = meta.format as InputFormat;
@@ -51,6 +58,7 @@ export async function decodeImage(input: Uint8Array, maxPixels = DEFAULT_MAX_PIX
     throw new CodecError(
       'unsupported_image_format',
       `image format "${meta.format ?? 'unknown'}" is not supported (${INPUT_FORMATS.join(', ')})`,
+      { format: meta.format ?? 'unknown' },
     );
   }
   const width = meta.width ?? 0;

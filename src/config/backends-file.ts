@@ -6,9 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { RESOLUTION_PROFILES, type ResolutionProfile } from '../policy/resolution.js';
 
+/** The LVLM APIs the proxy speaks natively (src/lvlm-proxy/apis/). */
+export const LVLM_APIS = ['openai', 'anthropic', 'gemini'] as const;
+export type LvlmApi = (typeof LVLM_APIS)[number];
+
 export interface BackendSpec {
   name: string;
-  /** OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 */
+  /** the API it speaks; only that API's routes send it requests */
+  api: LvlmApi;
+  /** base URL as that API's SDK takes it: http://127.0.0.1:8000/v1 (OpenAI), https://api.anthropic.com, https://generativelanguage.googleapis.com */
   url: string;
   apiKey: string | undefined;
   /** what the backend's vision encoder sees; travels with each request to the policy */
@@ -47,7 +53,10 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
       problems.push(`${where(i, 'url')} must be a URL, e.g. http://127.0.0.1:8000/v1`);
       url = '';
     }
-    const profile = b['profile'] ?? 'openai';
+    const api = b['api'] ?? 'openai';
+    if (!(LVLM_APIS as readonly unknown[]).includes(api)) problems.push(`${where(i, 'api')} must be one of ${LVLM_APIS.join(', ')}`);
+    // Each provider's own API: its own token rules; an OpenAI-compatible server: OpenAI's unless told.
+    const profile = b['profile'] ?? (api === 'anthropic' || api === 'gemini' ? api : 'openai');
     if (!(RESOLUTION_PROFILES as readonly unknown[]).includes(profile))
       problems.push(`${where(i, 'profile')} must be one of ${RESOLUTION_PROFILES.join(', ')}`);
     const models = b['models'];
@@ -65,12 +74,15 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
     const accepts = b['accepts'] ?? [];
     if (!Array.isArray(accepts) || !accepts.every((f) => (EXTRA_UPSTREAM_FORMATS as readonly unknown[]).includes(f)))
       problems.push(`${where(i, 'accepts')} must list formats among ${EXTRA_UPSTREAM_FORMATS.join(', ')}`);
+    // Anthropic's and Google's APIs name the formats they read, and AVIF is not one of them.
+    else if (accepts.length > 0 && api !== 'openai') problems.push(`${where(i, 'accepts')}: the ${String(api)} API reads no extra formats`);
     const maxImageTokens = b['max_image_tokens'];
     if (maxImageTokens !== undefined && !(Number.isSafeInteger(maxImageTokens) && (maxImageTokens as number) >= 1))
       problems.push(`${where(i, 'max_image_tokens')} must be a positive integer`);
     out.push({
       ...(typeof maxImageTokens === 'number' && maxImageTokens >= 1 ? { maxImageTokens } : {}),
       name: String(name),
+      api: api as LvlmApi,
       url,
       apiKey,
       profile: profile as ResolutionProfile,

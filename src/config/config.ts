@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_AVIFENC, parseProviderList, type ExecutionProviderName } from '../codec/index.js';
 import { RESOLUTION_PROFILES, type ResolutionProfile } from '../policy/resolution.js';
-import { readBackendsFile, type BackendSpec } from './backends-file.js';
+import { LVLM_APIS, readBackendsFile, type BackendSpec, type LvlmApi } from './backends-file.js';
 
 export interface GatewayConfig {
   port: number;
@@ -79,6 +79,8 @@ export interface GatewayConfig {
   /** the backends that file lists, checked, with their API keys resolved */
   backends: BackendSpec[];
   /** resolution profile of the one-backend shortcut (VLMPRESS_UPSTREAM_URL) */
+  /** the API the VLMPRESS_UPSTREAM_URL backend speaks */
+  upstreamApi: LvlmApi;
   upstreamProfile: ResolutionProfile;
   /** its image-token budget per image when a request sets none (0: no limit) */
   upstreamMaxImageTokens: number;
@@ -192,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   }
   const backendsFile = str('VLMPRESS_BACKENDS_FILE');
   const backends = backendsFile ? readBackendsFile(backendsFile, env, problems) : [];
+  const upstreamApi = oneOf('VLMPRESS_UPSTREAM_API', LVLM_APIS, 'openai');
   const maxSide = int('VLMPRESS_MAX_SIDE', 2048, 16, 16384);
   const fetchAllowCidrs = list('VLMPRESS_FETCH_ALLOW_CIDRS');
   for (const c of fetchAllowCidrs)
@@ -232,7 +235,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     storeTtlSeconds: int('VLMPRESS_STORE_TTL_SECONDS', 7 * 24 * 3600, 0, 10 * 365 * 24 * 3600),
     backendsFile,
     backends,
-    upstreamProfile: oneOf('VLMPRESS_UPSTREAM_PROFILE', RESOLUTION_PROFILES, 'openai'),
+    upstreamApi,
+    // A provider's own API bills by its own token rules unless told otherwise.
+    upstreamProfile: oneOf('VLMPRESS_UPSTREAM_PROFILE', RESOLUTION_PROFILES, upstreamApi === 'openai' ? 'openai' : upstreamApi),
     upstreamMaxImageTokens: int('VLMPRESS_UPSTREAM_MAX_IMAGE_TOKENS', 0, 0, 1_000_000),
     upstreamTimeoutMs: int('VLMPRESS_UPSTREAM_TIMEOUT_MS', 300_000, 100, 3_600_000),
     fetchMaxBytes: int('VLMPRESS_FETCH_MAX_BYTES', maxBodyBytes, 1024, 2 ** 30),

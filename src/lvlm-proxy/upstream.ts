@@ -11,9 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import { HttpError } from '../http/http-error.js';
 import type { Backend } from './backends.js';
-
-/** Headers from the client that mean something to an OpenAI-compatible server. */
-const FORWARD_REQUEST_HEADERS = ['accept', 'openai-organization', 'openai-project', 'openai-beta', 'x-request-id', 'idempotency-key'];
+import type { ApiDialect } from './apis/dialect.js';
 /** Response headers that do not describe the bytes we relay (hop-by-hop, framing, cookies). */
 const DROP_RESPONSE_HEADERS = new Set([
   'connection',
@@ -35,14 +33,16 @@ const agent = new Agent({ keepAliveTimeout: 30_000, bodyTimeout: 0, connections:
 
 export interface UpstreamCall {
   backend: Backend;
-  /** path under the backend's base URL, e.g. /chat/completions */
+  /** the backend's API: which client headers go on, how keys are sent */
+  dialect: ApiDialect;
+  /** path under the backend's base URL, e.g. /chat/completions (with its query, if any) */
   path: string;
   method: 'GET' | 'POST';
   body?: string;
   /** time allowed until the response headers arrive; a stream may then run as long as it runs */
   timeoutMs: number;
-  /** the client's own Authorization, forwarded only when the gateway has no keys of its own and the backend none either */
-  clientAuthorization?: string | undefined;
+  /** the client's own credential headers, forwarded only when the gateway has no keys of its own and the backend none either */
+  clientCredentials?: Record<string, string>;
   clientHeaders?: FastifyRequest['headers'];
   signal?: AbortSignal;
 }
@@ -52,13 +52,12 @@ export type UpstreamResponse = Dispatcher.ResponseData;
 
 export async function callUpstream(call: UpstreamCall): Promise<UpstreamResponse> {
   const headers: Record<string, string> = { 'user-agent': 'vlmpress-proxy/0.1' };
-  for (const name of FORWARD_REQUEST_HEADERS) {
+  for (const name of call.dialect.forwardHeaders) {
     const v = call.clientHeaders?.[name];
     if (typeof v === 'string') headers[name] = v;
   }
   if (call.body !== undefined) headers['content-type'] = 'application/json';
-  if (call.backend.apiKey) headers['authorization'] = `Bearer ${call.backend.apiKey}`;
-  else if (call.clientAuthorization) headers['authorization'] = call.clientAuthorization;
+  Object.assign(headers, call.backend.apiKey ? call.dialect.backendCredentials(call.backend.apiKey) : call.clientCredentials);
 
   try {
     return await request(`${call.backend.url}${call.path}`, {
@@ -77,13 +76,17 @@ export async function callUpstream(call: UpstreamCall): Promise<UpstreamResponse
   }
 }
 
-/** Relay an upstream response: same status, same body bytes, streamed as they arrive. */
-export async function relayResponse(reply: FastifyReply, res: UpstreamResponse): Promise<FastifyReply> {
+/**
+ * Relay an upstream response: same status, same body bytes, streamed as they arrive. `stream`: the
+ * answer is a stream even when it is not SSE (Gemini's streamGenerateContent without alt=sse sends
+ * one JSON array, element by element).
+ */
+export async function relayResponse(reply: FastifyReply, res: UpstreamResponse, stream = false): Promise<FastifyReply> {
   void reply.status(res.statusCode);
   for (const [name, value] of Object.entries(res.headers)) {
     if (value !== undefined && !DROP_RESPONSE_HEADERS.has(name)) void reply.header(name, value);
   }
-  if (String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+  if (stream || String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
     // Streams are relayed chunk by chunk; proxies in front of us must not buffer them either.
     void reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
     return reply.send(res.body);

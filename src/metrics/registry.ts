@@ -115,8 +115,8 @@ export function createMetrics() {
     }),
     proxyImages: new Counter({
       name: 'vlmpress_proxy_images_total',
-      help: 'Images rewritten by the LVLM proxy, by how (encoded, cached, client_bitstream)',
-      labelNames: ['how'] as const,
+      help: 'Images in requests to the LVLM proxy, by API (openai, anthropic, gemini) and how: encoded, cached, client_bitstream (rewritten), untouched (files the provider holds, formats the API reads and the codec cannot, sent as they came)',
+      labelNames: ['api', 'how'] as const,
       registers: [registry],
     }),
     upstreamDuration: new Histogram({

@@ -71,6 +71,13 @@ export async function readImageReference(ctx: GatewayContext, text: string, fiel
   return looksLikeContainer(bytes) ? { kind: 'bitstream', bytes } : { kind: 'image', bytes, origin: 'inline' };
 }
 
+/** Base64 bytes with their declared media type (Anthropic's and Gemini's inline images): a bitstream when it says so. */
+export function inlineImageReference(mediaType: string | undefined, data: string, field: string): ImageReference {
+  const bytes = base64Bytes(data, field);
+  if (mediaType?.trim().toLowerCase() === BITSTREAM_MIME) return { kind: 'bitstream', bytes };
+  return { kind: 'image', bytes, origin: 'inline' };
+}
+
 /** Codec errors for one image of many name the field they came from. */
 export async function withField<T>(field: string, work: () => Promise<T>): Promise<T> {
   try {
@@ -253,9 +260,4 @@ export async function storeClientBitstream(ctx: GatewayContext, bitstream: Uint8
     source: { format: 'vlmpress', width: decoded.width, height: decoded.height, bytes: bitstream.length },
     createdAt: new Date().toISOString(),
   });
-}
-
-/** An image file as a data URL; every format the gateway sends (PNG, WebP, JPEG, AVIF, GIF) has the MIME type image/<name>. */
-export function dataUrl(format: string, bytes: Uint8Array): string {
-  return `data:image/${format};base64,${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')}`;
 }

@@ -3,9 +3,7 @@
  * (which sends it) and /compress (which reports it when asked, for the inspector page).
  */
 import type { CompressedImage, ReconstructionFile } from './image-service.js';
-
-/** Formats every major LVLM API accepts: a client image in one of them can be forwarded as it came. */
-const UPSTREAM_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif']);
+import { openaiDialect } from '../lvlm-proxy/apis/openai.js';
 
 export interface UpstreamImage {
   /** the stored file itself, the reconstruction's copy, the client's image downscaled, or as it came */
@@ -24,9 +22,15 @@ export interface UpstreamImage {
  * Never more bytes upstream than the client sent: the stored file (when the backend reads its format)
  * or the reconstruction's copy when that is not larger, else the client's image downscaled to the
  * backend's view when that is smaller, else the client's image as it came (when the APIs take its
- * format). `compressed` must come from compressImage with `reconstruction: file` and `upstreamLimit`.
+ * format: `formats`, the API's table; /compress reports against OpenAI's). `compressed` must come from compressImage with `reconstruction:
+ * file` and `upstreamLimit`.
  */
-export function upstreamImage(compressed: CompressedImage, clientBytes: number, file: ReconstructionFile): UpstreamImage {
+export function upstreamImage(
+  compressed: CompressedImage,
+  clientBytes: number,
+  file: ReconstructionFile,
+  formats: ReadonlySet<string> = openaiDialect.formats,
+): UpstreamImage {
   const { payload, reconstruction, clientCopy } = compressed;
   const source = compressed.stored.meta.source;
   const sent = payload
@@ -38,7 +42,7 @@ export function upstreamImage(compressed: CompressedImage, clientBytes: number, 
         width: reconstruction!.width,
         height: reconstruction!.height,
       };
-  if (sent.bytes.length <= clientBytes || !UPSTREAM_FORMATS.has(source.format)) return { ...sent, byteLength: sent.bytes.length };
+  if (sent.bytes.length <= clientBytes || !formats.has(source.format)) return { ...sent, byteLength: sent.bytes.length };
   const why = `the ${sent.kind === 'stored' ? 'stored file' : 'reconstruction'} as ${sent.format} (${sent.bytes.length} B) is larger than the ${clientBytes} B sent`;
   if (clientCopy) {
     return {

@@ -25,6 +25,69 @@ export const errorResponse = {
 
 export const errors = { '4xx': errorResponse, '5xx': errorResponse } as const;
 
+/** A proxy route's answers: the upstream's, unchanged, and the gateway's errors in the route's shape. */
+export const proxyAnswer = (errorSchemas: Record<string, unknown>) => ({
+  200: {
+    description: 'the upstream answer, unchanged (application/json or a stream: text/event-stream, or JSON written piece by piece)',
+    type: 'object',
+    additionalProperties: true,
+  },
+  ...errorSchemas,
+});
+
+/** The x-vlmpress-* request headers, listed for the proxy routes' descriptions. */
+export const settingHeadersDoc = () => REQUEST_SETTINGS.map((f) => '`' + settingHeader(f) + '`').join(', ');
+
+/** The Anthropic Messages routes' errors: Anthropic's shape, the gateway's code beside its type. */
+const anthropicErrorResponse = {
+  description: 'error (Anthropic shape)',
+  type: 'object',
+  properties: {
+    type: { type: 'string', enum: ['error'] },
+    error: {
+      type: 'object',
+      properties: {
+        type: { type: 'string', description: 'invalid_request_error, authentication_error, not_found_error, overloaded_error, ...' },
+        message: { type: 'string' },
+        code: { type: 'string', description: 'the gateway’s machine-readable code, e.g. bad_image, wrong_api' },
+        details: { type: 'object', additionalProperties: true },
+      },
+      required: ['type', 'message'],
+    },
+  },
+} as const;
+export const anthropicErrors = { '4xx': anthropicErrorResponse, '5xx': anthropicErrorResponse } as const;
+
+/** The Gemini routes' errors: Google's shape, the gateway's code as the reason of an ErrorInfo detail. */
+const geminiErrorResponse = {
+  description: 'error (Google API shape)',
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: {
+        code: { type: 'integer', description: 'the HTTP status' },
+        message: { type: 'string' },
+        status: { type: 'string', description: 'INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, UNAVAILABLE, ...' },
+        details: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              '@type': { type: 'string' },
+              reason: { type: 'string', description: 'the gateway’s code in upper case, e.g. BAD_IMAGE' },
+              domain: { type: 'string' },
+              metadata: { type: 'object', additionalProperties: { type: 'string' } },
+            },
+          },
+        },
+      },
+      required: ['code', 'message', 'status'],
+    },
+  },
+} as const;
+export const geminiErrors = { '4xx': geminiErrorResponse, '5xx': geminiErrorResponse } as const;
+
 /**
  * Route-schema key of request bodies that are documented but not validated, by content type: a
  * multipart form (streamed by its route) and binary bodies (Buffers, which JSON Schema cannot

@@ -3,7 +3,7 @@
  * (`app.close()` drains in-flight requests, then the job runner and the store).
  */
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { createMetrics } from '../metrics/registry.js';
 import { jobWorkObserver } from '../workers/job-observer.js';
 import { bitstreamRoutes } from '../routes/bitstreams.js';
@@ -21,6 +21,8 @@ import { QueueRunner } from '../workers/queue-runner.js';
 import { ThreadPoolRunner } from '../workers/thread-pool.js';
 import { backendsFrom } from '../lvlm-proxy/backends.js';
 import { proxyRoutes } from '../routes/proxy.js';
+import { anthropicRoutes } from '../routes/anthropic.js';
+import { geminiRoutes } from '../routes/gemini.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
 import { connectRedis } from '../infra/redis.js';
 import type { Redis } from 'ioredis';
@@ -73,7 +75,19 @@ async function openStore(config: GatewayConfig, redis: Redis | undefined, onCorr
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel },
+    logger: options.logger ?? {
+      level: config.logLevel,
+      // Gemini clients may send their key as ?key=: it must not reach the logs.
+      serializers: {
+        req: (req: FastifyRequest) => ({
+          method: req.method,
+          url: req.url.replace(/([?&]key=)[^&]*/gi, '$1***'),
+          host: req.host,
+          remoteAddress: req.ip,
+          remotePort: req.socket?.remotePort,
+        }),
+      },
+    },
     bodyLimit: config.maxBodyBytes,
     // Schemas check requests and never change them: no type coercion, nothing removed, so the proxy
     // forwards exactly the body it was sent.
@@ -173,6 +187,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(async (a) => compressRoutes(a, ctx));
   await app.register(async (a) => bitstreamRoutes(a, ctx));
   await app.register(async (a) => proxyRoutes(a, ctx));
+  await app.register(async (a) => anthropicRoutes(a, ctx));
+  await app.register(async (a) => geminiRoutes(a, ctx));
   await app.register(async (a) => policyRoutes(a, ctx));
   await app.register(async (a) => uiRoutes(a));
 

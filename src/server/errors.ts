@@ -8,6 +8,7 @@ import { codecErrorStatus, HttpError } from '../http/http-error.js';
 import { JobLostError, JobTimeoutError, OverloadedError, RedisUnavailableError, ShuttingDownError } from '../workers/jobs.js';
 import { isRedisConnectionError } from '../infra/redis.js';
 import { StoreUnavailableError } from '../store/bitstream-store.js';
+import { routeDialect } from '../routes/proxy-flow.js';
 
 export function installErrorHandler(app: FastifyInstance, onError: (code: string) => void): void {
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
@@ -62,7 +63,13 @@ export function installErrorHandler(app: FastifyInstance, onError: (code: string
     }
     if (status >= 500 && code === 'internal_error') req.log.error({ err }, 'request failed');
     onError(code);
-    void reply.status(status).send({ error: { code, message, ...(details ? { details } : {}) } });
+    // An LVLM API's route answers in that API's error shape, so its SDK raises its usual exception.
+    const dialect = routeDialect(req);
+    void reply
+      .status(status)
+      .send(
+        dialect ? dialect.errorBody({ status, code, message, details }) : { error: { code, message, ...(details ? { details } : {}) } },
+      );
   });
   app.setNotFoundHandler((req, reply) => {
     onError('not_found');
