@@ -176,6 +176,28 @@ for (const mode of MODES)
       }
     });
 
+    it('decodes a bitstream the client compressed itself, without re-encoding it', async () => {
+      const compressed = await fetch(`${gw.base}/compress`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer gateway-key', 'content-type': 'application/json', accept: 'application/vnd.vlmpress' },
+        body: JSON.stringify({ image: png.toString('base64'), quality: 5 }),
+      });
+      const bitstream = Buffer.from(await compressed.arrayBuffer());
+      const { response } = await client.messages
+        .create({
+          model: 'claude-test',
+          max_tokens: 16,
+          messages: [{ role: 'user', content: [imageBlock('application/vnd.vlmpress', bitstream)] }],
+        })
+        .withResponse();
+      assert.equal(response.headers.get('x-vlmpress-compressed-bytes'), String(bitstream.length));
+      assert.equal(response.headers.get('x-vlmpress-quality'), '5');
+      assert.match(response.headers.get('x-vlmpress-upstream')!, /^reconstruction\//);
+      const block = anthropicImages(fake.received.at(-1)!.body)[0];
+      assert.match(block.source.media_type, /^image\//);
+      assert.equal(blockBytes(block).length, Number(response.headers.get('x-vlmpress-upstream-bytes')));
+    });
+
     it('compresses an image inside a tool result', async () => {
       const { data, response } = await client.messages
         .create({
