@@ -5,7 +5,19 @@
  * sources are compressed and written back as base64; file sources are the provider's and pass untouched.
  */
 import { HttpError } from '../../http/http-error.js';
-import { base64Of, bearerToken, eachPart, headerValue, imageMime, type ApiDialect, type ImageSlot, type RequestImages } from './dialect.js';
+import {
+  base64Of,
+  bearerToken,
+  eachPart,
+  headerValue,
+  imageMime,
+  sumTokens,
+  type Answer,
+  type ApiDialect,
+  type ImageSlot,
+  type RequestImages,
+  type RouteReplay,
+} from './dialect.js';
 
 /** Anthropic's error types by HTTP status (its SDKs pick an exception class by status, and show the type). */
 function errorType(status: number): string {
@@ -85,3 +97,28 @@ export function readMessagesRequest(request: Record<string, unknown>): RequestIm
   for (const m of messages) if (typeof m?.content === 'string') texts.push(m.content);
   return { slots, prompt: texts.join('\n').slice(0, 100_000), untouched };
 }
+
+export const messagesReplay: RouteReplay = {
+  deterministic(request) {
+    delete request['stream'];
+    delete request['top_p'];
+    delete request['top_k'];
+    // The Messages API takes no seed: temperature 0 is as deterministic as it gets.
+    request['temperature'] = 0;
+  },
+  answer(body) {
+    const content = (body as { content?: unknown } | null)?.content;
+    if (!Array.isArray(content)) return null;
+    const texts: string[] = [];
+    const toolCalls: Answer['toolCalls'] = [];
+    for (const block of content as Record<string, unknown>[]) {
+      if (block['type'] === 'text' && typeof block['text'] === 'string') texts.push(block['text']);
+      if (block['type'] === 'tool_use')
+        toolCalls.push({ name: String(block['name'] ?? ''), arguments: JSON.stringify(block['input'] ?? {}) });
+    }
+    return {
+      answer: { text: texts.join('\n'), toolCalls },
+      tokens: sumTokens((body as { usage?: unknown }).usage, ['input_tokens', 'output_tokens']),
+    };
+  },
+};

@@ -38,6 +38,37 @@ export interface RequestImages {
   untouched: number;
 }
 
+/** An answer reduced to what shadow evaluation compares (src/shadow/agreement.ts). */
+export interface Answer {
+  text: string;
+  toolCalls: { name: string; arguments: string }[];
+}
+
+/** A complete (non-streamed) answer read back: what it says, and the tokens the backend billed for it. */
+export interface ReadAnswer {
+  answer: Answer;
+  /** prompt (images included) plus completion tokens as the backend reports them; null when it does not */
+  tokens: number | null;
+}
+
+/**
+ * What replaying a route's request needs (shadow evaluation): the request made non-streaming and as
+ * deterministic as the API allows, and its answer read back.
+ */
+export interface RouteReplay {
+  /** sets the fields of a copy of the request in place: no stream, temperature 0, a fixed seed where the API takes one */
+  deterministic(request: Record<string, unknown>): void;
+  /** the answer of a successful non-streamed call; null when the body is not one */
+  answer(body: unknown): ReadAnswer | null;
+}
+
+/** A number field of a usage object, summed over `fields` (null when none is a number). */
+export function sumTokens(usage: unknown, fields: string[]): number | null {
+  if (typeof usage !== 'object' || usage === null) return null;
+  const values = fields.map((f) => (usage as Record<string, unknown>)[f]).filter((v): v is number => typeof v === 'number');
+  return values.length ? values.reduce((a, b) => a + b, 0) : null;
+}
+
 /** One error of the gateway's, before it takes an API's shape. */
 export interface GatewayError {
   status: number;

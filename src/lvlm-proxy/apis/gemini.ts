@@ -5,7 +5,19 @@
  * `file_data` part names a file the provider holds: it passes untouched.
  */
 import { HttpError } from '../../http/http-error.js';
-import { base64Of, bearerToken, eachPart, headerValue, imageMime, type ApiDialect, type ImageSlot, type RequestImages } from './dialect.js';
+import {
+  base64Of,
+  bearerToken,
+  eachPart,
+  headerValue,
+  imageMime,
+  sumTokens,
+  type Answer,
+  type ApiDialect,
+  type ImageSlot,
+  type RequestImages,
+  type RouteReplay,
+} from './dialect.js';
 
 /** google.rpc status names by HTTP status, as Google's APIs pair them. */
 function statusName(status: number): string {
@@ -110,3 +122,35 @@ export function readGenerateContentRequest(request: Record<string, unknown>): Re
   eachPart(contents, name, visit, 'parts');
   return { slots, prompt: texts.join('\n').slice(0, 100_000), untouched };
 }
+
+/** generateContent replays (a streamGenerateContent request is replayed as generateContent: same body). */
+export const generateContentReplay: RouteReplay = {
+  deterministic(request) {
+    const key = 'generation_config' in request ? 'generation_config' : 'generationConfig';
+    const config = { ...((request[key] as Record<string, unknown> | undefined) ?? {}) };
+    delete config['topP'];
+    delete config['top_p'];
+    delete config['topK'];
+    delete config['top_k'];
+    request[key] = { ...config, temperature: 0, seed: 0, ...(key === 'generationConfig' ? { candidateCount: 1 } : { candidate_count: 1 }) };
+  },
+  answer(body) {
+    const candidate = (body as { candidates?: { content?: { parts?: unknown } }[] } | null)?.candidates?.[0];
+    const parts = candidate?.content?.parts;
+    if (!Array.isArray(parts)) return null;
+    const texts: string[] = [];
+    const toolCalls: Answer['toolCalls'] = [];
+    for (const part of parts as Record<string, unknown>[]) {
+      if (typeof part['text'] === 'string' && part['thought'] !== true) texts.push(part['text']);
+      const call = (part['functionCall'] ?? part['function_call']) as { name?: unknown; args?: unknown } | undefined;
+      if (call) toolCalls.push({ name: String(call.name ?? ''), arguments: JSON.stringify(call.args ?? {}) });
+    }
+    const usage =
+      (body as { usageMetadata?: unknown; usage_metadata?: unknown }).usageMetadata ??
+      (body as { usage_metadata?: unknown }).usage_metadata;
+    return {
+      answer: { text: texts.join(''), toolCalls },
+      tokens: sumTokens(usage, ['totalTokenCount']) ?? sumTokens(usage, ['total_token_count']),
+    };
+  },
+};

@@ -6,7 +6,18 @@
  */
 import { HttpError } from '../../http/http-error.js';
 import { IMAGE_DETAILS, type ImageDetail } from '../../policy/resolution.js';
-import { bearerToken, eachPart, headerValue, imageDataUrl, type ApiDialect, type ImageSlot, type RequestImages } from './dialect.js';
+import {
+  bearerToken,
+  eachPart,
+  headerValue,
+  imageDataUrl,
+  sumTokens,
+  type Answer,
+  type ApiDialect,
+  type ImageSlot,
+  type RequestImages,
+  type RouteReplay,
+} from './dialect.js';
 
 export const openaiDialect: ApiDialect = {
   api: 'openai',
@@ -103,3 +114,52 @@ export function readResponsesRequest(request: Record<string, unknown>): RequestI
   texts.push(...textOf(input));
   return { slots, prompt: texts.join('\n').slice(0, 100_000), untouched };
 }
+
+/** A replay seed: the same for every replay, so a backend that honours seeds samples alike. */
+const REPLAY_SEED = 0;
+
+export const chatReplay: RouteReplay = {
+  deterministic(request) {
+    delete request['stream'];
+    delete request['stream_options'];
+    Object.assign(request, { temperature: 0, seed: REPLAY_SEED, n: 1 });
+    delete request['top_p'];
+  },
+  answer(body) {
+    const message = (body as { choices?: { message?: Record<string, unknown> }[] } | null)?.choices?.[0]?.message;
+    if (!message) return null;
+    const calls = Array.isArray(message['tool_calls'])
+      ? (message['tool_calls'] as { function?: { name?: unknown; arguments?: unknown } }[])
+      : [];
+    const answer: Answer = {
+      text: typeof message['content'] === 'string' ? message['content'] : '',
+      toolCalls: calls.map((c) => ({ name: String(c.function?.name ?? ''), arguments: String(c.function?.arguments ?? '') })),
+    };
+    return { answer, tokens: sumTokens((body as { usage?: unknown }).usage, ['prompt_tokens', 'completion_tokens']) };
+  },
+};
+
+export const responsesReplay: RouteReplay = {
+  deterministic(request) {
+    delete request['stream'];
+    delete request['top_p'];
+    // The Responses API takes no seed; a stored response would also be billed for storage.
+    Object.assign(request, { temperature: 0, store: false });
+  },
+  answer(body) {
+    const output = (body as { output?: unknown } | null)?.output;
+    if (!Array.isArray(output)) return null;
+    const texts: string[] = [];
+    const toolCalls: Answer['toolCalls'] = [];
+    for (const item of output as Record<string, unknown>[]) {
+      if (item['type'] === 'function_call')
+        toolCalls.push({ name: String(item['name'] ?? ''), arguments: String(item['arguments'] ?? '') });
+      if (item['type'] === 'message' && Array.isArray(item['content']))
+        for (const part of item['content'] as Record<string, unknown>[]) if (typeof part['text'] === 'string') texts.push(part['text']);
+    }
+    return {
+      answer: { text: texts.join('\n'), toolCalls },
+      tokens: sumTokens((body as { usage?: unknown }).usage, ['input_tokens', 'output_tokens']),
+    };
+  },
+};
