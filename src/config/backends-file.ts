@@ -26,6 +26,8 @@ export interface BackendSpec {
   maxImageTokens?: number;
   /** image formats it reads beyond PNG, JPEG, WebP and GIF (`avif`: stored AVIF files go as they are) */
   accepts: string[];
+  /** its own shadow rate (0: never shadowed); undefined: VLMPRESS_SHADOW_RATE */
+  shadowRate?: number;
 }
 
 /** Extra upstream formats a backend may declare. */
@@ -76,6 +78,14 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
       problems.push(`${where(i, 'accepts')} must list formats among ${EXTRA_UPSTREAM_FORMATS.join(', ')}`);
     // Anthropic's and Google's APIs name the formats they read, and AVIF is not one of them.
     else if (accepts.length > 0 && api !== 'openai') problems.push(`${where(i, 'accepts')}: the ${String(api)} API reads no extra formats`);
+    // `"shadow": false` opts a backend out of shadow replays; `{"rate": r}` sets its own rate.
+    const shadow = b['shadow'];
+    let shadowRate: number | undefined;
+    if (shadow === false) shadowRate = 0;
+    else if (typeof shadow === 'object' && shadow !== null && typeof (shadow as { rate?: unknown }).rate === 'number') {
+      shadowRate = (shadow as { rate: number }).rate;
+      if (!(shadowRate >= 0 && shadowRate <= 1)) problems.push(`${where(i, 'shadow.rate')} must be between 0 and 1`);
+    } else if (shadow !== undefined) problems.push(`${where(i, 'shadow')} must be false or {"rate": 0..1}`);
     const maxImageTokens = b['max_image_tokens'];
     if (maxImageTokens !== undefined && !(Number.isSafeInteger(maxImageTokens) && (maxImageTokens as number) >= 1))
       problems.push(`${where(i, 'max_image_tokens')} must be a positive integer`);
@@ -89,6 +99,7 @@ export function parseBackends(raw: unknown, file: string, env: NodeJS.ProcessEnv
       models: Array.isArray(models) ? models.map(String) : [],
       default: b['default'] === true,
       accepts: Array.isArray(accepts) ? accepts.map(String) : [],
+      ...(shadowRate !== undefined ? { shadowRate } : {}),
     });
   });
   const names = out.map((b) => b.name);

@@ -85,6 +85,10 @@ export interface GatewayConfig {
   /** its image-token budget per image when a request sets none (0: no limit) */
   upstreamMaxImageTokens: number;
   upstreamTimeoutMs: number;
+  /** share of proxied requests with images replayed in the background to check their answers (src/shadow) */
+  shadowRate: number;
+  /** tokens (as backends report them) that replays may spend per hour, per gateway */
+  shadowMaxTokensPerHour: number;
   /** image URL fetching: byte cap, timeout, and an allowlist of non-public CIDRs (tests only) */
   fetchMaxBytes: number;
   fetchTimeoutMs: number;
@@ -240,6 +244,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     upstreamProfile: oneOf('VLMPRESS_UPSTREAM_PROFILE', RESOLUTION_PROFILES, upstreamApi === 'openai' ? 'openai' : upstreamApi),
     upstreamMaxImageTokens: int('VLMPRESS_UPSTREAM_MAX_IMAGE_TOKENS', 0, 0, 1_000_000),
     upstreamTimeoutMs: int('VLMPRESS_UPSTREAM_TIMEOUT_MS', 300_000, 100, 3_600_000),
+    shadowRate: num('VLMPRESS_SHADOW_RATE', 0, 0, 1),
+    shadowMaxTokensPerHour: int('VLMPRESS_SHADOW_MAX_TOKENS_PER_HOUR', 200_000, 0, 1e12),
     fetchMaxBytes: int('VLMPRESS_FETCH_MAX_BYTES', maxBodyBytes, 1024, 2 ** 30),
     fetchTimeoutMs: int('VLMPRESS_FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
     fetchAllowCidrs,

@@ -44,6 +44,8 @@ export interface UpstreamCall {
   /** the client's own credential headers, forwarded only when the gateway has no keys of its own and the backend none either */
   clientCredentials?: Record<string, string>;
   clientHeaders?: FastifyRequest['headers'];
+  /** headers of the gateway's own (a shadow replay's mark) */
+  extraHeaders?: Record<string, string>;
   signal?: AbortSignal;
 }
 
@@ -58,6 +60,7 @@ export async function callUpstream(call: UpstreamCall): Promise<UpstreamResponse
   }
   if (call.body !== undefined) headers['content-type'] = 'application/json';
   Object.assign(headers, call.backend.apiKey ? call.dialect.backendCredentials(call.backend.apiKey) : call.clientCredentials);
+  Object.assign(headers, call.extraHeaders);
 
   try {
     return await request(`${call.backend.url}${call.path}`, {

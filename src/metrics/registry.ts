@@ -126,6 +126,24 @@ export function createMetrics() {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
       registers: [registry],
     }),
+    shadowRequests: new Counter({
+      name: 'vlmpress_shadow_requests_total',
+      help: 'Proxied requests picked for a shadow check, by backend and outcome: compared, failed (a replay had no usable answer: timeout, 429, 5xx), skipped_budget (the hourly token cap was spent), skipped_busy (too many checks waiting), skipped_mixed (images at different operating points)',
+      labelNames: ['backend', 'outcome'] as const,
+      registers: [registry],
+    }),
+    shadowTokens: new Counter({
+      name: 'vlmpress_shadow_tokens_total',
+      help: 'Tokens the shadow replays spent, as the backends reported them (prompt, images and completion)',
+      labelNames: ['backend'] as const,
+      registers: [registry],
+    }),
+    shadowVerdicts: new Counter({
+      name: 'vlmpress_shadow_verdicts_total',
+      help: 'Shadow comparisons of the answer on compressed images with the answer on the originals, by backend, model, task class, codec, quality and verdict (agree, disagree)',
+      labelNames: ['backend', 'model', 'class', 'codec', 'quality', 'verdict'] as const,
+      registers: [registry],
+    }),
     storeCorrupt: new Counter({
       name: 'vlmpress_store_corrupt_entries_total',
       help: 'Stored entries that failed their hash or did not parse, removed and treated as misses, by part (bitstream, meta, cache)',

@@ -8,6 +8,7 @@ import type { PolicyTable } from '../policy/policy-table.js';
 import type { GatewayConfig } from '../config/config.js';
 import type { DecodeCache } from './decode-cache.js';
 import type { CompressOutcome } from './image-service.js';
+import type { ShadowRunner } from '../shadow/shadow.js';
 
 export interface ModelSummary {
   name: string;
@@ -22,6 +23,8 @@ export interface GatewayContext {
   runner: JobRunner;
   store: BitstreamStore;
   metrics: Metrics;
+  /** shadow checks of proxied answers (src/shadow) */
+  shadow: ShadowRunner;
   /** reconstructions of recently decoded bitstreams (see decode-cache.ts) */
   decodeCache: DecodeCache;
   /** encodes running now, by cache key: identical concurrent images share one (image-service.ts) */

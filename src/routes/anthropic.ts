@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
-import { anthropicDialect, readMessagesRequest } from '../lvlm-proxy/apis/anthropic.js';
+import { anthropicDialect, messagesReplay, readMessagesRequest } from '../lvlm-proxy/apis/anthropic.js';
 import { anthropicErrors, proxyAnswer, settingHeadersDoc, vlmpressField } from './schemas.js';
 import { proxyFlow, queryOf } from './proxy-flow.js';
 
@@ -55,6 +55,7 @@ export async function anthropicRoutes(app: FastifyInstance, ctx: GatewayContext)
           model: model(req.body),
           path: path('/v1/messages', queryOf(req)),
           read: readMessagesRequest,
+          replay: { route: messagesReplay, path: path('/v1/messages', queryOf(req)) },
         },
         req,
         reply,

@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
-import { geminiDialect, readGenerateContentRequest } from '../lvlm-proxy/apis/gemini.js';
+import { generateContentReplay, geminiDialect, readGenerateContentRequest } from '../lvlm-proxy/apis/gemini.js';
 import { geminiErrors, proxyAnswer, settingHeadersDoc, vlmpressField } from './schemas.js';
 import { proxyFlow, queryOf } from './proxy-flow.js';
 
@@ -33,9 +33,21 @@ export async function geminiRoutes(app: FastifyInstance, ctx: GatewayContext): P
     // The key never goes upstream in the URL (it goes as a header); every other parameter does (alt=sse).
     const query = queryOf(req);
     query.delete('key');
-    const path = `/${version}/models/${encodeURIComponent(model)}:${method}${query.size ? `?${query}` : ''}`;
+    const modelPath = (m: string, q: URLSearchParams) => `/${version}/models/${encodeURIComponent(model)}:${m}${q.size ? `?${q}` : ''}`;
+    const path = modelPath(method, query);
+    // A stream is checked as generateContent: the same body, answered in one piece.
+    const replay =
+      method === 'countTokens' ? undefined : { route: generateContentReplay, path: modelPath('generateContent', new URLSearchParams()) };
     return forward(
-      { dialect: geminiDialect, route, model, path, read: readGenerateContentRequest, stream: method === 'streamGenerateContent' },
+      {
+        dialect: geminiDialect,
+        route,
+        model,
+        path,
+        read: readGenerateContentRequest,
+        stream: method === 'streamGenerateContent',
+        ...(replay ? { replay } : {}),
+      },
       req,
       reply,
     );

@@ -12,6 +12,28 @@ import { TASK_CLASSES, TASK_HINTS } from '../policy/task-classifier.js';
 import { imageTokens } from '../policy/tokens.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { errors, policyFields, viewFields } from './schemas.js';
+import { wilsonInterval } from '../shadow/interval.js';
+
+/** Shadow settings and the verdict counts so far, each point with its agreement and 90 % Wilson interval. */
+async function shadowSummary(ctx: GatewayContext) {
+  const rows = await ctx.shadow.evidence.all();
+  return {
+    rate: ctx.config.shadowRate,
+    backendRates: Object.fromEntries(ctx.backends.list.filter((b) => b.shadowRate !== undefined).map((b) => [b.name, b.shadowRate])),
+    maxTokensPerHour: ctx.config.shadowMaxTokensPerHour,
+    tokensLastHour: ctx.shadow.spend.spent(),
+    evidence: rows
+      .sort(
+        (a, b) =>
+          a.backend.localeCompare(b.backend) ||
+          a.model.localeCompare(b.model) ||
+          a.taskClass.localeCompare(b.taskClass) ||
+          a.codec.localeCompare(b.codec) ||
+          a.quality - b.quality,
+      )
+      .map((r) => ({ ...r, agreement: r.n ? r.agree / r.n : null, interval90: wilsonInterval(r.agree, r.n) })),
+  };
+}
 
 /** Largest side a decision request may announce (the gateway never encodes more than VLMPRESS_MAX_PIXELS anyway). */
 const MAX_SIDE = 65_535;
@@ -28,6 +50,7 @@ export async function policyRoutes(app: FastifyInstance, ctx: GatewayContext): P
       },
     },
     async () => ({
+      shadow: await shadowSummary(ctx),
       model: { name: model.name, id: model.id },
       editor: ctx.defaultEditor,
       codecs: describeKinds({ levels: model.levels, default: model.defaultQuality }),

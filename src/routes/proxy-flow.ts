@@ -23,7 +23,7 @@ import { upstreamImage } from '../pipeline/upstream-image.js';
 import type { ResolutionProfile } from '../policy/resolution.js';
 import { imageTokens } from '../policy/tokens.js';
 import { REQUEST_SETTINGS, settingHeader } from './schemas.js';
-import { type ApiDialect, type ImageSlot, type RequestImages, type UpstreamFile } from '../lvlm-proxy/apis/dialect.js';
+import { type ApiDialect, type ImageSlot, type RequestImages, type RouteReplay, type UpstreamFile } from '../lvlm-proxy/apis/dialect.js';
 import { callUpstream, clientGone, relayResponse, type UpstreamResponse } from '../lvlm-proxy/upstream.js';
 
 interface ImageReport {
@@ -84,6 +84,8 @@ export interface ProxiedCall {
   path: string;
   /** the answer is a stream even when not SSE */
   stream?: boolean;
+  /** how shadow checks replay the route (absent: never shadowed, e.g. token counts) */
+  replay?: { route: RouteReplay; path: string };
 }
 
 /**
@@ -227,6 +229,8 @@ export function proxyFlow(ctx: GatewayContext) {
         'too_many_images',
         `${slots.length} images in one request; the limit is ${ctx.config.proxyMaxImages} (VLMPRESS_PROXY_MAX_IMAGES)`,
       );
+    // A shadow check needs the request with the client's own images: copied before they are replaced.
+    const original = call.replay && slots.length > 0 && ctx.shadow.picks(backend, req.headers) ? structuredClone(request) : undefined;
     // One decision per image: the backend's view depends on each image's `detail`, the class may on its content.
     const outcomes = await Promise.all(
       slots.map((s) =>
@@ -267,6 +271,30 @@ export function proxyFlow(ctx: GatewayContext) {
       for (const [name, value] of PER_IMAGE_HEADERS)
         void reply.header(name, results.map((r) => String(value(r.report) ?? 'unknown')).join(','));
       void reply.header('x-vlmpress-policy', results.map((r) => policyHeader(r.policy)).join(', '));
+    }
+
+    if (original && call.replay && results.length) {
+      const { route, path } = call.replay;
+      const points = new Set(results.map((r) => `${r.policy.taskClass}\t${r.report.codec}\t${r.report.quality}\t${r.report.how}`));
+      const [{ policy, report }] = results as [(typeof results)[0]];
+      // One verdict per request: it is evidence for one operating point, so all its images must share it.
+      if (points.size > 1 || report.how === 'client_bitstream') ctx.shadow.skip(backend, 'skipped_mixed');
+      else {
+        const check = {
+          backend,
+          dialect: call.dialect,
+          replay: route,
+          path,
+          model: call.model,
+          original,
+          sent: request,
+          point: { taskClass: policy.taskClass, codec: report.codec, quality: report.quality },
+          clientCredentials: clientCredentials(req, call.dialect),
+          clientHeaders: req.headers,
+        };
+        // After the client has its whole answer: never on its latency path.
+        reply.raw.once('finish', () => ctx.shadow.enqueue(check));
+      }
     }
 
     const t0 = performance.now();

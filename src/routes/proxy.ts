@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
 import { errors, proxyAnswer, REQUEST_SETTINGS, settingHeadersDoc, vlmpressField } from './schemas.js';
-import { openaiDialect, readChatRequest, readResponsesRequest } from '../lvlm-proxy/apis/openai.js';
+import { chatReplay, openaiDialect, readChatRequest, readResponsesRequest, responsesReplay } from '../lvlm-proxy/apis/openai.js';
 import { callUpstream, relayResponse } from '../lvlm-proxy/upstream.js';
 import { proxyFlow } from './proxy-flow.js';
 
@@ -49,7 +49,14 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     },
     (req, reply) =>
       forward(
-        { dialect: openaiDialect, route: 'chat_completions', model: modelOf(req.body), path: '/chat/completions', read: readChatRequest },
+        {
+          dialect: openaiDialect,
+          route: 'chat_completions',
+          model: modelOf(req.body),
+          path: '/chat/completions',
+          read: readChatRequest,
+          replay: { route: chatReplay, path: '/chat/completions' },
+        },
         req,
         reply,
       ),
@@ -79,7 +86,14 @@ export async function proxyRoutes(app: FastifyInstance, ctx: GatewayContext): Pr
     },
     (req, reply) =>
       forward(
-        { dialect: openaiDialect, route: 'responses', model: modelOf(req.body), path: '/responses', read: readResponsesRequest },
+        {
+          dialect: openaiDialect,
+          route: 'responses',
+          model: modelOf(req.body),
+          path: '/responses',
+          read: readResponsesRequest,
+          replay: { route: responsesReplay, path: '/responses' },
+        },
         req,
         reply,
       ),

@@ -37,6 +37,8 @@ import type { GatewayConfig } from '../config/config.js';
 import type { GatewayContext, ModelSummary } from '../pipeline/context.js';
 import { DecodeCache } from '../pipeline/decode-cache.js';
 import { installErrorHandler } from './errors.js';
+import { FileEvidence, RedisEvidence } from '../shadow/evidence.js';
+import { ShadowRunner } from '../shadow/shadow.js';
 
 export interface AppOptions {
   config: GatewayConfig;
@@ -148,11 +150,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     outcome: (outcome) => metrics.decodeCache.inc({ outcome }),
     bytes: (bytes) => metrics.decodeCacheBytes.set(bytes),
   });
+  // Shadow verdict counts are shared by every gateway through Redis; embedded, kept in the data folder.
+  const evidence = redis ? new RedisEvidence(redis, config.redisPrefix) : new FileEvidence(config.dataDir);
+  const shadow = new ShadowRunner(config, metrics, evidence, app.log);
   const ctx: GatewayContext = {
     config,
     runner,
     store,
     metrics,
+    shadow,
     decodeCache,
     encodesInFlight: new Map(),
     defaultModel: () => model,
@@ -203,6 +209,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return payload;
   });
   app.addHook('onClose', async () => {
+    await shadow.close();
     await runner.close();
     await store.close();
     await redis?.quit().catch(() => redis.disconnect());

@@ -70,3 +70,11 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The value of one series on the gateway's /metrics page (`labels` as written there, e.g. `backend="default",outcome="compared"`); 0 when absent. */
+export async function metricValue(gw: TestGateway, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${gw.base}/metrics`)).text();
+  const escaped = labels.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`^${name}\\{${escaped}\\} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
