@@ -128,7 +128,7 @@ export function createMetrics() {
     }),
     shadowRequests: new Counter({
       name: 'vlmpress_shadow_requests_total',
-      help: 'Proxied requests picked for a shadow check, by backend and outcome: compared, failed (a replay had no usable answer: timeout, 429, 5xx), skipped_budget (the hourly token cap was spent), skipped_busy (too many checks waiting), skipped_mixed (images at different operating points)',
+      help: 'Proxied requests picked for a shadow check, by backend and outcome: compared, failed (a replay had no usable answer: timeout, 429, 5xx), probe_failed (the third replay, at the probe point, had none; the check itself was compared), skipped_budget (the hourly token cap was spent), skipped_busy (too many checks waiting), skipped_mixed (images at different operating points)',
       labelNames: ['backend', 'outcome'] as const,
       registers: [registry],
     }),

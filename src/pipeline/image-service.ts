@@ -194,6 +194,8 @@ export interface CompressImageRequest {
   upstreamLimit?: number;
   /** classical codecs whose file the caller forwards as it is: no reconstruction is made for them */
   passthrough?: readonly PayloadFormat[];
+  /** a second opinion on the table's decision (the proxy's closed loop, src/shadow) */
+  adjust?: (decision: PolicyDecision) => PolicyDecision;
 }
 
 export interface CompressedImage {
@@ -218,7 +220,8 @@ export async function compressImage(ctx: GatewayContext, req: CompressImageReque
     const size = await imageSize(req.image);
     if (size) request = { ...request, size };
   }
-  const decision = decidePolicy(ctx.config, ctx.policyTable, request);
+  const offline = decidePolicy(ctx.config, ctx.policyTable, request);
+  const decision = req.adjust ? req.adjust(offline) : offline;
   // A classical file the caller forwards as it is needs no reconstruction: no decode, no re-encode.
   const format = codecPayloadFormat(decision.codec);
   if (format && req.passthrough?.includes(format)) {

@@ -44,7 +44,12 @@ export interface PolicyDecision {
   quality: number;
   maxBytes?: number;
   resize: ResizeRule;
-  source: 'request' | 'policy' | 'default';
+  /** shadow: the closed loop moved the table's choice on verdicts from the backend itself (src/shadow) */
+  source: 'request' | 'policy' | 'default' | 'shadow';
+  /** the table's quality, when the closed loop moved it */
+  offlineQuality?: number;
+  /** the closed loop found no quality that keeps the target: the client's own image goes */
+  sendOriginal?: boolean;
   taskClass: TaskClass;
   target: string | null;
   profile: ResolutionProfile;

@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { bitstreamCodec, isCodecError, type CodecChoice } from '../codec/index.js';
 import { decidePolicy, policyHeader, type PolicyDecision, type PolicyRequest } from '../policy/policy.js';
+import { parseTarget } from '../policy/policy-table.js';
 import { policyRequest } from '../policy/request-fields.js';
 import { HttpError } from '../http/http-error.js';
 import type { GatewayContext } from '../pipeline/context.js';
@@ -124,6 +125,7 @@ export function proxyFlow(ctx: GatewayContext) {
     request: PolicyRequest & { profile: ResolutionProfile },
     backend: Backend,
     dialect: ApiDialect,
+    adjust?: (decision: PolicyDecision) => PolicyDecision,
   ): Promise<Rewritten> {
     const { field, source } = slot;
     const file = { format: ctx.config.proxyImageFormat, quality: ctx.config.proxyImageQuality };
@@ -167,6 +169,7 @@ export function proxyFlow(ctx: GatewayContext) {
           reconstruction: file,
           upstreamLimit: clientBytes,
           passthrough: passthroughCodecs(backend),
+          ...(adjust ? { adjust } : {}),
         });
       } catch (e) {
         // A format the API reads but the codec cannot (HEIC on Gemini) goes as it came, uncompressed.
@@ -232,22 +235,16 @@ export function proxyFlow(ctx: GatewayContext) {
     // A shadow check needs the request with the client's own images: copied before they are replaced.
     const original = call.replay && slots.length > 0 && ctx.shadow.picks(backend, req.headers) ? structuredClone(request) : undefined;
     // One decision per image: the backend's view depends on each image's `detail`, the class may on its content.
-    const outcomes = await Promise.all(
-      slots.map((s) =>
-        rewriteImage(
-          s,
-          {
-            ...options,
-            prompt,
-            profile: backend.profile,
-            ...(s.detail ? { detail: s.detail } : {}),
-            ...(options.maxImageTokens === undefined && backend.maxImageTokens ? { maxImageTokens: backend.maxImageTokens } : {}),
-          },
-          backend,
-          call.dialect,
-        ),
-      ),
-    );
+    const imagePolicy = (s: ImageSlot) => ({
+      ...options,
+      prompt,
+      profile: backend.profile,
+      ...(s.detail ? { detail: s.detail } : {}),
+      ...(options.maxImageTokens === undefined && backend.maxImageTokens ? { maxImageTokens: backend.maxImageTokens } : {}),
+    });
+    // The closed loop may move the table's choice for a shadowed backend (src/shadow/controller.ts).
+    const adjust = (d: PolicyDecision) => ctx.shadow.adjust(d, backend, call.model);
+    const outcomes = await Promise.all(slots.map((s) => rewriteImage(s, imagePolicy(s), backend, call.dialect, adjust)));
     const api = call.dialect.api;
     const results = outcomes.flatMap((r, i) => ('untouched' in r ? [] : [{ ...r, slot: slots[i]! }]));
     const left = untouched + outcomes.length - results.length;
@@ -275,11 +272,24 @@ export function proxyFlow(ctx: GatewayContext) {
 
     if (original && call.replay && results.length) {
       const { route, path } = call.replay;
-      const points = new Set(results.map((r) => `${r.policy.taskClass}\t${r.report.codec}\t${r.report.quality}\t${r.report.how}`));
       const [{ policy, report }] = results as [(typeof results)[0]];
-      // One verdict per request: it is evidence for one operating point, so all its images must share it.
-      if (points.size > 1 || report.how === 'client_bitstream') ctx.shadow.skip(backend, 'skipped_mixed');
+      const target = policy.target ? parseTarget(policy.target) : null;
+      const points = new Set(results.map((r) => `${r.policy.taskClass}\t${r.report.codec}\t${r.report.quality}\t${r.report.upstream}`));
+      // One verdict per request: it is evidence for one operating point the policy chose, so every image must be at it.
+      if (points.size > 1 || !target || (policy.source !== 'policy' && policy.source !== 'shadow'))
+        ctx.shadow.skip(backend, 'skipped_mixed');
       else {
+        const atPoint = (r: { report: ImageReport }) => r.report.upstream === 'stored' || r.report.upstream === 'reconstruction';
+        const requestAt = async (quality: number) => {
+          const copy = structuredClone(original);
+          const again = call.read(copy).slots;
+          const probed = await Promise.all(
+            again.map((s) => rewriteImage(s, { ...imagePolicy(s), codec: report.codec, quality }, backend, call.dialect)),
+          );
+          if (probed.some((r) => 'untouched' in r || !atPoint(r) || !r.upstream)) return null;
+          probed.forEach((r, i) => 'upstream' in r && r.upstream && again[i]!.set(r.upstream));
+          return copy;
+        };
         const check = {
           backend,
           dialect: call.dialect,
@@ -288,7 +298,15 @@ export function proxyFlow(ctx: GatewayContext) {
           model: call.model,
           original,
           sent: request,
-          point: { taskClass: policy.taskClass, codec: report.codec, quality: report.quality },
+          point: {
+            taskClass: policy.taskClass,
+            codec: report.codec,
+            // What went is at the point only when it is the stored file or its reconstruction.
+            quality: atPoint(results[0]!) ? report.quality : null,
+            offline: policy.offlineQuality ?? policy.quality,
+            target: target.value,
+          },
+          requestAt,
           clientCredentials: clientCredentials(req, call.dialect),
           clientHeaders: req.headers,
         };

@@ -26,7 +26,7 @@ import { geminiRoutes } from '../routes/gemini.js';
 import { RedisBitstreamStore } from '../store/redis-store.js';
 import { connectRedis } from '../infra/redis.js';
 import type { Redis } from 'ioredis';
-import { avifencAvailable, describeEditors, findModelDirs } from '../codec/index.js';
+import { avifencAvailable, describeEditors, findModelDirs, isCodecChoice, qualityScale } from '../codec/index.js';
 import { readManifest } from '../codec/model-package.js';
 import { loadPolicyTable, PolicyTableError, tableWithoutScreen, type PolicyTable } from '../policy/policy-table.js';
 import path from 'node:path';
@@ -152,7 +152,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   // Shadow verdict counts are shared by every gateway through Redis; embedded, kept in the data folder.
   const evidence = redis ? new RedisEvidence(redis, config.redisPrefix) : new FileEvidence(config.dataDir);
-  const shadow = new ShadowRunner(config, metrics, evidence, app.log);
+  const shadow = new ShadowRunner(config, metrics, evidence, app.log, (codec) =>
+    isCodecChoice(codec) ? qualityScale(codec, { levels: model.levels, default: model.defaultQuality }).ladder : [],
+  );
   const ctx: GatewayContext = {
     config,
     runner,

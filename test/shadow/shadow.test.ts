@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import sharp from 'sharp';
+import { RedisEvidence } from '../../src/shadow/evidence.js';
 import { closeCodecs, readShared, ROOT } from '../helpers.js';
 import { metricValue, startGateway, waitFor, type Mode, type TestGateway } from '../gateway/harness.js';
 import { startRecordingServer, type FakeServer } from '../gateway/recording-server.js';
@@ -99,9 +101,9 @@ describe('shadow checks', () => {
       const body = chat(photo, { stream: true, temperature: 0.7 });
       const shadowed = await send(gw, body);
       const shadowedText = await shadowed.text();
-      await waitFor('the verdict', async () => ((await comparisons(gw)) === 1 ? true : undefined));
-      const [client, withOriginal, asSent] = fake.received;
-      assert.equal(fake.received.length, 3);
+      await waitFor('the verdicts', async () => ((await comparisons(gw)) === 2 ? true : undefined));
+      const [client, withOriginal, asSent, probe] = fake.received;
+      assert.equal(fake.received.length, 4, 'the request, its two replays and the probe');
       assert.equal(client!.headers['x-vlmpress-shadow'], undefined);
       for (const replay of [withOriginal!, asSent!]) {
         assert.equal(replay.headers['x-vlmpress-shadow'], 'replay');
@@ -113,19 +115,30 @@ describe('shadow checks', () => {
       assert.equal(imageOf(withOriginal), photo, 'the first replay carries the client’s own image');
       assert.equal(imageOf(asSent), imageOf(client), 'the second carries what the client’s request sent');
       assert.notEqual(imageOf(client), photo);
-      const [row] = await evidence(gw);
+      const row = (await evidence(gw)).find((r) => String(r.quality) === shadowed.headers.get('x-vlmpress-quality'));
       assert.deepEqual([row!.backend, row!.model, row!.n, row!.agree], ['default', 'fake-vlm', 1, 1]);
       assert.equal(row!.codec, shadowed.headers.get('x-vlmpress-codec'));
-      assert.equal(String(row!.quality), shadowed.headers.get('x-vlmpress-quality'));
       assert.equal(await outcome(gw, 'compared'), 1);
-      assert.equal(await metricValue(gw, 'vlmpress_shadow_tokens_total', 'backend="default"'), 60);
+      assert.equal(await metricValue(gw, 'vlmpress_shadow_tokens_total', 'backend="default"'), 90);
+      // The probe went at the cheapest point of the codec's ladder (nothing is known to fail yet).
+      assert.equal(probe!.headers['x-vlmpress-shadow'], 'replay');
+      assert.notEqual(imageOf(probe), imageOf(client));
+      const ladder = ((await (await fetch(`${gw.base}/policy`)).json()) as any).codecs.find((k: any) => k.name === row!.codec).quality
+        .ladder;
+      assert.deepEqual(
+        (await evidence(gw)).map((r) => [r.quality, r.n]),
+        [
+          [ladder[0], 1],
+          [row!.quality, 1],
+        ].sort((a, b) => a[0]! - b[0]!),
+      );
 
       // Opted out: the same answer and the same vlmpress headers, and no replay.
       const plain = await send(gw, body, { 'x-vlmpress-shadow': 'off' });
       assert.equal(await plain.text(), shadowedText);
       for (const [name, value] of shadowed.headers) if (name.startsWith('x-vlmpress-')) assert.equal(plain.headers.get(name), value, name);
       await new Promise((r) => setTimeout(r, 300));
-      assert.equal(fake.received.length, 4);
+      assert.equal(fake.received.length, 5);
     } finally {
       await gw.close();
       await fake.close();
@@ -191,18 +204,19 @@ describe('shadow checks', () => {
       };
       try {
         const first = await startGateway(mode, env);
-        await check(first, 1);
+        // Each check counts two verdicts: the request as sent, and the probe.
+        await check(first, 2);
         await first.close();
         const second = await startGateway(mode, env);
         try {
-          assert.equal(await comparisons(second), 1, 'the count survived the restart');
-          await check(second, 2);
+          assert.equal(await comparisons(second), 2, 'the counts survived the restart');
+          await check(second, 4);
           if (mode === 'redis') {
             // Gateways sharing Redis share the counts.
             const third = await startGateway(mode, { ...env, VLMPRESS_DATA_DIR: await mkdtemp(path.join(tmpdir(), 'vlmpress-shadow-')) });
             try {
-              await check(third, 3);
-              assert.equal(await comparisons(second), 3);
+              await check(third, 6);
+              assert.equal(await comparisons(second), 6);
             } finally {
               await third.close();
             }
@@ -244,10 +258,16 @@ describe('shadow checks against a stand-in LVLM', () => {
       assert.equal(res.status, 200);
       const label = ((await res.json()) as any).choices[0].message.content as string;
       assert.ok(label.length > 0 && !/image/.test(label), label);
-      await waitFor('the verdict', async () => ((await comparisons(gw)) === 1 ? true : undefined), 60_000);
-      const [row] = await evidence(gw);
-      assert.equal(row!.taskClass, 'general');
-      assert.equal(row!.n, 1);
+      await waitFor('the check', async () => ((await outcome(gw, 'compared')) === 1 ? true : undefined), 60_000);
+      await waitFor('its verdicts', async () => ((await comparisons(gw)) === 2 ? true : undefined), 60_000);
+      const rows = await evidence(gw);
+      assert.deepEqual(
+        rows.map((r) => [r.taskClass, r.n]),
+        [
+          ['general', 1],
+          ['general', 1],
+        ],
+      );
     } finally {
       await gw.close();
     }
@@ -291,30 +311,97 @@ describe('shadow checks on the Anthropic and Gemini routes', () => {
       });
       assert.equal(streamed.status, 200);
       await streamed.text();
-      await waitFor('two verdicts', async () => ((await comparisons(gw)) === 2 ? true : undefined));
-      const replays = [...anthropic.received, ...gemini.received].filter((r) => r.headers['x-vlmpress-shadow'] === 'replay');
-      assert.equal(replays.length, 4);
-      for (const r of replays.slice(0, 2)) {
+      await waitFor('four verdicts', async () => ((await comparisons(gw)) === 4 ? true : undefined));
+      const marked = (r: { headers: Record<string, unknown> }) => r.headers['x-vlmpress-shadow'] === 'replay';
+      const messages = anthropic.received.filter(marked);
+      const contents = gemini.received.filter(marked);
+      assert.equal(messages.length, 3, 'with the originals, as sent, and the probe');
+      assert.equal(contents.length, 3);
+      for (const r of messages) {
         assert.equal(r.url, '/v1/messages');
         assert.deepEqual([r.body.stream, r.body.temperature, r.body.max_tokens], [undefined, 0, 32]);
       }
-      assert.equal(anthropicImages(replays[0]!.body)[0].source.data, data, 'the client’s own image');
-      for (const r of replays.slice(2)) {
+      assert.equal(anthropicImages(messages[0]!.body)[0].source.data, data, 'the client’s own image');
+      for (const r of contents) {
         assert.equal(r.url, '/v1beta/models/gemini-test:generateContent');
         assert.deepEqual(r.body.generationConfig, { temperature: 0, seed: 0, candidateCount: 1 });
       }
-      assert.equal(geminiImages(replays[2]!.body)[0].data, data);
+      assert.equal(geminiImages(contents[0]!.body)[0].data, data);
+      const totals = new Map<string, [number, number]>();
+      for (const r of await evidence(gw)) {
+        const t = totals.get(`${r.backend}/${r.model}`) ?? [0, 0];
+        totals.set(`${r.backend}/${r.model}`, [t[0] + r.n, t[1] + r.agree]);
+      }
       assert.deepEqual(
-        (await evidence(gw)).map((r) => [r.backend, r.model, r.n, r.agree]),
+        [...totals],
         [
-          ['claude', 'claude-test', 1, 1],
-          ['gem', 'gemini-test', 1, 1],
+          ['claude/claude-test', [2, 2]],
+          ['gem/gemini-test', [2, 2]],
         ],
       );
     } finally {
       await gw.close();
       await Promise.all([anthropic.close(), gemini.close()]);
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the closed loop in the gateway', () => {
+  it('moves a shadowed backend’s decision on the verdicts, back when they turn, and to the client’s own image when nothing keeps the target', async () => {
+    const fake = await startChatFake();
+    const prefix = `loop-${process.pid}-${Date.now()}`;
+    const env = { VLMPRESS_UPSTREAM_URL: `${fake.url}/v1`, VLMPRESS_SHADOW_RATE: '1', VLMPRESS_REDIS_PREFIX: prefix };
+    const gw = await startGateway('redis', env);
+    const redis = new Redis(gw.redisUrl!);
+    try {
+      // The requests opt out of checks: the loop still applies to the backend, and no replay adds verdicts.
+      const ask = async () => {
+        const res = await send(gw, chat(photo), { 'x-vlmpress-shadow': 'off', 'x-vlmpress-target': 'agreement:0.95' });
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+        return res.headers;
+      };
+      const first = await ask();
+      assert.match(first.get('x-vlmpress-policy')!, /^policy; class=general/);
+      const codec = first.get('x-vlmpress-codec')!;
+      const offline = Number(first.get('x-vlmpress-quality'));
+      const ladder: number[] = ((await (await fetch(`${gw.base}/policy`)).json()) as any).codecs.find((k: any) => k.name === codec).quality
+        .ladder;
+      const store = new RedisEvidence(redis, prefix);
+      const key = { backend: 'default', model: 'fake-vlm', taskClass: 'general', codec };
+      const add = async (quality: number, n: number, agree: boolean) => {
+        for (let i = 0; i < n; i++) await store.add(key, quality, agree);
+      };
+      // 60 agreeing verdicts at the cheapest point certify 0.95 there (Wilson needs 52).
+      await add(ladder[0]!, 60, true);
+      const moved = await waitFor('the move down', async () => {
+        const h = await ask();
+        return h.get('x-vlmpress-policy')!.startsWith('shadow;') ? h : undefined;
+      });
+      assert.equal(Number(moved.get('x-vlmpress-quality')), ladder[0]);
+      assert.ok(Number(moved.get('x-vlmpress-compressed-bytes')) < Number(first.get('x-vlmpress-compressed-bytes')));
+      // 40 disagreements there: it fails, and the offline choice is back.
+      await add(ladder[0]!, 40, false);
+      const back = await waitFor('the move back', async () => {
+        const h = await ask();
+        return h.get('x-vlmpress-policy')!.startsWith('policy;') ? h : undefined;
+      });
+      assert.equal(Number(back.get('x-vlmpress-quality')), offline);
+      // Every point at or above the offline choice fails too: the client's image goes as it came.
+      for (const q of ladder.filter((x) => x >= offline)) await add(q, 30, false);
+      const original = await waitFor('the client’s image', async () => {
+        const h = await ask();
+        return h.get('x-vlmpress-upstream')!.startsWith('client/') ? h : undefined;
+      });
+      assert.equal(original.get('x-vlmpress-upstream'), 'client/png');
+      assert.equal(original.get('x-vlmpress-upstream-bytes'), original.get('x-vlmpress-original-bytes'));
+      const sent = fake.received.at(-1)!.body.messages[0].content[1].image_url.url;
+      assert.equal(sent, photo, 'the client’s own image, unchanged');
+    } finally {
+      redis.disconnect();
+      await gw.close();
+      await fake.close();
     }
   });
 });
