@@ -42,16 +42,17 @@ export function upstreamImage(
         width: reconstruction!.width,
         height: reconstruction!.height,
       };
-  if (compressed.decision.sendOriginal)
-    return {
-      kind: 'client',
-      format: source.format,
-      bytes: null,
-      byteLength: clientBytes,
-      width: source.width,
-      height: source.height,
-      why: "the client's image as sent: no quality keeps the target on this backend's shadow verdicts",
-    };
+  /** The client's own bytes go (the caller holds them). */
+  const asSent = (why: string): UpstreamImage => ({
+    kind: 'client',
+    format: source.format,
+    bytes: null,
+    byteLength: clientBytes,
+    width: source.width,
+    height: source.height,
+    why: `the client's image as sent, ${why}`,
+  });
+  if (compressed.decision.sendOriginal) return asSent("no quality keeps the target on this backend's shadow verdicts");
   if (sent.bytes.length <= clientBytes || !formats.has(source.format)) return { ...sent, byteLength: sent.bytes.length };
   const why = `the ${sent.kind === 'stored' ? 'stored file' : 'reconstruction'} as ${sent.format} (${sent.bytes.length} B) is larger than the ${clientBytes} B sent`;
   if (clientCopy) {
@@ -65,13 +66,5 @@ export function upstreamImage(
       why: `the client's image downscaled, ${why}`,
     };
   }
-  return {
-    kind: 'client',
-    format: source.format,
-    bytes: null,
-    byteLength: clientBytes,
-    width: source.width,
-    height: source.height,
-    why: `the client's image as sent, ${why}`,
-  };
+  return asSent(why);
 }
