@@ -148,3 +148,16 @@ def test_the_command_line_prints_where_it_listens():
 @pytest.mark.parametrize(("size", "detail", "tokens"), [((512, 512), None, 255), ((1024, 1024), None, 765), ((4000, 100), "low", 85)])
 def test_image_tokens_follow_the_gateways_openai_rule(size, detail, tokens):
     assert openai_image_tokens(*size, detail) == tokens
+
+
+def test_answers_an_image_sent_again_from_memory():
+    server, url = start(receiver="mbv1", no_ocr=True)
+    try:
+        standin = server.RequestHandlerClass.owner  # type: ignore[attr-defined]
+        image = photos()[0]
+        receiver = LvlmReceiver(url, "standin")
+        first = receiver.ask(image, "What is in this image?")
+        assert receiver.ask(image, "What is this?") == first
+        assert len(standin.cache) == 1 and standin.requests == 2
+    finally:
+        server.shutdown()

@@ -14,6 +14,7 @@ receiver the offline policy table was not built on:
     python -m vlmpress_eval.standin --constant "a photo"
 
 The first line on stdout is `listening on http://HOST:PORT/v1` (use `--port 0` for a free port).
+The receivers are deterministic, so answers are cached by image bytes and kind of question.
 Usage is billed like OpenAI's published rule for images (85 + 170 per 512-px tile of the view) plus
 one token per word, so the gateway's token accounting has numbers to read.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import io
 import json
 import math
@@ -29,6 +31,7 @@ import re
 import sys
 import threading
 import time
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Protocol
@@ -139,9 +142,30 @@ def decode_data_url(url: str) -> np.ndarray:
 
 
 class StandIn:
+    # The receivers are deterministic: an image sent again (every turn of a chat, every request of a
+    # bench at a settled quality) gets its answer from memory, not another classifier or OCR run.
+    CACHE_SIZE = 4096
+
     def __init__(self, looker: Answerer, reader: Answerer | None, model: str) -> None:
         self.looker, self.reader, self.model = looker, reader, model
         self.requests = 0
+        self.cache: OrderedDict[tuple[str, bool], str] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def _answer(self, url: str, asks_text: bool) -> tuple[str, np.ndarray]:
+        key = (hashlib.sha256(url.encode()).hexdigest(), asks_text)
+        image = decode_data_url(url)
+        with self.lock:
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.cache.move_to_end(key)
+                return cached, image
+        answer = (self.reader if asks_text else self.looker).answer(image)  # type: ignore[union-attr]
+        with self.lock:
+            self.cache[key] = answer
+            while len(self.cache) > self.CACHE_SIZE:
+                self.cache.popitem(last=False)
+        return answer, image
 
     def complete(self, body: dict) -> dict:
         """One chat completion: the last user message's words and its first image decide the answer."""
@@ -157,9 +181,8 @@ class StandIn:
         else:
             ref = image_part["image_url"]
             url, detail = (ref, None) if isinstance(ref, str) else (ref["url"], ref.get("detail"))
-            image = decode_data_url(url)
             asks_text = self.reader is not None and READ_TEXT.search(words) is not None
-            answer = (self.reader if asks_text else self.looker).answer(image)  # type: ignore[union-attr]
+            answer, image = self._answer(url, asks_text)
             image_tokens = openai_image_tokens(image.shape[1], image.shape[0], detail)
         self.requests += 1
         prompt_tokens = image_tokens + len(words.split())
@@ -181,6 +204,7 @@ class StandIn:
 def make_handler(standin: StandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        owner = standin
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass

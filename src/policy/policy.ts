@@ -168,6 +168,8 @@ export function policyHeader(d: PolicyDecision): string {
     ...(d.target ? [`target=${d.target}`] : []),
     `quality=${d.quality}`,
     ...(d.maxBytes !== undefined ? [`max_bytes=${d.maxBytes}`] : []),
+    // the closed loop found nothing that keeps the target: the client's image goes
+    ...(d.sendOriginal ? ['upstream=client'] : []),
   ].join('; ');
 }
 
