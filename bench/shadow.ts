@@ -152,6 +152,8 @@ async function ask(base: string, image: string, question: string, headers: Recor
 
 interface StreamResult {
   label: string;
+  /** where the decision changed: request index and the point from there on */
+  changes: [number, string][];
   settledAfter: number;
   offline: string;
   final: string;
@@ -228,8 +230,10 @@ async function runStream(
     while (settledAfter > 0 && qualities[settledAfter - 1] === qualities.at(-1)) settledAfter--;
     const after = agrees.slice(settledAfter);
     const text = await (await fetch(`${loop.base}/metrics`)).text();
+    const changes = qualities.flatMap((q, i): [number, string][] => (i === 0 || q !== qualities[i - 1] ? [[i, q]] : []));
     return {
       label,
+      changes,
       settledAfter,
       offline: qualities[0]!,
       final: qualities.at(-1)!,
@@ -324,6 +328,13 @@ async function main(): Promise<void> {
       ]),
     ]),
   );
+  for (const r of results)
+    console.log(
+      `${r.label}: ${r.changes.length - 1} changes of point: ${r.changes
+        .slice(0, 12)
+        .map(([i, q]) => `#${i} ${q}`)
+        .join(', ')}${r.changes.length > 12 ? ', ...' : ''}`,
+    );
 }
 
 await main();
