@@ -174,6 +174,7 @@ const metric = (text: string, name: string, match: string) =>
 /** One stream through the loop's gateway and the static one, with the answer on every original. */
 async function runStream(
   label: string,
+  streamClass: string,
   inputs: Input[],
   question: string,
   target: string,
@@ -190,7 +191,10 @@ async function runStream(
     const headers = { 'x-vlmpress-target': `agreement:${target}` };
     const original = new Map<string, string>();
     const staticCost = new Map<string, { bytes: number; tokens: number; ms: number }>();
+    /** the decision for each request of the stream's class, in order */
     const qualities: string[] = [];
+    /** whether each request was of the stream's class */
+    const classOf: boolean[] = [];
     const agrees: boolean[] = [];
     let loopBytes = 0;
     let loopTokens = 0;
@@ -219,18 +223,24 @@ async function runStream(
       if (!moved && i < inputs.length) onMs.push(got.ms);
       // The decision (an image kept as the client sent it because its copy would cost more is not a move of the loop).
       const kept = /upstream=client/.test(policy) ? ' (client images)' : '';
-      qualities.push(`${got.headers.get('x-vlmpress-codec')} ${got.headers.get('x-vlmpress-quality')}${kept}`);
+      // The stream's own class: a photo the classifier takes for text is decided (and settles) with text.
+      if (new RegExp(`class=${streamClass}\\b`).test(policy))
+        qualities.push(`${got.headers.get('x-vlmpress-codec')} ${got.headers.get('x-vlmpress-quality')}${kept}`);
+      classOf.push(new RegExp(`class=${streamClass}\\b`).test(policy));
       agrees.push(compareAnswers({ text: original.get(input.name)!, toolCalls: [] }, { text: got.text, toolCalls: [] }).agree);
       loopBytes += Number(got.headers.get('x-vlmpress-upstream-bytes'));
       loopTokens += Number(got.headers.get('x-vlmpress-upstream-tokens'));
       fixedBytes += staticCost.get(input.name)!.bytes;
       fixedTokens += staticCost.get(input.name)!.tokens;
     }
-    let settledAfter = qualities.length;
-    while (settledAfter > 0 && qualities[settledAfter - 1] === qualities.at(-1)) settledAfter--;
+    let settled = qualities.length;
+    while (settled > 0 && qualities[settled - 1] === qualities.at(-1)) settled--;
+    // As a request index of the whole stream: the settled-th request of the class.
+    const indices = classOf.flatMap((mine, i) => (mine ? [i] : []));
+    const settledAfter = settled < indices.length ? indices[settled]! : requests;
     const after = agrees.slice(settledAfter);
     const text = await (await fetch(`${loop.base}/metrics`)).text();
-    const changes = qualities.flatMap((q, i): [number, string][] => (i === 0 || q !== qualities[i - 1] ? [[i, q]] : []));
+    const changes = qualities.flatMap((q, i): [number, string][] => (i === 0 || q !== qualities[i - 1] ? [[indices[i]!, q]] : []));
     return {
       label,
       changes,
@@ -271,6 +281,7 @@ async function main(): Promise<void> {
         results.push(
           await runStream(
             `${stream} @ ${target}`,
+            stream,
             inputs[stream]!,
             QUESTIONS[stream as 'general' | 'text'],
             target,
@@ -282,6 +293,7 @@ async function main(): Promise<void> {
       results.push(
         await runStream(
           `${stream} @ 0.98, constant stand-in`,
+          stream,
           inputs[stream]!,
           QUESTIONS[stream as 'general' | 'text'],
           '0.98',
@@ -302,7 +314,7 @@ async function main(): Promise<void> {
     table([
       [
         'stream @ target',
-        'settled after',
+        'settled after (request)',
         'offline point',
         'settled point',
         'agreement, all',
